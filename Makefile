@@ -1,0 +1,57 @@
+# artflow: two commands do everything on a fresh machine.
+#   make demo   the main job on offline demo data
+#   make test   the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON_VERSION ?= 3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+ARTFLOW := $(BIN)/artflow
+PROFILE ?= smoke
+WORKDIR ?= data
+export ARTFLOW_PROFILE := $(PROFILE)
+export GX_ANALYTICS_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo test test-fast lint lock clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	uv venv -q --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	uv pip install -q --python $(PY) -r requirements.lock
+	uv pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv from the lock (uv)
+
+lock:  ## re-pin requirements.lock from pyproject.toml
+	uv pip compile pyproject.toml --extra dev --python-version $(PYTHON_VERSION) \
+	  -o requirements.lock --no-header --no-annotate
+
+demo: install  ## demo data -> ingest -> validate -> sample -> EDA (offline, smoke profile)
+	$(ARTFLOW) data demo --out $(WORKDIR)/demo_source
+	$(ARTFLOW) data ingest --source $(WORKDIR)/demo_source --workdir $(WORKDIR)
+	$(ARTFLOW) data validate --workdir $(WORKDIR)
+	$(ARTFLOW) data sample --workdir $(WORKDIR)
+	$(ARTFLOW) data report --workdir $(WORKDIR)
+	@echo "demo done: see $(WORKDIR)/validation/report.html and $(WORKDIR)/reports/eda/index.html"
+
+test: install  ## the whole suite, slow end-to-end tests included
+	$(BIN)/ruff check src tests components pipelines benchmarks
+	$(BIN)/pytest -q --timeout=900
+
+test-fast: install  ## the suite without the slow end-to-end tests
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests components pipelines benchmarks
+	$(BIN)/ruff format --check src tests components pipelines benchmarks
+
+clean:  ## remove generated data, runs and builds (keeps .venv)
+	rm -rf $(WORKDIR)/demo_source $(WORKDIR)/raw $(WORKDIR)/interim $(WORKDIR)/validation \
+	  $(WORKDIR)/splits $(WORKDIR)/reports mlflow.db mlartifacts mlruns build

@@ -1,0 +1,60 @@
+"""`artflow ...`: every stage and operation, one sub-command each.
+
+Each command module under `artflow.commands` registers its own commands; heavy libraries
+(TensorFlow, MLflow, GX, Evidently, BentoML) are imported inside the commands so that
+`artflow --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+import typer
+
+from artflow.errors import ArtflowError
+
+COMMAND_MODULES = ("data", "classify", "style", "registry", "pipeline", "drift", "serve")
+
+app = typer.Typer(
+    name="artflow",
+    help="MLOps for artworks: data, training, style transfer, registry, drift and serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(help="Train models (classifier, stylizer, CycleGAN).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"artflow.commands.{_name}").register(app, train_app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; user errors print one message, no traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ArtflowError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.secho("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        return 130
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""Typed settings loaded from params.yaml plus an optional profile overlay.
+
+One source of truth (DESIGN.md): the CLI loads a `Settings` once and passes it, or the
+relevant section, into every stage function. Nothing deeper reads params.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from artflow.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+Fraction = Field(ge=0.0, le=1.0)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoCfg(Section):
+    scale: float = Field(0.1, gt=0.0, le=1.0)
+    image_size: int = Field(96, ge=16, le=1024)
+    monet_paintings: int = Field(30, ge=2)
+    photos: int = Field(60, ge=2)
+
+
+class DataCfg(Section):
+    kaggle_artworks: str = "ikarus777/best-artworks-of-all-time"
+    kaggle_monet: str = "gan-getting-started"
+    demo: DemoCfg = DemoCfg()
+
+
+class ValidateCfg(Section):
+    min_side: int = Field(32, ge=1)
+    allowed_modes: list[str] = ["RGB", "L", "CMYK", "P", "RGBA", "LA", "I;16", "I"]
+    max_quarantine_share: float = Fraction
+    min_images_per_class: int = Field(200, ge=1)
+
+
+class SampleCfg(Section):
+    min_paintings: int = Field(200, ge=1)
+    train_share: float = Field(0.8, gt=0.0, lt=1.0)
+    test_share: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class ImagesCfg(Section):
+    size: int = Field(224, ge=16, le=1024)
+    channels: Literal[3] = 3
+
+
+class AugmentCfg(Section):
+    rotation_deg: float = Field(45, ge=0, le=180)
+    width_shift: float = Fraction
+    height_shift: float = Fraction
+    shear: float = Fraction
+    zoom: float = Fraction
+    horizontal_flip: bool = True
+
+
+class CnnCfg(Section):
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(30, ge=1)
+    dense_units: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
+    early_stopping_patience: int = Field(3, ge=0)
+
+
+class TunerCfg(Section):
+    max_trials: int = Field(5, ge=1)
+    executions_per_trial: int = Field(2, ge=1)
+    epochs: int = Field(10, ge=1)
+    dense_units: list[int] = [128, 256, 512]
+    learning_rates: list[float] = [1e-2, 1e-3, 1e-4]
+
+
+class ResnetCfg(Section):
+    weights: str = "imagenet"
+    image_size: int = Field(224, ge=32, le=1024)
+    batch_size: int = Field(32, ge=1)
+    pooling: Literal["flatten", "avg"] = "flatten"
+    phase1_epochs: int = Field(10, ge=0)
+    phase1_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    phase2_epochs: int = Field(10, ge=0)
+    phase2_learning_rate: float = Field(1e-5, gt=0.0, le=1.0)
+    unfreeze_top_layers: int = Field(10, ge=0)
+    early_stopping_patience: int = Field(3, ge=0)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        return _check_weights(v)
+
+
+class TrainingCfg(Section):
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    distribute: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
+
+
+class NstCfg(Section):
+    backbone: Literal["vgg19", "resnet50"] = "vgg19"
+    weights: str = "imagenet"
+    image_size: int = Field(512, ge=32, le=2048)
+    steps: int = Field(100, ge=1)
+    learning_rate: float = Field(0.02, gt=0.0)
+    content_weight: float = Field(1e4, ge=0.0)
+    style_weight: float = Field(1e-2, ge=0.0)
+    tv_weight: float = Field(30.0, ge=0.0)
+    style_layer_weights: list[float] = [1.0] * 5
+    search_trials: int = Field(10, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        return _check_weights(v)
+
+
+class StylizerCfg(Section):
+    encoder_weights: str = "imagenet"
+    image_size: int = Field(256, ge=32, le=2048)
+    batch_size: int = Field(8, ge=1)
+    steps: int = Field(20000, ge=1)
+    learning_rate: float = Field(1e-4, gt=0.0)
+    style_weight: float = Field(10.0, ge=0.0)
+    strength: float = Fraction
+
+    @field_validator("encoder_weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        return _check_weights(v)
+
+
+class CycleganCfg(Section):
+    image_size: int = Field(256, ge=32, le=1024)
+    res_blocks: int = Field(9, ge=1, le=16)
+    epochs: int = Field(25, ge=1)
+    steps_per_epoch: int = Field(0, ge=0)
+    batch_size: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-4, gt=0.0)
+    beta_1: float = Field(0.5, ge=0.0, lt=1.0)
+    lambda_cycle: float = Field(10.0, ge=0.0)
+    decay_start_epoch: int = Field(12, ge=0)
+    checkpoint_every: int = Field(500, ge=1)
+
+
+class GateCfg(Section):
+    min_accuracy: float = Fraction
+    min_macro_f1: float = Fraction
+    max_latency_ms: float = Field(500.0, gt=0.0)
+    max_model_size_mb: float = Field(500.0, gt=0.0)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    require_significance: bool = True
+    style_max_loss_ratio: float = Field(1.0, gt=0.0)
+
+
+class ServeCfg(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    challenger_weight: float = Fraction
+    top_k: int = Field(3, ge=1)
+    max_body_mb: float = Field(10, gt=0)
+    max_pixels: int = Field(40_000_000, ge=1)
+    max_batch_size: int = Field(16, ge=1)
+    max_latency_ms: int = Field(50, ge=1)
+    timeout_s: int = Field(60, ge=1)
+    gatys_max_steps: int = Field(50, ge=1)
+    gatys_max_size: int = Field(256, ge=32)
+    prediction_log: str = "data/serving/predictions.jsonl"
+    log_rotate_mb: float = Field(50, gt=0)
+
+
+class DriftCfg(Section):
+    window: str = "500"
+    min_window: int = Field(30, ge=2)
+    drift_share: float = Fraction
+    embedding_components: int = Field(8, ge=1)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> str:
+        text = str(v).strip()
+        if not (text.isdigit() or (text[:-1].isdigit() and text[-1:] in {"h", "d"})):
+            raise ValueError("must be a request count (e.g. 500) or a duration (e.g. 12h, 1d)")
+        return text
+
+
+class PipelineCfg(Section):
+    base_image: str = "ghcr.io/artflow/artflow:latest"
+    gpu_image: str = "ghcr.io/artflow/artflow-gpu:latest"
+    cpu_request: str = "2"
+    memory_request: str = "8Gi"
+    gpu_limit: int = Field(1, ge=0)
+
+
+class Settings(Section):
+    seed: int = 42
+    data: DataCfg = DataCfg()
+    validate_: ValidateCfg = Field(ValidateCfg(max_quarantine_share=0.05), alias="validate")
+    sample: SampleCfg = SampleCfg()
+    images: ImagesCfg = ImagesCfg()
+    augment: AugmentCfg = AugmentCfg(width_shift=0.2, height_shift=0.2, shear=0.2, zoom=0.2)
+    cnn: CnnCfg = CnnCfg()
+    tuner: TunerCfg = TunerCfg()
+    resnet: ResnetCfg = ResnetCfg()
+    training: TrainingCfg = TrainingCfg()
+    nst: NstCfg = NstCfg()
+    stylizer: StylizerCfg = StylizerCfg(strength=1.0)
+    cyclegan: CycleganCfg = CycleganCfg()
+    gate: GateCfg = GateCfg(min_accuracy=0.5, min_macro_f1=0.45)
+    serve: ServeCfg = ServeCfg(challenger_weight=0.1)
+    drift: DriftCfg = DriftCfg(drift_share=0.3)
+    pipeline: PipelineCfg = PipelineCfg()
+    # Set by the loader, not by params.yaml: which profile overlay was applied.
+    profile: str = "default"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def as_flat_dict(self) -> dict[str, Any]:
+        """`section.key` -> value, for MLflow params and DVC-style diffs."""
+        return _flatten(self.model_dump(by_alias=True))
+
+
+def _check_weights(v: str) -> str:
+    if v in {"imagenet", "none"}:
+        return v
+    if not Path(v).expanduser().is_file():
+        raise ValueError(f"weights file {v!r} does not exist (use imagenet, none or a file path)")
+    return str(Path(v).expanduser())
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}", "pass --params with an existing file")
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def profile_path(profile: str) -> Path:
+    path = PROFILES_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ConfigError(f"unknown profile {profile!r}", f"choose one of: {', '.join(known)}")
+    return path
+
+
+def load_settings(
+    params: str | Path | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Load params.yaml, overlay profiles/<profile>.yaml, then `overrides`; validate all.
+
+    The profile defaults to the ARTFLOW_PROFILE environment variable (so DVC stages and
+    Kubeflow components inherit it), and to no overlay when that is unset.
+    """
+    raw = _read_yaml(Path(params) if params else DEFAULT_PARAMS)
+    profile = profile or os.environ.get("ARTFLOW_PROFILE") or None
+    if profile and profile != "default":
+        raw = _deep_merge(raw, _read_yaml(profile_path(profile)))
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    raw["profile"] = profile or "default"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), "edit params.yaml or the profile overlay") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]).replace("validate_", "validate")
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{key}: {err['msg']}{shown}")
+    return "invalid config:\n  " + "\n  ".join(lines)

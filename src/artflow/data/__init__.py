@@ -1,0 +1,1 @@
+"""Data stages: demo generator, ingest, validation, sampling, EDA, tf.data input."""

@@ -1,0 +1,33 @@
+"""Errors a user can cause: one clear message naming the thing and the fix."""
+
+
+class ArtflowError(Exception):
+    """A user-facing error. The CLI prints it without a traceback and exits non-zero."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(ArtflowError):
+    """A bad value in params.yaml, a profile or a flag."""
+
+
+class DataError(ArtflowError):
+    """Missing, corrupt or unusable data."""
+
+
+class ModelError(ArtflowError):
+    """An unknown model, alias, version or weights file."""
+
+
+class GateFailed(ArtflowError):
+    """The promotion gate refused a candidate (exit 1 so CI can gate on it)."""
+
+    exit_code = 1
