@@ -1,0 +1,1 @@
+"""Drift monitoring: image features, embeddings, reference profiles and Evidently reports."""
