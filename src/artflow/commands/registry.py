@@ -1,9 +1,96 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""`artflow models list|compare`, `artflow promote`, `artflow rollback`: registry and gate."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    models_app = typer.Typer(
+        help="Registered models: versions, aliases, metrics.", no_args_is_help=True
+    )
+    models_app.command("list")(list_models)
+    models_app.command("compare")(compare)
+    app.add_typer(models_app, name="models")
+    app.command("promote")(promote)
+    app.command("rollback")(rollback)
+
+
+def list_models() -> None:
+    """List registered models with their versions and aliases."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from artflow import registry
+
+    models = registry.list_models()
+    if not models:
+        typer.echo("no registered models yet: train one (artflow train ...) or run a pipeline")
+        return
+    table = Table(title="registered models")
+    for col in ("model", "versions", "aliases", "latest"):
+        table.add_column(col)
+    for model in models:
+        rows = registry.versions(model.name)
+        aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(model.aliases.items())) or "-"
+        latest = rows[0].version if rows else "-"
+        table.add_row(model.name, str(len(rows)), aliases, latest)
+    Console().print(table)
+
+
+def compare(
+    name: str = typer.Argument(..., help="Registered model name, e.g. artflow-artist-classifier."),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", "-m", help="Also write the table as Markdown (a PR comment)."
+    ),
+) -> None:
+    """Show every version of NAME side by side: family, aliases, metrics, data, gate."""
+    from rich.console import Console
+
+    from artflow import registry
+
+    comparison = registry.compare(name)
+    Console().print(comparison.table())
+    if markdown:
+        typer.echo(f"markdown: {comparison.write_markdown(markdown)}")
+
+
+def promote(
+    name: str = typer.Argument(..., help="Registered model name."),
+    candidate: str = typer.Option(
+        "challenger", "--candidate", "-c", help="Version number or alias to judge."
+    ),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="Also write the decision (JSON + Markdown) here."
+    ),
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Run the gate on a candidate; promote it to champion only if it passes (exit 1 if not)."""
+    from artflow.data.layout import Workdir
+    from artflow.promote import promote as run_gate
+
+    decision = run_gate(settings(params, profile), Workdir.at(workdir), name, candidate, report_dir)
+    verdict = "promoted to champion" if decision.promoted else "not promoted"
+    typer.secho(f"{name} v{decision.candidate}: {verdict} ({decision.reason})", fg="green")
+    for check in decision.checks:
+        typer.echo(
+            f"  {'ok ' if check.passed else 'FAIL'} {check.name}: {check.value} "
+            f"{check.op} {check.threshold}"
+        )
+    if decision.reports:
+        typer.echo(f"report: {decision.reports.get('markdown')}")
+
+
+def rollback(name: str = typer.Argument(..., help="Registered model name.")) -> None:
+    """Restore the previous champion of NAME (from its champion history)."""
+    from artflow.promote import rollback as run_rollback
+
+    demoted, restored = run_rollback(name)
+    typer.secho(f"{name}: champion v{demoted} -> v{restored} (rolled back)", fg="yellow")

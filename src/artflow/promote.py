@@ -1,0 +1,426 @@
+"""The champion/challenger gate: only a candidate that earns it becomes `champion`.
+
+Classifier: champion and candidate are evaluated now, on the same frozen test split. The
+candidate must pass the absolute thresholds in `settings.gate`, must not be worse than the
+champion, and (when `gate.require_significance`) must be significantly better on a paired
+McNemar test to replace it; the p-value is always recorded. The first model with no
+champion only needs the thresholds. Style models compare the style metrics logged on each
+version's run: a loss may grow by at most `gate.style_max_loss_ratio`, SSIM may shrink by
+at most its inverse.
+
+Every decision is written as JSON and Markdown, logged as a run in experiment
+"artflow-gate", tagged on the candidate version and written into its model card. Moving the
+alias is the last step and happens only on pass; each move is pushed on a registered-model
+tag `champion_history` so that `rollback` can restore the previous champion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artflow import tracking
+from artflow.config import Settings
+from artflow.data.layout import Workdir
+from artflow.errors import GateFailed, ModelError
+from artflow.registry import HIGHER_IS_BETTER, STYLE_METRICS, is_style_model, resolve_version
+
+GATE_EXPERIMENT = "artflow-gate"
+HISTORY_TAG = "champion_history"  # JSON list of versions, oldest first; the top is champion
+LOG_TAG = "champion_log"  # JSON list of recent promotions/rollbacks, for people
+HISTORY_MAX = 50
+
+Evaluator = Callable[[Settings, Workdir, str], dict[str, Any]]
+
+
+@dataclass
+class Check:
+    name: str
+    value: float | str | None
+    threshold: float | str | None
+    op: str  # how value is compared with threshold, as text: ">=", "<=", "p <", ...
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class Decision:
+    model: str
+    candidate: str
+    champion: str | None
+    passed: bool
+    promoted: bool
+    reason: str
+    checks: list[Check] = field(default_factory=list)
+    mcnemar: dict[str, Any] | None = None
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: str = ""
+    reports: dict[str, str] = field(default_factory=dict)
+    gate_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        verdict = "PASSED" if self.passed else "REFUSED"
+        champ = f"v{self.champion}" if self.champion else "none (first model)"
+        lines = [
+            f"## Promotion gate: `{self.model}` v{self.candidate} {verdict}",
+            "",
+            f"- champion before: {champ}",
+            f"- promoted: {'yes' if self.promoted else 'no'}",
+            f"- reason: {self.reason}",
+            f"- decided: {self.created}",
+            "",
+            "| check | value | threshold | result |",
+            "|---|---|---|---|",
+        ]
+        for c in self.checks:
+            mark = "pass" if c.passed else "**FAIL**"
+            note = f" ({c.note})" if c.note else ""
+            lines.append(
+                f"| {c.name} | {_show(c.value)} | {c.op} {_show(c.threshold)} | {mark}{note} |"
+            )
+        if self.mcnemar:
+            m = self.mcnemar
+            lines += [
+                "",
+                f"McNemar on {m['n']} paired test images: champion-only right b={m['b']}, "
+                f"candidate-only right c={m['c']}; exact p={m['p_exact']:.4g}, "
+                f"chi2={m['chi2']:.3f} p={m['p_chi2']:.4g}; deciding: {m['method']} "
+                f"p={m['p_value']:.4g}.",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _evaluate(settings: Settings, wd: Workdir, model_ref: str) -> dict[str, Any]:
+    """The classifier helper's evaluation on the frozen test split (imported lazily: TF)."""
+    from artflow.evaluate import evaluate
+
+    return evaluate(settings, wd, model_ref, split="test")
+
+
+def _correct(result: dict[str, Any]) -> list[bool]:
+    for key in ("correct", "per_image_correct", "correctness"):
+        if key in result:
+            return [bool(x) for x in result[key]]
+    raise ModelError("the evaluation returned no per-image correctness; cannot pair the models")
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The scalars of an evaluation (the per-image lists stay out of reports)."""
+    return {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
+
+
+def _ge(name: str, value: float, threshold: float, note: str = "") -> Check:
+    return Check(name, value, threshold, ">=", value >= threshold, note)
+
+
+def _le(name: str, value: float, threshold: float, note: str = "") -> Check:
+    return Check(name, value, threshold, "<=", value <= threshold, note)
+
+
+def classifier_checks(
+    settings: Settings,
+    wd: Workdir,
+    name: str,
+    candidate: str,
+    champion: str | None,
+    evaluator: Evaluator,
+) -> tuple[list[Check], dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    from artflow.stats import mcnemar
+
+    gate = settings.gate
+    cand = evaluator(settings, wd, tracking.model_uri(name, candidate))
+    evaluations = {"candidate": _summary(cand)}
+    checks = [
+        _ge("accuracy", float(cand["accuracy"]), gate.min_accuracy),
+        _ge("macro_f1", float(cand["macro_f1"]), gate.min_macro_f1),
+        _le("latency_ms", float(cand["latency_ms"]), gate.max_latency_ms),
+        _le("model_size_mb", float(cand["model_size_mb"]), gate.max_model_size_mb),
+    ]
+    if champion is None:
+        return checks, None, evaluations
+    champ = evaluator(settings, wd, tracking.model_uri(name, champion))
+    evaluations["champion"] = _summary(champ)
+    vs = f"champion v{champion}"
+    checks += [
+        _ge("accuracy_vs_champion", float(cand["accuracy"]), float(champ["accuracy"]), vs),
+        _ge("macro_f1_vs_champion", float(cand["macro_f1"]), float(champ["macro_f1"]), vs),
+    ]
+    test = mcnemar(_correct(champ), _correct(cand))
+    if gate.require_significance:
+        note = f"{test.method}; candidate must be right more often (c={test.c} > b={test.b})"
+        checks.append(
+            Check("mcnemar_p", test.p_value, gate.alpha, "p <", test.significant(gate.alpha), note)
+        )
+    else:
+        note = f"{test.method}; recorded only (gate.require_significance is false)"
+        checks.append(Check("mcnemar_p", test.p_value, gate.alpha, "p <", True, note))
+    return checks, test.to_dict(), evaluations
+
+
+def _style_metric(metrics: dict[str, float], key: str) -> float | None:
+    for name in (key, f"test_{key}", f"final_{key}", f"val_{key}"):
+        if name in metrics and math.isfinite(metrics[name]):
+            return float(metrics[name])
+    return None
+
+
+def _version_metrics(name: str, version: str) -> dict[str, float]:
+    mv = resolve_version(name, version)
+    if not mv.run_id:
+        return {}
+    return dict(tracking.client().get_run(mv.run_id).data.metrics)
+
+
+def style_checks(
+    settings: Settings, name: str, candidate: str, champion: str | None
+) -> tuple[list[Check], dict[str, dict[str, Any]]]:
+    ratio = settings.gate.style_max_loss_ratio
+    cand_all = _version_metrics(name, candidate)
+    cand = {k: v for k in STYLE_METRICS if (v := _style_metric(cand_all, k)) is not None}
+    evaluations = {"candidate": cand}
+    if not cand:
+        missing = Check("style_metrics", "none", ", ".join(STYLE_METRICS), "any of", False)
+        missing.note = "the version's run logged no style metrics"
+        return [missing], evaluations
+    checks = [Check(f"{k}_finite", v, "finite", "is", True) for k, v in cand.items()]
+    if champion is None:
+        return checks, evaluations
+    champ_all = _version_metrics(name, champion)
+    champ = {k: v for k in STYLE_METRICS if (v := _style_metric(champ_all, k)) is not None}
+    evaluations["champion"] = champ
+    vs = f"champion v{champion} x {ratio:g}"
+    for key in sorted(set(cand) & set(champ)):
+        if key in HIGHER_IS_BETTER:
+            checks.append(_ge(f"{key}_vs_champion", cand[key], champ[key] / ratio, vs))
+        else:
+            checks.append(_le(f"{key}_vs_champion", cand[key], champ[key] * ratio, vs))
+    if not set(cand) & set(champ):
+        checks.append(Check("comparable_metrics", 0, 1, ">=", False, "no metric in common"))
+    return checks, evaluations
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def promote(
+    settings: Settings,
+    wd: Workdir,
+    name: str,
+    candidate: str = tracking.CHALLENGER,
+    report_dir: str | Path | None = None,
+    strict: bool = True,
+    evaluator: Evaluator | None = None,
+) -> Decision:
+    """Decide on `candidate` (a version number or an alias), record it, promote on pass.
+
+    Raises GateFailed (exit 1) when the candidate is refused and `strict` (the CLI, CI);
+    pipelines pass strict=False and read the decision instead.
+    """
+    cand_version = str(resolve_version(name, candidate).version)
+    champ_mv = tracking.alias_version(name, tracking.CHAMPION)
+    champion = str(champ_mv.version) if champ_mv else None
+    if champion == cand_version:
+        return Decision(
+            name, cand_version, champion, True, False, "already the champion", created=_now()
+        )
+    if is_style_model(name):
+        checks, evaluations = style_checks(settings, name, cand_version, champion)
+        test = None
+    else:
+        checks, test, evaluations = classifier_checks(
+            settings, wd, name, cand_version, champion, evaluator or _evaluate
+        )
+    failed = [c for c in checks if not c.passed]
+    decision = Decision(
+        model=name,
+        candidate=cand_version,
+        champion=champion,
+        passed=not failed,
+        promoted=False,
+        reason=_reason(failed, champion),
+        checks=checks,
+        mcnemar=test,
+        evaluations=evaluations,
+        created=_now(),
+    )
+    _record(settings, wd, decision, report_dir)
+    if decision.passed:
+        _move_champion(name, cand_version, action="promote")  # the last step, only on pass
+        decision.promoted = True
+        _write_reports(wd, decision, report_dir)  # now saying "promoted: yes"
+    elif strict:
+        raise GateFailed(
+            f"{name} v{cand_version} refused: {decision.reason}",
+            f"champion stays {'v' + champion if champion else 'unset'}; report: "
+            f"{decision.reports.get('markdown', '-')}",
+        )
+    return decision
+
+
+def _reason(failed: list[Check], champion: str | None) -> str:
+    if not failed:
+        return (
+            "first model: absolute thresholds met"
+            if champion is None
+            else (f"meets every threshold and beats champion v{champion}")
+        )
+    parts = [f"{c.name} {_show(c.value)} not {c.op} {_show(c.threshold)}" for c in failed]
+    return "; ".join(parts)
+
+
+def _record(settings: Settings, wd: Workdir, decision: Decision, report_dir: str | Path | None):
+    """Reports, an MLflow run in artflow-gate, a tag on the version and its model card."""
+    import mlflow
+
+    from artflow.modelcard import write_model_card
+
+    _write_reports(wd, decision, report_dir)
+    run_name = f"{decision.model}-v{decision.candidate}"
+    params = {
+        "model": decision.model,
+        "candidate": decision.candidate,
+        "champion": decision.champion or "none",
+    }
+    with tracking.start_run(
+        GATE_EXPERIMENT,
+        run_name,
+        settings,
+        params=params,
+        tags={"gate.passed": str(decision.passed).lower()},
+    ) as run:
+        numeric = {
+            f"check.{c.name}": float(c.value)
+            for c in decision.checks
+            if isinstance(c.value, int | float) and math.isfinite(c.value)
+        }
+        mlflow.log_metrics({**numeric, "passed": float(decision.passed)})
+        decision.gate_run_id = run.info.run_id
+        mlflow.log_dict(decision.to_dict(), "decision.json")
+        mlflow.log_text(decision.markdown(), "decision.md")
+    client = tracking.client()
+    verdict = "passed" if decision.passed else "refused"
+    for key, value in (("gate.decision", verdict), ("gate.run_id", decision.gate_run_id)):
+        tracking._retry(
+            lambda k=key, v=value: client.set_model_version_tag(
+                decision.model, decision.candidate, k, v
+            )
+        )
+    write_model_card(decision.model, decision.candidate, decision.to_dict())
+
+
+def _write_reports(wd: Workdir, decision: Decision, report_dir: str | Path | None) -> None:
+    stem = f"{decision.model}-v{decision.candidate}"
+    dirs = [wd.reports / "gate"] + ([Path(report_dir)] if report_dir else [])
+    for i, out in enumerate(dirs):
+        out.mkdir(parents=True, exist_ok=True)
+        for suffix, text in (("json", None), ("md", decision.markdown())):
+            path = out / f"{stem}.{suffix}"
+            if i == 0:
+                decision.reports["json" if suffix == "json" else "markdown"] = str(path)
+            body = json.dumps(decision.to_dict(), indent=2) if text is None else text
+            path.write_text(body)
+            (out / f"latest.{suffix}").write_text(body)
+
+
+# --------------------------------------------------------------------------- history
+
+
+def history(name: str) -> list[str]:
+    """Champion versions, oldest first; the last one is the current champion."""
+    from artflow.registry import registered_model
+
+    tags = dict(registered_model(name).tags or {})
+    try:
+        versions = [str(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+    except json.JSONDecodeError:
+        versions = []
+    current = tracking.alias_version(name, tracking.CHAMPION)
+    if current is not None and (not versions or versions[-1] != str(current.version)):
+        versions.append(str(current.version))  # champion set outside the gate: adopt it
+    return versions
+
+
+def _save_history(name: str, versions: list[str], event: dict[str, str]) -> None:
+    from artflow.registry import registered_model
+
+    client = tracking.client()
+    tags = dict(registered_model(name).tags or {})
+    try:
+        log = json.loads(tags.get(LOG_TAG, "[]"))
+    except json.JSONDecodeError:
+        log = []
+    log = [*log, event][-20:]
+    pairs = ((HISTORY_TAG, json.dumps(versions[-HISTORY_MAX:])), (LOG_TAG, json.dumps(log)))
+    for key, value in pairs:
+        tracking._retry(lambda k=key, v=value: client.set_registered_model_tag(name, k, v))
+
+
+def _move_champion(name: str, version: str, action: str) -> None:
+    """Point `champion` at `version` and push it on the history (promotions only)."""
+    versions = history(name)
+    previous = versions[-1] if versions else None
+    if action == "promote":
+        versions.append(version)
+    _save_history(
+        name,
+        versions,
+        {"action": action, "version": version, "previous": previous or "none", "at": _now()},
+    )
+    tracking.set_alias(name, tracking.CHAMPION, version)
+    challenger = tracking.alias_version(name, tracking.CHALLENGER)
+    if action == "promote" and challenger is not None and str(challenger.version) == version:
+        # The challenger became champion: nothing is left to A/B test against it.
+        tracking._retry(
+            lambda: tracking.client().delete_registered_model_alias(name, tracking.CHALLENGER)
+        )
+
+
+def rollback(name: str) -> tuple[str, str]:
+    """Restore the previous champion; returns (demoted version, restored version)."""
+    versions = history(name)
+    if not versions:
+        raise ModelError(f"{name} has no champion to roll back", "promote a model first")
+    if len(versions) < 2:
+        raise ModelError(
+            f"{name} v{versions[-1]} is the only champion it ever had; nothing to roll back to",
+            "promote another version with `artflow promote` first",
+        )
+    demoted = versions.pop()
+    restored = versions[-1]
+    resolve_version(name, restored)  # fails clearly if that version was deleted
+    _move_champion_to(name, versions, demoted, restored)
+    return demoted, restored
+
+
+def _move_champion_to(name: str, versions: list[str], demoted: str, restored: str) -> None:
+    _save_history(
+        name,
+        versions,
+        {"action": "rollback", "version": restored, "previous": demoted, "at": _now()},
+    )
+    tracking.set_alias(name, tracking.CHAMPION, restored)
+    client = tracking.client()
+    tracking._retry(
+        lambda: client.set_model_version_tag(name, demoted, "gate.decision", "rolled back")
+    )
