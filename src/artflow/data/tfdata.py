@@ -1,0 +1,207 @@
+"""tf.data input for the artist classifier, read from the split CSVs of a workdir.
+
+decode (parallel) -> resize -> cache -> shuffle (seeded) -> batch -> augment (training only,
+Keras preprocessing layers) -> one-hot -> prefetch. Images stay uint8 until the batch is
+built so the cache holds 1 byte per pixel; models take float32 raw 0..255 pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from artflow.config import AugmentCfg
+from artflow.data.layout import Workdir
+from artflow.errors import DataError
+
+SPLITS = ("train", "val", "test")
+# What TF's own decoders read correctly. Anything else (CMYK/YCCK JPEGs, which libjpeg in TF
+# refuses; palettes with transparency, RGBA, 16-bit, TIFF/WebP; EXIF-rotated photos, which
+# TF does not rotate) goes through artflow.imageio, the decoder ingest and serving use too.
+_NATIVE_FORMATS = {"JPEG", "PNG", "BMP"}
+_NATIVE_MODES = {"RGB", "L"}
+_EXIF_ORIENTATION = 0x0112
+MEMORY_CACHE_LIMIT = 2 * 1024**3  # bytes of uint8 pixels kept in RAM; larger sets cache to disk
+
+
+def read_split(wd: Workdir, split: str) -> pd.DataFrame:
+    """The split's rows (path, artist, label, ...), paths made absolute."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+    path = wd.split_csv(split)
+    if not path.is_file():
+        raise DataError(
+            f"split file {path} does not exist", "run `artflow data sample` on this workdir first"
+        )
+    df = pd.read_csv(path)
+    missing = {"path", "label"} - set(df.columns)
+    if missing:
+        raise DataError(f"{path} lacks columns {sorted(missing)}")
+    if df.empty:
+        raise DataError(f"{path} has no rows", "re-run `artflow data sample` with more data")
+    df["abs_path"] = [str(wd.abs(p)) for p in df["path"]]
+    return df
+
+
+def read_labels(wd: Workdir) -> list[str]:
+    if not wd.labels.is_file():
+        raise DataError(f"label map {wd.labels} does not exist", "run `artflow data sample` first")
+    return list(json.loads(wd.labels.read_text()))
+
+
+def read_class_weights(wd: Workdir, n_classes: int) -> dict[int, float]:
+    """{label: weight}; equal weights when the file is absent."""
+    if not wd.class_weights.is_file():
+        return dict.fromkeys(range(n_classes), 1.0)
+    raw = json.loads(wd.class_weights.read_text())
+    return {int(k): float(v) for k, v in raw.items()}
+
+
+def needs_python_decode(path: str | Path) -> bool:
+    """True when TF's native decoders would fail on or misread this file (header-only probe)."""
+    try:
+        with Image.open(path) as img:
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            return (
+                img.format not in _NATIVE_FORMATS
+                or img.mode not in _NATIVE_MODES
+                or orientation != 1
+                or (img.mode == "L" and "transparency" in img.info)
+            )
+    except (OSError, SyntaxError, ValueError):
+        return True  # let imageio raise its clear DataError
+
+
+def _py_decode(path: Any) -> np.ndarray:
+    from artflow.imageio import load_rgb
+
+    return load_rgb(path.numpy().decode())
+
+
+def decode(path: Any, python_decode: Any) -> Any:
+    """uint8 HxWx3 tensor from a file path; grayscale -> RGB, animations -> first frame."""
+    import tensorflow as tf
+
+    def native() -> Any:
+        return tf.io.decode_image(
+            tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8
+        )
+
+    def python() -> Any:
+        return tf.py_function(_py_decode, [path], tf.uint8)
+
+    image = tf.cond(python_decode, python, native)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def resize(image: Any, size: int) -> Any:
+    """Antialiased bilinear resize to size x size, rounded back to uint8 (cache-friendly).
+
+    Used by both training and `LoadedClassifier.predict`, so serving sees the same pixels.
+    """
+    import tensorflow as tf
+
+    out = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
+def augmenter(cfg: AugmentCfg, seed: int) -> Any:
+    """The seed's ImageDataGenerator ranges as Keras preprocessing layers (fill 'nearest').
+
+    `shear` is Keras' RandomShear fraction of the image (the seed's ImageDataGenerator took
+    degrees); layers that would be no-ops are left out.
+    """
+    import keras
+    from keras import layers
+
+    fill = {"fill_mode": "nearest"}
+    stack: list[Any] = []
+    if cfg.rotation_deg:
+        stack.append(layers.RandomRotation(cfg.rotation_deg / 360.0, seed=seed, **fill))
+    if cfg.width_shift or cfg.height_shift:
+        stack.append(
+            layers.RandomTranslation(cfg.height_shift, cfg.width_shift, seed=seed + 1, **fill)
+        )
+    if cfg.shear:
+        stack.append(layers.RandomShear(x_factor=cfg.shear, seed=seed + 2, **fill))
+    if cfg.zoom:
+        stack.append(layers.RandomZoom(cfg.zoom, seed=seed + 3, **fill))
+    if cfg.horizontal_flip:
+        stack.append(layers.RandomFlip("horizontal", seed=seed + 4))
+    return keras.Sequential(stack, name="augment")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A ready dataset plus what training and evaluation need to know about it."""
+
+    dataset: Any
+    frame: pd.DataFrame
+    steps: int
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frame["label"].to_numpy()
+
+
+def dataset(
+    wd: Workdir,
+    split: str,
+    image_size: int,
+    batch_size: int,
+    n_classes: int,
+    training: bool = False,
+    augment: AugmentCfg | None = None,
+    seed: int = 42,
+    cache: str | Path | None = "auto",
+) -> Split:
+    """Batches of (float32 pixels 0..255, one-hot labels); augmented and shuffled when training.
+
+    Evaluation datasets keep the CSV order, so predictions line up with `Split.frame` rows.
+    """
+    import tensorflow as tf
+
+    frame = read_split(wd, split)
+    if frame["label"].max() >= n_classes or frame["label"].min() < 0:
+        raise DataError(f"{wd.split_csv(split)} has labels outside 0..{n_classes - 1}")
+    flags = [needs_python_decode(p) for p in frame["abs_path"]]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (frame["abs_path"].to_numpy(), np.array(flags), frame["label"].to_numpy(dtype="int32"))
+    )
+    ds = ds.map(
+        lambda p, f, y: (resize(decode(p, f), image_size), y),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    ds = _cache(ds, cache, len(frame) * image_size * image_size * 3, wd, split, image_size)
+    if training:
+        ds = ds.shuffle(len(frame), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, n_classes)))
+    if training and augment is not None:
+        aug = augmenter(augment, seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return Split(ds, frame, steps=-(-len(frame) // batch_size))
+
+
+def _cache(
+    ds: Any, cache: str | Path | None, nbytes: int, wd: Workdir, split: str, size: int
+) -> Any:
+    if cache is None or cache == "none":
+        return ds
+    if cache == "auto":
+        if nbytes <= MEMORY_CACHE_LIMIT:
+            return ds.cache()
+        cache = wd.models / "cache"
+    path = Path(cache)
+    path.mkdir(parents=True, exist_ok=True)
+    # The CSV's hash in the name: a changed split never reads a stale cache.
+    digest = hashlib.md5(wd.split_csv(split).read_bytes()).hexdigest()[:10]
+    return ds.cache(str(path / f"{split}_{size}_{digest}"))

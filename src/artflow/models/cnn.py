@@ -1,0 +1,51 @@
+"""The seed's custom CNN: three Conv2D blocks, flatten, dense + dropout, softmax."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Layer names other modules rely on: the penultimate layer (drift embeddings) and the output.
+EMBEDDING = "embedding"
+PROBS = "probs"
+
+
+def build_cnn(
+    n_classes: int,
+    image_size: int,
+    dense_units: int = 256,
+    dropout: float = 0.5,
+    learning_rate: float | None = None,
+) -> Any:
+    """Build (and compile when `learning_rate` is given) the custom CNN.
+
+    Input: float32 raw pixels 0..255; the Rescaling to [0, 1] lives inside the model.
+    Under a mixed-precision policy the softmax still runs in float32 (numerically safe).
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, filters in enumerate((32, 64, 128), start=1):
+        x = layers.Conv2D(filters, 3, activation="relu", padding="same", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name=EMBEDDING)(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(n_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name=PROBS)(x)
+    model = keras.Model(inputs, outputs, name="artflow_cnn")
+    if learning_rate is not None:
+        compile_classifier(model, learning_rate)
+    return model
+
+
+def compile_classifier(model: Any, learning_rate: float) -> None:
+    """Adam + categorical cross-entropy; metrics by keyword (Keras 3, STACK.md)."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )

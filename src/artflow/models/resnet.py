@@ -1,0 +1,98 @@
+"""ResNet50 transfer model: base + flatten/avg pooling, dense 512 + BN, dense 16 + BN, softmax."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artflow.errors import ModelError
+from artflow.models.cnn import EMBEDDING, PROBS
+
+BASE = "resnet50"
+# keras.applications.resnet50.preprocess_input ("caffe" mode): RGB -> BGR, minus ImageNet means.
+_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype="float32")
+
+
+def _caffe_preprocess_layer() -> Any:
+    """preprocess_input as a frozen 1x1 convolution (channel swap as the kernel, -mean as bias).
+
+    A built-in layer, unlike a Lambda (which needs safe_mode=False to load) or a custom class
+    (which every consumer would have to import), so the saved .keras loads anywhere.
+    """
+    from keras import layers
+
+    swap = np.zeros((1, 1, 3, 3), dtype="float32")
+    for out_ch, in_ch in enumerate((2, 1, 0)):
+        swap[0, 0, in_ch, out_ch] = 1.0
+    layer = layers.Conv2D(3, 1, name="resnet50_preprocess", dtype="float32", trainable=False)
+    layer.build((None, None, None, 3))
+    layer.set_weights([swap, -_BGR_MEANS])
+    return layer
+
+
+def _base(image_size: int, weights: str) -> Any:
+    import keras
+
+    shape = (image_size, image_size, 3)
+    if weights in {"imagenet", "none"}:
+        return keras.applications.ResNet50(
+            include_top=False, weights=None if weights == "none" else "imagenet", input_shape=shape
+        )
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"ResNet50 weights file {path} does not exist",
+            "set resnet.weights to imagenet, none or an existing .h5/.weights.h5 file",
+        )
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
+    try:
+        base.load_weights(str(path))
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"cannot load ResNet50 weights from {path}: {exc}") from None
+    return base
+
+
+def build_resnet50(
+    n_classes: int, image_size: int, weights: str = "none", pooling: str = "flatten"
+) -> Any:
+    """The seed's transfer model; the base is a nested model named `resnet50`."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="pixels")
+    x = _caffe_preprocess_layer()(inputs)
+    base = _base(image_size, weights)
+    base.name = BASE
+    x = base(x)
+    x = (
+        layers.Flatten(name="flatten")(x)
+        if pooling == "flatten"
+        else layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    )
+    x = layers.Dense(512, activation="relu", name="dense512")(x)
+    x = layers.BatchNormalization(name="bn512")(x)
+    x = layers.Dense(16, activation="relu", name="dense16")(x)
+    x = layers.BatchNormalization(name=EMBEDDING)(x)
+    x = layers.Dense(n_classes, name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name=PROBS)(x)
+    return keras.Model(inputs, outputs, name="artflow_resnet50")
+
+
+def freeze_base_except_top(model: Any, unfreeze_top_layers: int) -> int:
+    """Phase 2: freeze the ResNet50 base except its top layers; returns how many are trainable.
+
+    BatchNormalization layers of the base stay frozen (the usual fine-tuning practice: their
+    moving statistics would otherwise be wrecked by small batches).
+    """
+    base = model.get_layer(BASE)
+    base.trainable = True
+    n = len(base.layers)
+    trainable = 0
+    for i, layer in enumerate(base.layers):
+        top = i >= n - unfreeze_top_layers
+        is_bn = layer.__class__.__name__ == "BatchNormalization"
+        layer.trainable = top and not is_bn
+        trainable += int(layer.trainable)
+    return trainable

@@ -1,0 +1,1 @@
+"""Training stages: one function per pipeline stage (config + workdir in, metrics out)."""
