@@ -183,6 +183,8 @@ class DriftCfg(Section):
     min_window: int = Field(30, ge=2)
     drift_share: float = Fraction
     embedding_components: int = Field(8, ge=1)
+    reference_split: Literal["train", "val", "test"] = "train"
+    reference_max_images: int = Field(2000, ge=10)
 
     @field_validator("window", mode="before")
     @classmethod
