@@ -1,0 +1,146 @@
+"""`check_drift`: one window of the prediction log against the serving version's reference.
+
+Used by `artflow drift` and as the first step of the retrain pipeline (its drift component).
+Writes report.html + verdict.json under wd.reports/drift/<UTC time>/ and logs both to the
+MLflow experiment `artflow-drift`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from artflow import tracking
+from artflow.config import Settings
+from artflow.data.layout import Workdir
+from artflow.errors import DataError
+from artflow.monitor.embedding import Projection, project_frame
+from artflow.monitor.records import read_log, select_window
+from artflow.monitor.reference import Reference, load_reference
+from artflow.monitor.report import DriftReport, compare
+
+EXPERIMENT = "artflow-drift"
+
+
+def current_frame(
+    window: pd.DataFrame, embeddings: list[list[float] | None], projection: Projection
+) -> pd.DataFrame:
+    """The window with emb_* columns when every record carries an embedding of the right size.
+
+    Without them (an older service, or a different model) the report covers features and
+    predictions only; the verdict says so under `embedding`.
+    """
+    if embeddings and all(e is not None and len(e) == projection.dim for e in embeddings):
+        return window.assign(**project_frame(np.asarray(embeddings), projection))
+    return window
+
+
+def take_window(
+    settings: Settings, log_path: Path, version: str, window: str
+) -> tuple[pd.DataFrame, list[list[float] | None], dict[str, Any]]:
+    """Records of `version` (or of no stated version) in the window; DataError when too few."""
+    log = read_log(log_path)
+    versions = log.frame["model_version"]
+    mine = versions.isin([version, ""])
+    others = sorted(set(versions[~mine]))
+    log.frame = log.frame[mine]
+    frame, embeddings = select_window(log, window)
+    info = {
+        "spec": window,
+        "records": len(frame),
+        "log": str(log_path),
+        "log_records": int(len(versions)),
+        "skipped_lines": log.skipped,
+        "other_versions_ignored": others,
+        "start": frame["timestamp"].min().isoformat() if len(frame) else None,
+        "end": frame["timestamp"].max().isoformat() if len(frame) else None,
+    }
+    need = settings.drift.min_window
+    if len(frame) < need:
+        also = f"; records of other versions {others} were left out" if others else ""
+        raise DataError(
+            f"the drift window {window!r} of {log_path} holds {len(frame)} prediction(s) of "
+            f"model version {version}, fewer than drift.min_window={need}{also}",
+            "send more requests, widen --window, or pick the version that served (--model)",
+        )
+    return frame, embeddings, info
+
+
+def check_drift(
+    settings: Settings,
+    wd: Workdir,
+    log_path: str | Path,
+    model_ref: str,
+    window: str | None = None,
+    log_to_mlflow: bool = True,
+    reference: Reference | None = None,
+) -> dict[str, Any]:
+    """Drift verdict of the latest window; report files saved and logged. See module doc."""
+    started = time.perf_counter()
+    window = str(window or settings.drift.window)
+    ref = reference or load_reference(settings, wd, model_ref)
+    frame, embeddings, info = take_window(settings, Path(log_path), ref.model_version, window)
+    current = current_frame(frame, embeddings, ref.projection)
+    report = compare(current, ref.frame, settings.drift.drift_share)
+    verdict = report.verdict
+    verdict.update(
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model={"name": ref.model_name, "version": ref.model_version, "ref": model_ref},
+        reference={"rows": len(ref.frame), "location": ref.location},
+        window=info,
+        embedding="compared" if "emb_0" in current.columns else "absent from the log",
+    )
+    folder = _report_folder(wd)
+    verdict["report"] = {"folder": str(folder), "html": str(folder / "report.html"),
+                         "json": str(folder / "verdict.json")}
+    verdict["seconds"] = round(time.perf_counter() - started, 2)
+    report.save(folder)
+    if log_to_mlflow:
+        _log(settings, report, folder, window)  # adds mlflow_run_id to verdict.json
+    return verdict
+
+
+def _report_folder(wd: Workdir) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = wd.reports / "drift" / stamp
+    folder, n = base, 1
+    while folder.exists():
+        folder, n = base.with_name(f"{stamp}-{n}"), n + 1
+    return folder
+
+
+def _log(settings: Settings, report: DriftReport, folder: Path, window: str) -> str:
+    import mlflow
+
+    v = report.verdict
+    tags = {
+        "artflow.model_name": v["model"]["name"],
+        "artflow.model_version": v["model"]["version"],
+        "artflow.drifted": str(v["drifted"]).lower(),
+    }
+    params = {
+        "window": window,
+        "model": v["model"]["ref"],
+        "drift_share": settings.drift.drift_share,
+        "min_window": settings.drift.min_window,
+    }
+    name = f"drift-v{v['model']['version']}-{folder.name}"
+    with tracking.start_run(EXPERIMENT, name, settings, params=params, tags=tags) as run:
+        mlflow.log_metrics(
+            {
+                "drift_share": v["share"],
+                "drifted_columns": v["drifted_columns"],
+                "drifted": float(v["drifted"]),
+                "window_records": v["window"]["records"],
+            }
+        )
+        mlflow.log_artifact(str(folder / "report.html"), "drift_report")
+        v["mlflow_run_id"] = run.info.run_id
+        report.save(folder, html=False)
+        mlflow.log_artifact(str(folder / "verdict.json"), "drift_report")
+        return run.info.run_id
