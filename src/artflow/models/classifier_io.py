@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ class LoadedClassifier:
     version: str
     family: str
     run_id: str | None = None
+    size_mb: float = 0.0  # size of the saved .keras file
     _embedder: Any = field(default=None, repr=False)
 
     @property
@@ -132,7 +134,7 @@ def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
             f"{mv.name} version {mv.version} lacks tags {missing} (not registered by artflow)",
             "register classifiers with artflow.models.classifier_io.register_classifier",
         )
-    model = tracking.load_keras_model(tracking.model_uri(mv.name, str(mv.version)))
+    model, size_mb = _load_model(tracking.model_uri(mv.name, str(mv.version)))
     return LoadedClassifier(
         model=model,
         labels=list(json.loads(tags["labels"])),
@@ -141,7 +143,25 @@ def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
         version=str(mv.version),
         family=tags["family"],
         run_id=mv.run_id,
+        size_mb=size_mb,
     )
+
+
+def _load_model(uri: str) -> tuple[Any, float]:
+    """Download the logged model once, load it with Keras 3, and measure its files (MB)."""
+    import mlflow
+    import mlflow.tensorflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        model = mlflow.tensorflow.load_model(str(local))
+    except (MlflowException, OSError) as exc:
+        raise ModelError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
+    keras_files = list(local.rglob("*.keras")) or [p for p in local.rglob("*") if p.is_file()]
+    size_mb = sum(p.stat().st_size for p in keras_files) / 1e6
+    return model, size_mb
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,17 @@ class Registered:
     @property
     def uri(self) -> str:
         return tracking.model_uri(self.name, self.version)
+
+
+def inference_copy(model: Any) -> Any:
+    """The same architecture and weights without the optimizer state.
+
+    A compiled model saves Adam's moments too (3x the weights): a ResNet50 would exceed the
+    gate's size limit. Serving never needs them.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def register_classifier(
@@ -173,7 +204,9 @@ def register_classifier(
         )
     if input_example is None:
         input_example = np.zeros((1, image_size, image_size, 3), dtype="float32")
-    info = tracking.log_keras_model(model, name, input_example=input_example.astype("float32"))
+    info = tracking.log_keras_model(
+        inference_copy(model), name, input_example=input_example.astype("float32")
+    )
     version = str(info.registered_model_version)
     client = tracking.client()
     tags = {"labels": json.dumps(list(labels)), "image_size": str(image_size), "family": family}
