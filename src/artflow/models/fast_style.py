@@ -1,0 +1,101 @@
+"""Real-time arbitrary style transfer (AdaIN, Huang & Belongie 2017).
+
+encoder  VGG19 up to block4_conv1 (relu1_1 .. relu4_1 taps), frozen
+AdaIN    re-normalise content features to the style features' channel mean/std, blended
+         with the content features by a strength alpha in 0..1
+decoder  the encoder mirrored, nearest-neighbour upsampling instead of pooling; trained
+
+The whole stylizer is one Keras model of standard layers plus two small registered layers
+(`VggPreprocess`, `AdaIN`), so the `.keras` file loads back with safe_mode on (no Lambda,
+no pickled code). Inputs: content and style as float32 RGB 0..255 (N, H, W, 3) and alpha
+(N, 1); output: RGB 0..255 (unclipped; callers clip).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from artflow.models.nst import build_backbone
+
+ENCODER_TAPS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
+_BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+# Decoder: (filters, convs) per stage from relu4_1 back to pixels, upsampling between stages.
+DECODER_STAGES = ((256, 1), (256, 3), (128, 1), (64, 1))
+DOWNSCALE = 8  # the encoder pools three times: inputs should be multiples of this
+
+
+@keras.saving.register_keras_serializable(package="artflow")
+class VggPreprocess(layers.Layer):
+    """RGB 0..255 -> BGR minus the ImageNet mean (Keras' caffe mode) inside the model."""
+
+    def call(self, x: Any) -> Any:
+        return ops.flip(x, axis=-1) - ops.convert_to_tensor(_BGR_MEAN, dtype=x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="artflow")
+class AdaIN(layers.Layer):
+    """alpha * (std_s * (c - mean_c) / std_c + mean_s) + (1 - alpha) * c, per channel."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, inputs: list[Any]) -> Any:
+        content, style, alpha = inputs
+        c_mean, c_var = ops.moments(content, axes=[1, 2], keepdims=True)
+        s_mean, s_var = ops.moments(style, axes=[1, 2], keepdims=True)
+        normed = (content - c_mean) * ops.rsqrt(c_var + self.epsilon)
+        target = normed * ops.sqrt(s_var + self.epsilon) + s_mean
+        a = ops.reshape(ops.cast(alpha, content.dtype), (-1, 1, 1, 1))
+        return a * target + (1.0 - a) * content
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def build_encoder(weights: str, seed: int = 0) -> keras.Model:
+    """VGG19 cut at block4_conv1, returning the four relu_1 taps; not trainable."""
+    vgg = build_backbone("vgg19", weights, seed)
+    inp = keras.Input((None, None, 3), name="pixels")
+    x = VggPreprocess(name="vgg_preprocess")(inp)
+    taps = []
+    for layer in vgg.layers[1:]:
+        x = layer(x)
+        if layer.name in ENCODER_TAPS:
+            taps.append(x)
+        if layer.name == ENCODER_TAPS[-1]:
+            break
+    encoder = keras.Model(inp, taps, name="encoder")
+    encoder.trainable = False
+    return encoder
+
+
+def build_decoder() -> keras.Model:
+    """relu4_1-shaped features (512 ch) -> RGB 0..255; mirror of the encoder."""
+    inp = keras.Input((None, None, 512), name="features")
+    x = inp
+    for i, (filters, convs) in enumerate(DECODER_STAGES):
+        if i > 0:
+            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
+        for j in range(convs):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"dec{i}_{j}")(x)
+    # The last stage keeps one 64-channel conv and maps to RGB; a pixel-space bias of 128
+    # starts the decoder near mid-grey instead of black, which speeds early training.
+    grey = keras.initializers.Constant(128.0)
+    out = layers.Conv2D(3, 3, padding="same", name="to_rgb", bias_initializer=grey)(x)
+    return keras.Model(inp, out, name="decoder")
+
+
+def build_stylizer(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    """content, style, alpha -> stylized pixels: decoder(AdaIN(enc(content), enc(style), alpha))."""
+    content = keras.Input((None, None, 3), name="content")
+    style = keras.Input((None, None, 3), name="style")
+    alpha = keras.Input((1,), name="alpha")
+    c_feat = encoder(content)[-1]
+    s_feat = encoder(style)[-1]
+    t = AdaIN(name="adain")([c_feat, s_feat, alpha])
+    return keras.Model([content, style, alpha], decoder(t), name="adain_stylizer")
