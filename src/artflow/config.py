@@ -142,6 +142,7 @@ class StylizerCfg(Section):
 class CycleganCfg(Section):
     image_size: int = Field(256, ge=32, le=1024)
     res_blocks: int = Field(9, ge=1, le=16)
+    filters: int = Field(64, ge=4)  # generator base width (discriminator too)
     epochs: int = Field(25, ge=1)
     steps_per_epoch: int = Field(0, ge=0)
     batch_size: int = Field(1, ge=1)
