@@ -1,0 +1,283 @@
+"""Train the artist classifier (custom CNN or ResNet50 transfer), tracked and registered.
+
+One MLflow run per training: params, per-epoch metrics, plots, reports and the label map as
+artifacts, lineage tags, and the model registered in `artflow-artist-classifier` as challenger.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artflow import runtime, tracking
+from artflow.config import Settings
+from artflow.data import tfdata
+from artflow.data.layout import Workdir
+from artflow.errors import ConfigError, ModelError
+from artflow.evaluate import EXPERIMENT, predict_split, score, write_report
+
+FAMILIES = ("cnn", "resnet50")
+
+
+def make_mlflow_callback(prefix: str = "", offset: int = 0) -> Any:
+    """A Keras callback logging every epoch's metrics to the active MLflow run.
+
+    Hand-written because mlflow.keras autolog also logs a model per run and patches fit globally;
+    we only want the numbers, on the run we opened.
+    """
+    import keras
+    import mlflow
+
+    class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            metrics = {f"{prefix}{k}": float(v) for k, v in (logs or {}).items()}
+            metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
+            tracking._retry(lambda: mlflow.log_metrics(metrics, step=epoch + offset))
+
+    return MlflowEpochLogger()
+
+
+def callbacks(
+    wd: Workdir, name: str, patience: int, resume: bool = True, epoch_offset: int = 0
+) -> list[Any]:
+    """Early stopping (best weights), TensorBoard, best checkpoint, MLflow; backup to resume."""
+    import keras
+
+    out = wd.models / name
+    out.mkdir(parents=True, exist_ok=True)
+    cbs = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience, restore_best_weights=True
+        ),
+        keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")),
+        keras.callbacks.ModelCheckpoint(str(out / "best.keras"), save_best_only=True),
+        make_mlflow_callback(offset=epoch_offset),
+    ]
+    if resume:  # an interrupted fit resumes from the last finished epoch; removed on success
+        cbs.append(keras.callbacks.BackupAndRestore(str(out / "backup")))
+    return cbs
+
+
+def _merge(histories: list[Any]) -> dict[str, list[float]]:
+    merged: dict[str, list[float]] = {}
+    for history in histories:
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(float(v) for v in values)
+    return merged
+
+
+def _fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+    from artflow.models.cnn import build_cnn
+
+    cfg = settings.cnn
+    model = build_cnn(n, settings.images.size, cfg.dense_units, cfg.dropout, cfg.learning_rate)
+    history = model.fit(
+        data["train"].dataset,
+        validation_data=data["val"].dataset,
+        epochs=cfg.epochs,
+        class_weight=data["class_weight"],
+        callbacks=callbacks(wd, "cnn", cfg.early_stopping_patience),
+        verbose=verbose,
+    )
+    return model, [history]
+
+
+def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+    """Phase 1 trains the whole model; phase 2 freezes the base but its top layers."""
+    from artflow.models.cnn import compile_classifier
+    from artflow.models.resnet import build_resnet50, freeze_base_except_top
+
+    cfg = settings.resnet
+    model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
+    histories, done = [], 0
+    phases = [
+        (1, cfg.phase1_epochs, cfg.phase1_learning_rate),
+        (2, cfg.phase2_epochs, cfg.phase2_learning_rate),
+    ]
+    for phase, epochs, lr in phases:
+        if epochs == 0:
+            continue
+        if phase == 2:
+            freeze_base_except_top(model, cfg.unfreeze_top_layers)
+        compile_classifier(model, lr)
+        cbs = callbacks(
+            wd, f"resnet50_phase{phase}", cfg.early_stopping_patience, epoch_offset=done
+        )
+        history = model.fit(
+            data["train"].dataset,
+            validation_data=data["val"].dataset,
+            epochs=epochs,
+            class_weight=data["class_weight"],
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            callbacks=cbs,
+            verbose=verbose,
+        )
+        histories.append(history)
+        done += len(history.history.get("loss", []))
+    if not histories:
+        raise ConfigError("resnet.phase1_epochs and resnet.phase2_epochs are both 0")
+    return model, histories
+
+
+def family_inputs(settings: Settings, family: str) -> tuple[int, int]:
+    """(image_size, batch_size) of a model family."""
+    if family == "cnn":
+        return settings.images.size, settings.cnn.batch_size
+    if family == "resnet50":
+        return settings.resnet.image_size, settings.resnet.batch_size
+    raise ModelError(f"unknown model {family!r}", f"choose one of: {', '.join(FAMILIES)}")
+
+
+def load_data(settings: Settings, wd: Workdir, image_size: int, batch_size: int) -> dict[str, Any]:
+    labels = tfdata.read_labels(wd)
+    n = len(labels)
+    train = tfdata.dataset(
+        wd,
+        "train",
+        image_size,
+        batch_size,
+        n,
+        training=True,
+        augment=settings.augment,
+        seed=settings.seed,
+    )
+    val = tfdata.dataset(wd, "val", image_size, batch_size, n, seed=settings.seed)
+    tfdata.read_split(wd, "test")  # fail before training, not after, when the test split is missing
+    return {
+        "labels": labels,
+        "train": train,
+        "val": val,
+        "class_weight": tfdata.read_class_weights(wd, n),
+    }
+
+
+def split_files(wd: Workdir) -> list[Path]:
+    return [wd.split_csv(s) for s in tfdata.SPLITS] + [wd.labels]
+
+
+def train_classifier(
+    settings: Settings, wd: Workdir, family: str = "cnn", register: bool = True, verbose: int = 2
+) -> dict[str, Any]:
+    """Train, evaluate (val + test), log and register one classifier; returns run/model/metrics."""
+    import mlflow
+
+    image_size, batch_size = family_inputs(settings, family)
+    data = load_data(settings, wd, image_size, batch_size)
+    n = len(data["labels"])
+    strategy = runtime.configure(settings.training, settings.seed)
+    section = settings.cnn if family == "cnn" else settings.resnet
+    params = {
+        "family": family,
+        "image_size": image_size,
+        "n_classes": n,
+        "n_train": len(data["train"].frame),
+        "n_val": len(data["val"].frame),
+        **{f"{family}.{k}": v for k, v in section.model_dump().items()},
+        **{f"augment.{k}": v for k, v in settings.augment.model_dump().items()},
+        "seed": settings.seed,
+        "strategy": type(strategy).__name__,
+    }
+    tags = {"artflow.family": family, "artflow.stage": "train"}
+    with tracking.start_run(
+        EXPERIMENT,
+        f"train-{family}",
+        settings,
+        params=params,
+        data_files=split_files(wd),
+        tags=tags,
+    ) as run:
+        start = time.perf_counter()
+        with strategy.scope():
+            fit = _fit_cnn if family == "cnn" else _fit_resnet
+            model, histories = fit(settings, wd, data, n, verbose)
+        seconds = time.perf_counter() - start
+        mlflow.log_metric("train_seconds", seconds)
+        history = _merge(histories)
+        phase_starts = np.cumsum([len(h.history.get("loss", [])) for h in histories])[:-1]
+        out = wd.reports / "classifier" / family
+        from artflow import plots
+
+        curves = plots.learning_curves(history, out / "learning_curves.png", list(phase_starts))
+        mlflow.log_artifact(str(curves), artifact_path="plots")
+        result = finalize(
+            model, settings, wd, family, data["labels"], image_size, out, register=register
+        )
+        result.update(run_id=run.info.run_id, train_seconds=seconds, epochs=len(history["loss"]))
+    write_metrics(wd, family, result)
+    return result
+
+
+def finalize(
+    model: Any,
+    settings: Settings,
+    wd: Workdir,
+    family: str,
+    labels: list[str],
+    image_size: int,
+    out: Path,
+    register: bool = True,
+) -> dict[str, Any]:
+    """Evaluate on val and test, log reports, register, and check the registered copy agrees.
+
+    Runs inside the active MLflow run. Returns metrics plus model_name/version when registered.
+    """
+    import mlflow
+
+    metrics: dict[str, float] = {}
+    test_probs = None
+    for split in ("val", "test"):
+        probs, data, shown = predict_split(model, wd, split, image_size, len(labels))
+        result = score(data.labels, probs, labels)
+        for path in write_report(out, split, result, labels, data.frame, shown):
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+        metrics[f"{split}_accuracy"] = result["accuracy"]
+        metrics[f"{split}_macro_f1"] = result["macro_f1"]
+        test_probs, test_frame = probs, data.frame
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(labels, "labels.json")
+    output: dict[str, Any] = {"family": family, "metrics": metrics, "model_name": None}
+    if register:
+        from artflow.models.classifier_io import load_classifier, register_classifier
+
+        example = _input_example(wd, test_frame, image_size)
+        reg = register_classifier(model, labels, image_size, family, input_example=example)
+        # The registered copy must predict exactly what the trained model predicted.
+        loaded = load_classifier(reg.uri)
+        again, _, _ = predict_split(loaded.model, wd, "test", image_size, len(labels))
+        agreement = float(np.mean(again.argmax(1) == test_probs.argmax(1)))
+        mlflow.log_metric("registry_roundtrip_agreement", agreement)
+        if agreement < 1.0:
+            raise ModelError(
+                f"registered {reg.uri} disagrees with the trained model on the test split"
+            )
+        output.update(
+            model_name=reg.name,
+            version=reg.version,
+            model_uri=reg.uri,
+            model_size_mb=loaded.size_mb,
+        )
+    return output
+
+
+def _input_example(wd: Workdir, frame: Any, image_size: int) -> np.ndarray:
+    """One real test image at the model's input size (float32 0..255), for the signature."""
+    from artflow.imageio import load_rgb
+    from artflow.models.classifier_io import resize_batch
+
+    image = load_rgb(wd.abs(frame["path"].iloc[0]))
+    return resize_batch([image], image_size)
+
+
+def write_metrics(wd: Workdir, family: str, result: dict[str, Any]) -> Path:
+    """wd.metrics/<family>.json for `dvc metrics show`."""
+    wd.metrics.mkdir(parents=True, exist_ok=True)
+    path = wd.metrics / f"{family}.json"
+    keep = {k: result.get(k) for k in ("model_name", "version", "run_id", "epochs")}
+    keep["train_seconds"] = round(float(result.get("train_seconds", 0.0)), 1)
+    keep.update({k: round(v, 4) for k, v in result["metrics"].items()})
+    path.write_text(json.dumps(keep, indent=2) + "\n")
+    return path
