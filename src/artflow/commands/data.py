@@ -1,9 +1,147 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""`artflow data ...`: demo set, ingest, validate, sample and the EDA report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.errors import ConfigError, DataError
+
+data_app = typer.Typer(help="Data: demo set, ingest, validate, sample, EDA report.",
+                       no_args_is_help=True)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    app.add_typer(data_app, name="data")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _workdir(path: Path):
+    from artflow.data.layout import Workdir
+
+    if path.exists() and not path.is_dir():
+        raise DataError(f"--workdir {path} is a file, not a directory")
+    return Workdir.at(path)
+
+
+@data_app.command("demo")
+def demo(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write artworks/ and monet/ to."),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Generate the offline demo data in the Kaggle layouts (seeded, a few seconds)."""
+    from artflow.data.demo import generate_demo
+
+    cfg = settings(params, profile)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, not a directory")
+    counts = generate_demo(out, cfg.data.demo, cfg.seed)
+    artists = {k: v for k, v in counts.items() if k not in ("monet", "photo")}
+    _console().print(
+        f"demo data in [bold]{out}[/]: {sum(artists.values())} paintings of {len(artists)} "
+        f"artists, {counts['monet']} Monet paintings, {counts['photo']} photos "
+        f"({cfg.data.demo.image_size}px, seed {cfg.seed})")
+
+
+@data_app.command("ingest")
+def ingest(
+    source: list[Path] = typer.Option(
+        None, "--source", "-s", help="Folder or .zip in the Kaggle layout (repeatable)."),
+    kaggle: list[str] = typer.Option(
+        None, "--kaggle", help="Download with the Kaggle API, e.g. "
+        "ikarus777/best-artworks-of-all-time or gan-getting-started (repeatable)."),
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Copy a data set into the workdir's raw/ and write the manifests and ingest report."""
+    from artflow.data import kaggle as kaggle_api
+    from artflow.data.ingest import ingest as run_ingest
+
+    cfg = settings(params, profile)
+    wd = _workdir(workdir)
+    sources = list(source or [])
+    for slug in kaggle or []:
+        sources.append(kaggle_api.download(slug, wd.root / "downloads" / slug.replace("/", "__")))
+    if not sources:
+        raise ConfigError("nothing to ingest", "pass --source DIR|ZIP or --kaggle SLUG")
+    report = run_ingest(sources, wd, cfg)
+    _print_ingest(report, wd)
+
+
+def _print_ingest(report: dict, wd) -> None:
+    con = _console()
+    art, monet = report["artworks"], report["monet"]
+    if art:
+        con.print(f"artworks: {art['files_ingested']} images of {len(art['per_artist'])} artists "
+                  f"({art['resized_skipped']} resized/ copies and "
+                  f"{len(art['duplicates_skipped']) - art['resized_skipped']} other duplicates "
+                  f"skipped, {art['undecodable']} undecodable)")
+        for spelled, name in {**art["matched_normalized"], **art["matched_fuzzy"]}.items():
+            con.print(f"  matched {spelled!r} -> {name!r}")
+        for item in art["unmatched_folders"]:
+            con.print(f"  [yellow]unmatched folder[/] {item['folder']} ({item['files']} files)")
+        for name in art["unmatched_csv_rows"]:
+            con.print(f"  [yellow]artists.csv row without images:[/] {name}")
+    if monet:
+        con.print(f"monet: {monet['per_domain']} ({monet['undecodable']} undecodable)")
+    con.print(f"manifest: {wd.manifest}\nreport:   {wd.ingest_report}")
+
+
+@data_app.command("validate")
+def validate(
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Great Expectations gate: quarantine bad files, fail when the rest is unusable."""
+    from artflow.data.validate import validate as run_validate
+
+    wd = _workdir(workdir)
+    summary = run_validate(wd, settings(params, profile))
+    con = _console()
+    for name, suite in summary["suites"].items():
+        state = "[green]pass[/]" if suite["success"] else "[yellow]issues[/]"
+        con.print(f"{name}: {state} ({suite['failed']} of {suite['expectations']} failed)")
+    con.print(f"usable: {len(summary['chosen_classes'])} chosen classes, "
+              f"{summary['quarantined']} quarantined, {len(summary['flagged'])} flagged")
+    con.print(f"report: {wd.validation_report}")
+
+
+@data_app.command("sample")
+def sample(
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Choose the artists and write the train/val/frozen-test and style splits."""
+    from artflow.data.sample import sample as run_sample
+
+    wd = _workdir(workdir)
+    m = run_sample(wd, settings(params, profile))
+    _console().print(
+        f"{m['classes']} classes: train {m['train']}, val {m['val']}, test {m['test']} "
+        f"(frozen by content hash); style train {m['style_train']}, held-out photos "
+        f"{m['style_test']}\nsplits: {wd.splits}")
+
+
+@data_app.command("report")
+def report(
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Render the EDA figures and their HTML page for this data version."""
+    from artflow.data.eda import report as run_report
+
+    index = run_report(_workdir(workdir), settings(params, profile))
+    _console().print(f"EDA report: {index}")
