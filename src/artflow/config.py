@@ -34,6 +34,7 @@ class DemoCfg(Section):
 
 
 class DataCfg(Section):
+    source: str = "data/demo_source"  # what `dvc repro` ingests (folder or zip, repo-relative)
     kaggle_artworks: str = "ikarus777/best-artworks-of-all-time"
     kaggle_monet: str = "gan-getting-started"
     demo: DemoCfg = DemoCfg()
