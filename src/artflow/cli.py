@@ -12,6 +12,7 @@ import sys
 
 import click
 import typer
+from typer.exceptions import TyperException
 
 from artflow.errors import ArtflowError
 
@@ -38,12 +39,16 @@ def run(argv: list[str] | None = None) -> int:
     except ArtflowError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except (click.ClickException, TyperException) as exc:
+        # typer >= 0.20 vendors click (typer._click): its usage errors are TyperExceptions
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         typer.secho("aborted", err=True)
         return 130
     except KeyboardInterrupt:
