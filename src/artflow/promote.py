@@ -115,7 +115,9 @@ def _evaluate(settings: Settings, wd: Workdir, model_ref: str) -> dict[str, Any]
     """The classifier helper's evaluation on the frozen test split (imported lazily: TF)."""
     from artflow.evaluate import evaluate
 
-    return evaluate(settings, wd, model_ref, split="test")
+    result = evaluate(settings, wd, model_ref, split="test")
+    result.setdefault("latency_ms", result.get("latency_ms_per_image"))
+    return result
 
 
 def _correct(result: dict[str, Any]) -> list[bool]:
@@ -166,6 +168,8 @@ def classifier_checks(
         _ge("accuracy_vs_champion", float(cand["accuracy"]), float(champ["accuracy"]), vs),
         _ge("macro_f1_vs_champion", float(cand["macro_f1"]), float(champ["macro_f1"]), vs),
     ]
+    if champ.get("paths") != cand.get("paths"):  # pairing needs the same images, same order
+        raise ModelError("champion and candidate were not evaluated on the same test images")
     test = mcnemar(_correct(champ), _correct(cand))
     if gate.require_significance:
         note = f"{test.method}; candidate must be right more often (c={test.c} > b={test.b})"

@@ -1,9 +1,153 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""`artflow pipeline compile|run|submit|schedule`: the Kubeflow pipelines (pipelines/)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ProfileOpt, WorkdirOpt
+from artflow.config import PROJECT_ROOT
+from artflow.errors import ConfigError
+
+DEFAULT_OUT = PROJECT_ROOT / "build" / "pipelines"
+NameArg = typer.Argument(..., help="training | style | retrain")
+HostOpt = typer.Option(..., "--host", help="Kubeflow Pipelines API URL, e.g. http://localhost:8080")
+ArgOpt = typer.Option(
+    [], "--arg", "-a", help="Pipeline argument KEY=VALUE (repeatable), e.g. -a tune=true"
+)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    pipeline_app = typer.Typer(
+        help="Kubeflow pipelines: compile, run locally, submit, schedule.", no_args_is_help=True
+    )
+    pipeline_app.command("compile")(compile_cmd)
+    pipeline_app.command("run")(run_cmd)
+    pipeline_app.command("submit")(submit_cmd)
+    pipeline_app.command("schedule")(schedule_cmd)
+    app.add_typer(pipeline_app, name="pipeline")
+
+
+def _pipelines():
+    """pipelines/ and components/ live at the project root, beside src/."""
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    import pipelines
+
+    return pipelines
+
+
+def _arguments(pairs: list[str], workdir: Path | None = None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arg {pair!r} is not KEY=VALUE", "e.g. --arg tune=true")
+        lowered = value.lower()
+        out[key] = lowered == "true" if lowered in ("true", "false") else value
+    if workdir is not None:
+        out.setdefault("workdir", str(workdir))
+    return out
+
+
+def compile_cmd(
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for the YAML files."),
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Compile every pipeline to Kubeflow's YAML (IR)."""
+    _set_profile(profile)
+    from pipelines.kubeflow_runner import compile_all
+
+    _pipelines()
+    for path in compile_all(out):
+        typer.echo(f"compiled {path}")
+
+
+def _set_profile(profile: str | None) -> None:
+    import os
+
+    _pipelines()
+    if profile:
+        os.environ["ARTFLOW_PROFILE"] = profile
+
+
+def run_cmd(
+    name: str = NameArg,
+    local: bool = typer.Option(False, "--local", help="Run here with kfp's SubprocessRunner."),
+    workdir: Path = WorkdirOpt,
+    profile: str | None = ProfileOpt,
+    force: bool = typer.Option(False, "--force", help="Re-run every stage (ignore stamps)."),
+    args: list[str] = ArgOpt,
+) -> None:
+    """Run a pipeline on this machine (--local); for a cluster use `pipeline submit`."""
+    if not local:
+        raise ConfigError(
+            "`artflow pipeline run` runs on this machine only",
+            "add --local, or use `artflow pipeline submit NAME --host URL` for a cluster",
+        )
+    _set_profile(profile)
+    from pipelines.local_runner import run_local
+
+    result = run_local(name, workdir, profile or "", force=force, **_arguments(args))
+    typer.secho(f"pipeline {name}: finished in {result['seconds']} s", fg="green")
+    for stem, decision in result["gates"].items():
+        verdict = (
+            "promoted"
+            if decision.get("promoted")
+            else ("passed" if decision.get("passed") else "refused")
+        )
+        typer.echo(f"  gate {stem}: {verdict} ({decision.get('reason')})")
+    summary = Path(workdir) / "pipeline" / f"last_run_{name}.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps(result, indent=2, default=str))
+    typer.echo(f"summary: {summary}")
+
+
+def submit_cmd(
+    name: str = NameArg,
+    host: str = HostOpt,
+    workdir: Path = typer.Option(
+        Path("/data/artflow"), "--workdir", "-w", help="Data volume path inside the steps."
+    ),
+    experiment: str = typer.Option("artflow", "--experiment"),
+    profile: str | None = ProfileOpt,
+    args: list[str] = ArgOpt,
+) -> None:
+    """Submit one run of a pipeline to a Kubeflow Pipelines endpoint."""
+    _set_profile(profile)
+    from pipelines import load
+    from pipelines.kubeflow_runner import submit
+
+    load(name)  # unknown names fail before any network call
+    arguments = {"profile": profile or "", **_arguments(args, workdir)}
+    run_id = submit(name, host, arguments, experiment)
+    typer.secho(f"submitted {name}: run {run_id} on {host}", fg="green")
+
+
+def schedule_cmd(
+    name: str = NameArg,
+    cron: str = typer.Option(
+        ..., "--cron", help="Cron expression, e.g. '0 3 * * 1' (5 or 6 fields)."
+    ),
+    host: str = HostOpt,
+    workdir: Path = typer.Option(
+        Path("/data/artflow"), "--workdir", "-w", help="Data volume path inside the steps."
+    ),
+    experiment: str = typer.Option("artflow", "--experiment"),
+    profile: str | None = ProfileOpt,
+    args: list[str] = ArgOpt,
+) -> None:
+    """Create a recurring run of a pipeline (e.g. the weekly retrain)."""
+    _set_profile(profile)
+    from pipelines import load
+    from pipelines.kubeflow_runner import kfp_cron, schedule
+
+    load(name)
+    kfp_cron(cron)  # a bad expression fails before any network call
+    arguments = {"profile": profile or "", **_arguments(args, workdir)}
+    job = schedule(name, cron, host, arguments, DEFAULT_OUT, experiment)
+    typer.secho(f"scheduled {name} ({cron}): recurring run {job} on {host}", fg="green")
