@@ -1,9 +1,115 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""`artflow train classifier`, `artflow tune cnn`, `artflow evaluate`: artist classification."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.errors import DataError, ModelError
+
+FAMILIES = ("cnn", "resnet50")
+SPLITS = ("train", "val", "test")
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    train_app.command("classifier")(train_classifier)
+    tune_app = typer.Typer(help="Hyperparameter searches.", no_args_is_help=True)
+    tune_app.command("cnn")(tune_cnn)
+    app.add_typer(tune_app, name="tune")
+    app.command("evaluate")(evaluate)
+
+
+def _check_workdir(workdir: Path, splits: tuple[str, ...] = SPLITS) -> object:
+    """Fail fast (before TensorFlow loads) when the workdir lacks the sampled splits."""
+    from artflow.data.layout import Workdir
+
+    wd = Workdir.at(workdir)
+    for path in [wd.split_csv(s) for s in splits] + [wd.labels]:
+        if not path.is_file():
+            raise DataError(
+                f"{path} does not exist", "run `artflow data sample` (or `make demo`) first"
+            )
+    return wd
+
+
+def train_classifier(
+    model: str = typer.Option("cnn", "--model", "-m", help="cnn | resnet50"),
+    weights: str | None = typer.Option(
+        None, "--weights", help="ResNet50 base weights: imagenet | none | <file> (resnet.weights)."
+    ),
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Train, evaluate and register an artist classifier (challenger alias)."""
+    if model not in FAMILIES:
+        raise ModelError(f"unknown model {model!r}", f"choose one of: {', '.join(FAMILIES)}")
+    if weights is not None:
+        from artflow.config import load_settings
+
+        cfg = load_settings(params, profile, overrides={"resnet": {"weights": weights}})
+    else:
+        cfg = settings(params, profile)
+    wd = _check_workdir(workdir)
+    from artflow.train.classifier import train_classifier as train
+
+    result = train(cfg, wd, family=model)
+    _summary(f"trained {model}", result)
+
+
+def tune_cnn(
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Random search over the CNN's dense units and learning rate; registers the best model."""
+    cfg = settings(params, profile)
+    wd = _check_workdir(workdir)
+    from artflow.train.tune import tune_cnn as tune
+
+    result = tune(cfg, wd)
+    _summary("tuned cnn", result)
+    typer.echo(f"best: {result['best']} over {len(result['trials'])} trials")
+
+
+def evaluate(
+    model_uri: str = typer.Option(
+        "champion", "--model-uri", help="models:/NAME@alias, models:/NAME/N, an alias or N."
+    ),
+    split: str = typer.Option("test", "--split", help="train | val | test"),
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Score a registered classifier on a split: metrics, confusion matrix, MLflow run."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}", f"choose one of: {', '.join(SPLITS)}")
+    cfg = settings(params, profile)
+    wd = _check_workdir(workdir, (split,))
+    from artflow.evaluate import evaluate as run_eval
+
+    result = run_eval(cfg, wd, model_uri, split)
+    typer.echo(
+        f"{result['model_uri']} on {split} (n={result['n']}): accuracy {result['accuracy']:.3f}, "
+        f"macro-F1 {result['macro_f1']:.3f}, {result['latency_ms_per_image']:.1f} ms/image, "
+        f"{result['model_size_mb']:.1f} MB"
+    )
+    typer.echo(f"report: {result['report_dir']}")
+
+
+def _summary(title: str, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result["metrics"].items():
+        table.add_row(key, f"{value:.3f}")
+    if result.get("version"):
+        table.add_row("registered", f"{result['model_name']} v{result['version']} (challenger)")
+    table.add_row("mlflow run", str(result.get("run_id")))
+    Console().print(table)
