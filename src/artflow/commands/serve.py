@@ -1,9 +1,60 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""`artflow serve` (run the service locally) and `artflow bento build` (package it)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, settings
+
+bento_app = typer.Typer(help="Package the service as a Bento.", no_args_is_help=True)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    app.command("serve")(serve)
+    app.add_typer(bento_app, name="bento")
+    bento_app.command("build")(build)
+
+
+def serve(
+    port: int | None = typer.Option(None, "--port", help="Port (default: serve.port in params)."),
+    host: str | None = typer.Option(
+        None, "--host", help="Interface to bind (default: serve.host, 127.0.0.1)."
+    ),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Serve classify / stylize / Monet with A/B routing on 127.0.0.1 (BentoML)."""
+    from rich import print as rprint
+
+    from artflow.serve.launch import preflight, run_server
+
+    cfg = settings(params, profile)
+    host = host or cfg.serve.host
+    port = port or cfg.serve.port
+    for line in preflight():
+        rprint(line)
+    rprint(f"[bold]artflow serve[/] on http://{host}:{port}  (web page: /ui, readiness: /readyz)")
+    raise typer.Exit(run_server(host, port, params, cfg.profile))
+
+
+def build(
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+    version: str | None = typer.Option(
+        None, "--version", help="Bento version (default: a new one)."
+    ),
+) -> None:
+    """Build the Bento, labelled with the registry versions it was built against."""
+    from rich import print as rprint
+
+    from artflow.serve.bento import build_bento
+
+    cfg = settings(params, profile)
+    result = build_bento(cfg, version=version)
+    rprint(f"[green]built[/] {result['tag']}")
+    for key, value in sorted(result["labels"].items()):
+        rprint(f"  {key} = {value}")
+    rprint(f"serve it with: BENTOML_HOME={result['bentoml_home']} bentoml serve {result['tag']}")

@@ -1,0 +1,143 @@
+"""An ASGI middleware that refuses bad requests before BentoML parses them or a model runs.
+
+BentoML sets no request body limit (STACK.md), and its file inputs also accept a URL in
+place of a file, which it then downloads: a server-side request forgery vector. So, in
+front of the API:
+  * every POST body is read here, counted against `max_body_bytes` (Content-Length is
+    checked first, and the stream is counted too, since the header can lie or be absent);
+  * the upload endpoints accept only multipart/form-data whose image fields are real file
+    parts (not text, hence not URLs), and an empty body is refused;
+  * JSON endpoints (admin) must carry valid JSON.
+The buffered body is then replayed to the application unchanged.
+Every refusal is a 4xx JSON body {"error": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        upload_fields: Mapping[str, Sequence[str]],
+        json_paths: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = int(max_body_bytes)
+        self.upload_fields = {p.rstrip("/"): tuple(f) for p, f in upload_fields.items()}
+        self.json_paths = tuple(p.rstrip("/") for p in json_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/")
+        try:
+            body = await self._read_body(scope, receive)
+        except BodyTooLarge:
+            limit_mb = self.max_body_bytes / 2**20
+            await _refuse(scope, send, 413, f"request body larger than {limit_mb:g} MB")
+            return
+        problem = await self._check(scope, path, body)
+        if problem is not None:
+            await _refuse(scope, send, *problem)
+            return
+        await self.app(scope, _replay(body, then=receive), send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise BodyTooLarge
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _check(self, scope: Scope, path: str, body: bytes) -> tuple[int, str] | None:
+        if path in self.upload_fields:
+            return await _check_upload(scope, body, self.upload_fields[path])
+        if any(path == p or path.startswith(p + "/") for p in self.json_paths) and body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                return 400, "the request body is not valid JSON"
+        return None
+
+
+async def _check_upload(scope: Scope, body: bytes, fields: Sequence[str]) -> tuple[int, str] | None:
+    wanted = ", ".join(fields)
+    if not body:
+        return 400, f"empty request body: send multipart/form-data with file field(s) {wanted}"
+    content_type = Request(scope).headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        return 415, (
+            f"content type {content_type or 'none'!r} is not accepted: send multipart/form-data "
+            f"with file field(s) {wanted}"
+        )
+    try:
+        form = await Request(scope, _replay(body)).form(max_files=8, max_fields=16)
+    except Exception as exc:  # malformed multipart: starlette raises several types
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        return 400, f"malformed multipart body: {detail}"
+    try:
+        for name in fields:
+            value = form.get(name)
+            if value is None:
+                return 422, f"missing file field {name!r} (send field(s) {wanted})"
+            if not isinstance(value, UploadFile):
+                return 422, f"field {name!r} must be an uploaded file, not text or a URL"
+    finally:
+        await form.close()
+    return None
+
+
+def _replay(body: bytes, then: Receive | None = None) -> Receive:
+    """Hand out the buffered body once; afterwards wait on the real channel (`then`) so the
+    application still notices a genuine client disconnect, and not a made-up one."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await JSONResponse({"error": message}, status_code=status)(scope, no_body, send)

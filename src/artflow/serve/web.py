@@ -1,0 +1,43 @@
+"""The web page and GET /status, as a small Starlette app mounted into the BentoML service.
+
+The page (static/index.html + app.js + style.css) calls the service's own endpoints; it
+loads nothing from a CDN. `app.state.service` is set by the service instance at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def page(_: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def to_page(_: Request) -> Response:
+    return RedirectResponse("/ui")
+
+
+async def status(request: Request) -> Response:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return JSONResponse({"state": "starting", "ready": False}, status_code=503)
+    body = service.public_status()
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+web_app = Starlette(
+    routes=[
+        Route("/ui", page),
+        Route("/ui/", to_page),
+        Route("/status", status),
+        Mount("/ui/assets", StaticFiles(directory=STATIC), name="assets"),
+    ]
+)

@@ -1,0 +1,186 @@
+"""One real `bentoml serve` per test session, on a free 127.0.0.1 port, over tiny models
+registered in the session's MLflow store (the root conftest's autouse fixture sets the env).
+
+Registered here: three untrained CNN classifier versions (champion v2 with a champion history
+[1, 2] for rollback, challenger v3) and, when the style helper's API is present, a tiny
+stylizer and Monet generator. Start-up failures fail fast with the server's log: a BentoML
+worker that cannot start is restarted forever, so /readyz is polled with a short timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artflow.config import PROJECT_ROOT
+
+LABELS = ["Claude_Monet", "Pablo_Picasso", "Vincent_van_Gogh", "Rembrandt"]
+IMAGE_SIZE = 32
+ADMIN_TOKEN = "test-admin-token"
+READY_DEADLINE_S = 240
+
+
+def png_bytes(seed: int = 0, size: tuple[int, int] = (48, 40), mode: str = "RGB") -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr).convert(mode) if mode != "RGB" else Image.fromarray(arr)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def register_classifiers() -> dict[str, str]:
+    """v1, v2, v3 of a tiny CNN: champion v2 (history [1, 2]), challenger v3."""
+    import keras
+
+    from artflow import tracking
+    from artflow.config import load_settings
+    from artflow.models.classifier_io import register_classifier
+    from artflow.models.cnn import build_cnn
+
+    settings = load_settings(profile="smoke")
+    versions = []
+    for seed in (1, 2, 3):
+        keras.utils.set_random_seed(seed)
+        model = build_cnn(len(LABELS), IMAGE_SIZE, dense_units=8)
+        with tracking.start_run("artflow-serve-tests", f"tiny-cnn-{seed}", settings):
+            versions.append(register_classifier(model, LABELS, IMAGE_SIZE, "cnn").version)
+    v1, v2, v3 = versions
+    set_champion(v2, history=[v1, v2])
+    tracking.set_alias(tracking.CLASSIFIER, tracking.CHALLENGER, v3)
+    return {"v1": v1, "v2": v2, "v3": v3}
+
+
+def set_champion(version: str, history: list[str]) -> None:
+    """Point champion at `version` with the gate's history tag (artflow.promote's format)."""
+    from artflow import promote, tracking
+
+    client = tracking.client()
+    client.set_registered_model_tag(tracking.CLASSIFIER, promote.HISTORY_TAG, json.dumps(history))
+    tracking.set_alias(tracking.CLASSIFIER, tracking.CHAMPION, version)
+
+
+def register_style_models() -> dict[str, str]:
+    """Tiny stylizer and Monet generator through the style helper's API, when it exists."""
+    try:
+        from artflow.style import inference  # noqa: F401
+    except ImportError:
+        return {}
+    from tests.serve.style_models import register_tiny_style_models
+
+    return register_tiny_style_models()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+    prediction_log: Path
+    versions: dict[str, str]
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def _wait_ready(server: Server) -> None:
+    import httpx
+
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        log = server.log_tail(20000)
+        if log.count("Traceback") >= 3:  # a worker failing at start-up restarts forever
+            pytest.fail(f"bentoml worker keeps failing at start-up:\n{log[-6000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"service not ready after {READY_DEADLINE_S} s:\n{server.log_tail()}")
+
+
+def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARTFLOW_PROFILE": "smoke",
+        "ARTFLOW_PREDICTION_LOG": str(tmp / "predictions.jsonl"),
+        "ARTFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+        "BENTOML_HOME": str(tmp / "bentoml_home"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **(env_extra or {}),
+    }
+    log_path = tmp / "server.log"
+    artflow = Path(sys.executable).parent / "artflow"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(artflow), "serve", "--port", str(port), "--host", "127.0.0.1"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: teardown stops every worker
+        )
+    return Server(f"http://127.0.0.1:{port}", proc, log_path, tmp / "predictions.jsonl", {})
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_models(mlflow_store: str) -> dict[str, str]:
+    return {**register_classifiers(), **register_style_models()}
+
+
+@pytest.fixture(scope="session")
+def server(serve_models: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("serve")
+    srv = start_server(tmp)
+    srv.versions = serve_models
+    try:
+        _wait_ready(srv)
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+@pytest.fixture()
+def client(server: Server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture()
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
