@@ -88,20 +88,19 @@ def run_stage(
             print(f"[artflow] {stage}: inputs unchanged since {saved.get('finished')}: skipped")
             return {**saved["result"], "skipped": True}
     start = time.perf_counter()
-    result = _jsonable(fn())
+    full = json.loads(json.dumps(fn(), default=_scalar))
     seconds = round(time.perf_counter() - start, 1)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S")
-    record = {"key": key, "finished": finished, "seconds": seconds, "result": result}
+    record = {"key": key, "finished": finished, "seconds": seconds, "result": _slim(full)}
     stamp.write_text(json.dumps(record, indent=2))
     print(f"[artflow] {stage}: done in {seconds} s")
-    return {**result, "skipped": False}
+    return {**full, "skipped": False}
 
 
-def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    """Keep what a stamp needs: drop long per-epoch/per-image lists, coerce numpy scalars."""
-    slim = {k: v for k, v in result.items() if not (isinstance(v, list) and len(v) > 50)}
-    return json.loads(json.dumps(slim, default=_scalar))
+def _slim(result: dict[str, Any]) -> dict[str, Any]:
+    """What a stamp keeps: long per-epoch/per-image lists are dropped."""
+    return {k: v for k, v in result.items() if not (isinstance(v, list) and len(v) > 50)}
 
 
 def _scalar(value: Any) -> Any:

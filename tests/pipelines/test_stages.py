@@ -1,0 +1,50 @@
+"""The content-hash skip behind local pipeline re-runs."""
+
+from __future__ import annotations
+
+from artflow import stages
+from artflow.data.layout import Workdir
+
+
+def test_unchanged_inputs_skip_changed_inputs_rerun(tmp_path):
+    wd = Workdir.at(tmp_path)
+    data = tmp_path / "splits.csv"
+    data.write_text("path,label\na.jpg,0\n")
+    calls = []
+
+    def work():
+        calls.append(1)
+        return {"version": str(len(calls)), "history": list(range(100))}
+
+    def key():
+        return stages.stage_key("train", stages.file_digest([data]), {"epochs": 3})
+
+    first = stages.run_stage(wd, "train", key(), work)
+    assert first == {"version": "1", "history": list(range(100)), "skipped": False}
+    again = stages.run_stage(wd, "train", key(), work)
+    assert again == {"version": "1", "skipped": True} and len(calls) == 1  # long lists dropped
+    data.write_text("path,label\na.jpg,1\n")  # new data: the key changes
+    assert stages.run_stage(wd, "train", key(), work)["version"] == "2"
+    assert stages.run_stage(wd, "train", key(), work, force=True)["version"] == "3"
+    assert stages.run_stage(wd, "train", key(), work)["skipped"] and len(calls) == 3
+
+
+def test_publish_fills_kfp_like_artifacts(tmp_path):
+    class Artifact:
+        def __init__(self, path):
+            self.path, self.metadata, self.logged = str(path), {}, {}
+
+        def log_metric(self, key, value):
+            self.logged[key] = value
+
+    model, metrics = Artifact(tmp_path / "m" / "model"), Artifact(tmp_path / "metrics")
+    result = {
+        "model_name": "artflow-artist-classifier",
+        "version": "4",
+        "skipped": True,
+        "metrics": {"val_accuracy": 0.5},
+    }
+    stages.publish(result, metrics=metrics, model=model)
+    assert model.metadata["uri"] == "models:/artflow-artist-classifier/4"
+    assert (tmp_path / "m" / "model").read_text().strip() == model.metadata["uri"]
+    assert metrics.logged == {"val_accuracy": 0.5, "skipped": 1.0}
