@@ -14,7 +14,6 @@ prediction log, metrics.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import io
 import logging
 import os
@@ -32,6 +31,7 @@ from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
 from artflow.config import load_settings
+from artflow.serve import admin
 from artflow.serve.guard import RequestGuard
 from artflow.serve.inference import decode_array, encode_array, rank
 from artflow.serve.metrics import metrics
@@ -47,7 +47,6 @@ SETTINGS = load_settings(
     os.environ.get("ARTFLOW_PARAMS") or None, os.environ.get("ARTFLOW_PROFILE") or None
 )
 SERVE = SETTINGS.serve
-ADMIN_TOKEN_ENV = "ARTFLOW_ADMIN_TOKEN"
 UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
 BATCH = {"max_batch_size": SERVE.max_batch_size, "max_latency_ms": SERVE.max_latency_ms}
 ImageFormat = Literal["png", "jpeg"]
@@ -299,20 +298,10 @@ class Artflow:
 
     def _deny(self, ctx: bentoml.Context) -> dict[str, Any] | None:
         """None when the admin token matches; else an error body (status set on ctx)."""
-        expected = os.environ.get(ADMIN_TOKEN_ENV, "")
-        headers = ctx.request.headers
-        given = headers.get("x-admin-token") or ""
-        auth = headers.get("authorization") or ""
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not expected:
-            status, message = 403, f"admin is disabled: set {ADMIN_TOKEN_ENV} to enable it"
-        elif not given:
-            status, message = 401, "admin token required (Authorization: Bearer <token>)"
-        elif not hmac.compare_digest(given.encode(), expected.encode()):
-            status, message = 403, "wrong admin token"
-        else:
+        refused = admin.check(ctx.request.headers)
+        if refused is None:
             return None
+        status, message = refused
         ctx.response.status_code = status
         if status == 401:
             ctx.response.metadata["WWW-Authenticate"] = "Bearer"
