@@ -152,8 +152,8 @@ def _log(classifier: LoadedClassifier, folder: Path) -> None:
     run_id = classifier.run_id or client.get_model_version(name, version).run_id
     if not run_id:
         raise DataError(f"{name} v{version} has no MLflow run to log the drift reference to")
-    for name in (REFERENCE_FILE, PROJECTION_FILE, "summary.json"):
-        tracking._retry(lambda n=name: client.log_artifact(run_id, str(folder / n), ARTIFACT_DIR))
+    for file in (REFERENCE_FILE, PROJECTION_FILE, "summary.json"):
+        tracking._retry(lambda f=file: client.log_artifact(run_id, str(folder / f), ARTIFACT_DIR))
     uri = f"runs:/{run_id}/{ARTIFACT_DIR}"
     tracking._retry(lambda: client.set_model_version_tag(name, version, TAG, uri))
 
