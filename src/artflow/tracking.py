@@ -89,7 +89,23 @@ def lineage_tags(settings: Settings, data_files: Sequence[str | Path] = ()) -> d
         "artflow.git_commit": git_commit(),
         "artflow.data_hash": data_hash(data_files) if data_files else "none",
         "artflow.profile": settings.profile,
+        **env_tags(),
     }
+
+
+RUN_TAGS_ENV = "ARTFLOW_RUN_TAGS"
+
+
+def env_tags() -> dict[str, str]:
+    """Tags for every run of this process and its child processes: a JSON object in
+    ARTFLOW_RUN_TAGS. `artflow drift --act` sets it so that each run of the retrain pipeline
+    it starts records why (artflow.trigger=drift and the drift report's location)."""
+    raw = os.environ.get(RUN_TAGS_ENV, "").strip()
+    try:
+        tags = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
 
 
 @contextlib.contextmanager
