@@ -96,8 +96,11 @@ def check_drift(
         embedding="compared" if "emb_0" in current.columns else "absent from the log",
     )
     folder = _report_folder(wd)
-    verdict["report"] = {"folder": str(folder), "html": str(folder / "report.html"),
-                         "json": str(folder / "verdict.json")}
+    verdict["report"] = {
+        "folder": str(folder),
+        "html": str(folder / "report.html"),
+        "json": str(folder / "verdict.json"),
+    }
     verdict["seconds"] = round(time.perf_counter() - started, 2)
     report.save(folder)
     if log_to_mlflow:
