@@ -150,7 +150,7 @@ def _parse(line: str) -> tuple[dict[str, Any], list[float] | None] | None:
         "timestamp": when,
         "endpoint": str(rec.get("endpoint", "")),
         "variant": str(rec.get("variant", "")),
-        "model_version": str(rec.get("model_version", "")),
+        "model_version": str(rec.get("model_version") or ""),
         "artist": artist,
         "confidence": float(confidence),
         **{k: float(feats[k]) for k in FEATURE_NAMES},
