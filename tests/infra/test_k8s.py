@@ -1,0 +1,246 @@
+"""Kubernetes manifests: each overlay renders with kubectl's built-in kustomize, validates
+(kubernetes-validate, strict, offline schemas; Gateway API kinds against the subset schemas
+in schemas/ since no CRD schema ships offline), and hangs together: Services select pods,
+the route and the autoscalers point at what exists, every Secret reference is provided by
+infra/k8s/secrets, every container has requests, limits and a non-root identity."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.infra.conftest import K8S, OVERLAYS, ROOT, kubectl, run, tool
+
+K8S_VERSION = "1.32.0"  # the oldest cluster version the manifests are checked against
+SCHEMAS = Path(__file__).parent / "schemas"
+CRD_SCHEMAS = {
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway-v1.json",
+    ("gateway.networking.k8s.io/v1", "Gateway"): "gateway-gateway-v1.json",
+}
+WORKLOADS = {"Deployment", "StatefulSet", "Job", "CronJob"}
+SERVING = ("artflow-champion", "artflow-challenger")
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj["spec"]
+    if obj["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def pod_labels(obj: dict[str, Any]) -> dict[str, str]:
+    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    return spec["template"]["metadata"].get("labels", {})
+
+
+def workloads(objects: list[dict[str, Any]]):
+    return [o for o in objects if o["kind"] in WORKLOADS]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def crd_schema(obj: dict[str, Any]) -> dict[str, Any] | None:
+    name = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
+    return json.loads((SCHEMAS / name).read_text()) if name else None
+
+
+def validate_builtin(objects: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess:
+    path = tmp_path / "builtin.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    cmd = [tool("kubernetes-validate"), "--strict", "-k", K8S_VERSION, "--quiet", str(path)]
+    return run(cmd)
+
+
+# ---------------------------------------------------------------- render and validate
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_validates(overlay: str, rendered, tmp_path: Path) -> None:
+    objects = rendered[overlay]
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "HTTPRoute", "CronJob"} <= kinds
+    custom = [o for o in objects if "gateway.networking.k8s.io" in o["apiVersion"]]
+    for obj in custom:
+        schema = crd_schema(obj)
+        assert schema, f"no schema for {obj['apiVersion']} {obj['kind']}: add one to schemas/"
+        jsonschema.validate(obj, schema)
+    proc = validate_builtin([o for o in objects if o not in custom], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_validators_reject_broken_manifests(rendered, tmp_path: Path) -> None:
+    objects = copy.deepcopy(rendered["local"])
+    deployment = by_kind(objects, "Deployment")["artflow-champion"]
+    container = pod_spec(deployment)["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")  # a typo
+    proc = validate_builtin([deployment], tmp_path)
+    assert proc.returncode != 0 and "readinesProbe" in proc.stdout, proc.stdout
+    route = copy.deepcopy(by_kind(objects, "HTTPRoute")["artflow"])
+    route["spec"]["rules"][0]["backendRefs"][1]["wieght"] = 10
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(route, crd_schema(route))
+
+
+# ---------------------------------------------------------------- workload hygiene
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_containers_have_requests_limits_and_run_unprivileged(overlay: str, rendered) -> None:
+    for obj in workloads(rendered[overlay]):
+        spec = pod_spec(obj)
+        where = f"{overlay}: {obj['kind']}/{obj['metadata']['name']}"
+        assert spec.get("securityContext", {}).get("runAsNonRoot") is True, where
+        for c in spec["containers"]:
+            res = c.get("resources", {})
+            for part in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(res.get(part, {})), f"{where}: {part}"
+            sc = c.get("securityContext", {})
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_serving_probes_use_the_health_endpoints(overlay: str, rendered) -> None:
+    deployments = by_kind(rendered[overlay], "Deployment")
+    for name in SERVING:
+        (c,) = pod_spec(deployments[name])["containers"]
+        ports = {p["name"] for p in c["ports"]}
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            assert c[probe]["httpGet"]["port"] in ports, f"{name}: {probe} port"
+
+
+# ---------------------------------------------------------------- references between objects
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_select_pods_and_their_ports(overlay: str, rendered) -> None:
+    objects = rendered[overlay]
+    pods = [(pod_labels(o), pod_spec(o)) for o in by_kind(objects, "Deployment").values()]
+    for name, svc in by_kind(objects, "Service").items():
+        selector = svc["spec"]["selector"]
+        matches = [s for labels, s in pods if selector.items() <= labels.items()]
+        assert len(matches) == 1, f"Service {name} selects {len(matches)} Deployments"
+        ports = {p["name"] for c in matches[0]["containers"] for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in ports, f"Service {name}: no port {port['targetPort']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_route_and_autoscalers_point_at_what_exists(overlay: str, rendered) -> None:
+    objects = rendered[overlay]
+    services, deployments = by_kind(objects, "Service"), by_kind(objects, "Deployment")
+    route = by_kind(objects, "HTTPRoute")["artflow"]
+    gateways = by_kind(objects, "Gateway")
+    assert all(ref["name"] in gateways for ref in route["spec"]["parentRefs"])
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    # infra/scripts/route-weights.sh relies on this order; the challenger starts dark.
+    assert [(r["name"], r["weight"]) for r in refs] == [(SERVING[0], 100), (SERVING[1], 0)]
+    for ref in refs:
+        assert ref["port"] in {p["port"] for p in services[ref["name"]]["spec"]["ports"]}
+    for name, hpa in by_kind(objects, "HorizontalPodAutoscaler").items():
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments, name
+        assert "replicas" not in deployments[target["name"]]["spec"], (
+            f"{target['name']}: the HPA owns replicas; a fixed count fights it on every apply"
+        )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_volumes_config_and_accounts_resolve(overlay: str, rendered) -> None:
+    objects = rendered[overlay]
+    claims = set(by_kind(objects, "PersistentVolumeClaim"))
+    configmaps = set(by_kind(objects, "ConfigMap"))
+    accounts = set(by_kind(objects, "ServiceAccount")) | {"default"}
+    for obj in workloads(objects):
+        spec = pod_spec(obj)
+        for vol in spec.get("volumes", []):
+            if "persistentVolumeClaim" in vol:
+                assert vol["persistentVolumeClaim"]["claimName"] in claims
+        assert spec.get("serviceAccountName", "default") in accounts
+        for c in spec["containers"]:
+            for src in c.get("envFrom", []):
+                assert src["configMapRef"]["name"] in configmaps
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_are_referenced_never_committed(overlay: str, rendered, rendered_secrets) -> None:
+    objects = rendered[overlay]
+    assert not by_kind(objects, "Secret"), "Secrets belong in infra/k8s/secrets (env files)"
+    provided = {(s["metadata"]["name"], key) for s in rendered_secrets for key in s["data"]}
+    used = {
+        (ref["name"], ref["key"])
+        for obj in workloads(objects)
+        for c in pod_spec(obj)["containers"]
+        for env in c.get("env", [])
+        if (ref := env.get("valueFrom", {}).get("secretKeyRef"))
+    }
+    assert used and used <= provided, f"not in infra/k8s/secrets: {used - provided}"
+
+
+def test_secret_values_stay_out_of_git() -> None:
+    tracked = run(["git", "ls-files", str(K8S / "secrets")], cwd=ROOT).stdout.split()
+    assert tracked and not [f for f in tracked if f.endswith(".env")], tracked
+    probe = run(["git", "check-ignore", "-q", str(K8S / "secrets" / "postgres.env")], cwd=ROOT)
+    assert probe.returncode == 0, "infra/k8s/secrets/*.env must be git-ignored"
+
+
+def test_production_pins_image_tags(rendered) -> None:
+    for obj in workloads(rendered["production"]):
+        for c in pod_spec(obj)["containers"]:
+            image = c["image"]
+            assert re.search(r":[\w.-]+$|@sha256:", image) and not image.endswith(":latest"), image
+
+
+def test_env_the_manifests_set_is_read_by_artflow(rendered) -> None:
+    """An ARTFLOW_* variable that no code reads is configuration that silently does nothing."""
+    names = {
+        env["name"]
+        for obj in workloads(rendered["production"])
+        for c in pod_spec(obj)["containers"]
+        for env in c.get("env", [])
+        if env["name"].startswith("ARTFLOW_")
+    }
+    names |= {
+        key
+        for cm in by_kind(rendered["production"], "ConfigMap").values()
+        for key in cm.get("data", {})
+        if key.startswith("ARTFLOW_")
+    }
+    source = "\n".join(p.read_text() for p in (ROOT / "src" / "artflow").rglob("*.py"))
+    unread = sorted(n for n in names if f'"{n}"' not in source)
+    assert not unread, f"set in infra/k8s but read nowhere in src/artflow: {unread}"
+
+
+# ---------------------------------------------------------------- the traffic split script
+
+
+def test_route_weights_script(rendered, tmp_path: Path) -> None:
+    script = str(ROOT / "infra" / "scripts" / "route-weights.sh")
+    route = by_kind(rendered["local"], "HTTPRoute")["artflow"]
+    path = tmp_path / "route.yaml"
+    path.write_text(yaml.safe_dump(route))
+    env = {**os.environ, "ROUTE_FILE": str(path), "KUBECONFIG": os.devnull}
+    kubectl()  # skips without kubectl
+    proc = run([script, "25"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    refs = json.loads(proc.stdout)["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in refs] == [(SERVING[0], 75), (SERVING[1], 25)]
+    assert run([script, "101"], env=env).returncode == 2
+    swapped = copy.deepcopy(route)
+    swapped["spec"]["rules"][0]["backendRefs"].reverse()
+    path.write_text(yaml.safe_dump(swapped))
+    proc = run([script, "10"], env=env)
+    assert proc.returncode != 0 and "test failed" in proc.stderr
