@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import urllib.request
 
 DONE_OK = {"SUCCEEDED"}
 
@@ -24,9 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: empty --run-id (did `artflow pipeline submit` print one?)", file=sys.stderr)
         return 2
 
-    import kfp
-
     try:
+        # A plain probe first: kfp.Client retries a dead endpoint for a long while.
+        urllib.request.urlopen(f"{args.host.rstrip('/')}/apis/v2beta1/healthz", timeout=10)
+        import kfp
+
         client = kfp.Client(host=args.host)
         run = client.wait_for_run_completion(args.run_id, timeout=args.timeout, sleep_duration=30)
     except Exception as exc:  # kfp_server_api / urllib3 / TimeoutError: all end the wait
