@@ -1,9 +1,152 @@
-"""Commands of this area (filled in by the issue that builds it)."""
+"""Style commands: `artflow stylize`, `artflow train stylizer`, `artflow train cyclegan`."""
 
 from __future__ import annotations
 
+import time
+from enum import StrEnum
+from pathlib import Path
+
 import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.errors import ConfigError
+
+
+class Method(StrEnum):
+    fast = "fast"
+    gatys = "gatys"
+    monet = "monet"
+
+
+class Backbone(StrEnum):
+    vgg19 = "vgg19"
+    resnet50 = "resnet50"
+
+
+def stylize(
+    content: Path = typer.Option(..., "--content", "-c", help="Image to restyle (any size)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image; same size as the content."),
+    style: Path | None = typer.Option(None, "--style", "-s", help="Style image (fast, gatys)."),
+    method: Method = typer.Option(Method.fast, "--method", "-m", help="fast | gatys | monet."),
+    backbone: Backbone | None = typer.Option(None, help="Gatys feature network (nst.backbone)."),
+    steps: int | None = typer.Option(None, min=1, help="Gatys steps (nst.steps)."),
+    size: int | None = typer.Option(None, min=32, help="Working size: longer side in px."),
+    strength: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Fast: style strength 0..1 (stylizer.strength)."
+    ),
+    weights: str | None = typer.Option(None, help="Gatys: imagenet | none | <path> (nst.weights)."),
+    search: bool = typer.Option(
+        False, "--search", help="Gatys: random search (nst.search_trials)."
+    ),
+    model_uri: str = typer.Option(
+        "champion", "--model-uri", help="Fast/monet model: alias, version, models:/ URI or .keras."
+    ),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Restyle an image: real-time AdaIN (fast), Gatys optimisation, or photo -> Monet."""
+    from rich import print as rprint
+
+    from artflow.imageio import load_rgb, save_rgb
+
+    cfg = settings(params, profile)
+    nst_update = {
+        "backbone": backbone.value if backbone else None,
+        "steps": steps,
+        "image_size": size,
+        "weights": weights,
+    }
+    nst_update = {k: v for k, v in nst_update.items() if v is not None}
+    if weights and weights not in {"imagenet", "none"} and not Path(weights).expanduser().is_file():
+        from artflow.errors import ModelError
+
+        raise ModelError(f"weights file not found: {weights}", "pass imagenet, none or a file path")
+    if nst_update:
+        from artflow.config import load_settings
+
+        cfg = load_settings(params, profile, overrides={"nst": nst_update})
+    photo = load_rgb(content)
+    if method is not Method.monet and style is None:
+        raise ConfigError(f"--method {method.value} needs --style", "pass --style PATH")
+    style_img = load_rgb(style) if style is not None else None
+    out = out.expanduser()
+    start = time.perf_counter()
+    if method is Method.gatys:
+        from artflow.style.nst_runs import gatys_run, gatys_search
+
+        if search:
+            summary = gatys_search(cfg, photo, style_img, out)
+            best = summary["best"]
+            rprint(
+                f"[green]best of {len(summary['trials'])} trials[/] (fixed cost "
+                f"{best['fixed_cost']:.4g}) -> {out}  run {summary['run_id']}"
+            )
+            return
+        summary = gatys_run(cfg, photo, style_img, out)
+        rprint(
+            f"[green]gatys {cfg.nst.backbone}[/] {cfg.nst.steps} steps in "
+            f"{summary['seconds']:.1f} s, style loss {summary['style_loss']:.4g} (content "
+            f"image: {summary['content_style_loss']:.4g}) -> {out}  run {summary['run_id']}"
+        )
+        return
+    from artflow.style.inference import load_monet, load_stylizer
+
+    if method is Method.fast:
+        model = load_stylizer(model_uri)
+        alpha = cfg.stylizer.strength if strength is None else strength
+        result = model.stylize(photo, style_img, strength=alpha, size=size)
+    else:
+        model = load_monet(model_uri)
+        result = model.translate(photo, size=size)
+    save_rgb(result, out)
+    if model.note:
+        rprint(f"[yellow]note:[/] {model.note}")
+    rprint(
+        f"[green]{method.value}[/] {model.name} v{model.version or '-'} in "
+        f"{time.perf_counter() - start:.2f} s -> {out}"
+    )
+
+
+def train_stylizer(
+    workdir: Path = WorkdirOpt, params: Path | None = ParamsOpt, profile: str | None = ProfileOpt
+) -> None:
+    """Train the AdaIN decoder on the workdir's content and style images; register it."""
+    from rich import print as rprint
+
+    from artflow.data.layout import Workdir
+    from artflow.train.stylizer import train_stylizer as train
+
+    result = train(settings(params, profile), Workdir.at(workdir))
+    rprint(
+        f"[green]stylizer[/] {result['model_name']} v{result['version']} (challenger): "
+        f"style loss {result['metrics']['style_loss']:.4g} vs content image "
+        f"{result['metrics']['content_style_loss']:.4g}, ssim {result['metrics']['ssim']:.3f}"
+        f"  run {result['run_id']}"
+    )
+
+
+def train_cyclegan(
+    workdir: Path = WorkdirOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Train the photo -> Monet CycleGAN (checkpoints under models/cyclegan); register it."""
+    from rich import print as rprint
+
+    from artflow.data.layout import Workdir
+    from artflow.train.cyclegan import train_cyclegan as train
+
+    result = train(settings(params, profile), Workdir.at(workdir), resume=resume)
+    rprint(
+        f"[green]cyclegan[/] steps {result['start_step']} -> {result['step']}, "
+        f"{result['model_name']} v{result['version']} (challenger): cycle L1 "
+        f"{result['metrics']['cycle_l1']:.4f}  run {result['run_id']}"
+    )
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
+    app.command("stylize")(stylize)
+    train_app.command("stylizer")(train_stylizer)
+    train_app.command("cyclegan")(train_cyclegan)

@@ -99,3 +99,30 @@ def run_gatys(
     out = to_uint8(image.numpy()[0] * 255.0)
     result.image = resize(out, *content.shape[:2])
     return result
+
+
+def fixed_cost(
+    image: np.ndarray, content: np.ndarray, style: np.ndarray, cfg: NstCfg, seed: int = 0
+) -> float:
+    """Total loss of a finished image under `cfg`'s weights with equal layer weights.
+
+    Random-search candidates use different loss weights, so their own final totals are not
+    comparable (a smaller style weight gives a smaller total); scoring every candidate with
+    the same base weights picks the best image, not the cheapest objective.
+    """
+    import tensorflow as tf
+
+    from artflow.models.nst import build_extractor
+    from artflow.style.losses import content_loss, gram, style_loss, tv_loss
+
+    extractor = build_extractor(cfg.backbone, cfg.weights, seed)
+    h, w = working_size(*content.shape[:2], cfg.image_size, 32)
+    batch = [tf.constant(resize(x, h, w)[None].astype(np.float32)) for x in (image, content, style)]
+    (r_c, r_s), (c_c, _), (_, s_s) = (extractor(b) for b in batch)
+    ones = [1.0] * extractor.n_style
+    total = (
+        cfg.content_weight * content_loss(r_c, c_c)
+        + cfg.style_weight * style_loss(r_s, [gram(f) for f in s_s], ones)
+        + cfg.tv_weight * tv_loss(batch[0] / 255.0)
+    )
+    return float(total)
