@@ -7,7 +7,8 @@ Writes OUT/decision.json and OUT/decision.md (the gate run's own artifacts, expe
 `artflow-gate`) and prints `passed=...`, `promoted=...`, `version=...`, `previous=...` lines
 for $GITHUB_OUTPUT. `promoted` is read from the registry (the champion alias now points at
 the candidate), not from the decision file, which is logged before the alias moves.
-Exit 2 when no decision newer than --since exists (the pipeline never reached its gate).
+With no decision newer than --since (the pipeline's drift step found nothing to retrain, or
+the candidate already was the champion) it writes a decision saying so, passed=false.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def newest_decision(model: str, since_ms: int):
     return client, (runs[0] if runs else None)
 
 
+def _champion(client, model: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    from artflow import tracking
+
+    try:
+        return str(client.get_registered_model(model).aliases.get(tracking.CHAMPION, ""))
+    except MlflowException:  # the model was never registered
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -47,18 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     since = dt.datetime.fromisoformat(args.since.replace("Z", "+00:00"))
     client, run = newest_decision(args.model, int(since.timestamp() * 1000))
-    if run is None:
-        print(f"error: no gate decision on {args.model} since {args.since}", file=sys.stderr)
-        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("decision.json", "decision.md"):
-        client.download_artifacts(run.info.run_id, name, str(args.out))
-    decision = json.loads((args.out / "decision.json").read_text())
-    from artflow import tracking
-
-    champion = client.get_registered_model(args.model).aliases.get(tracking.CHAMPION)
+    if run is None:
+        reason = f"no gate decision on {args.model} since {args.since}: nothing was promoted"
+        decision = {"model": args.model, "candidate": "", "champion": "", "passed": False}
+        decision["reason"] = reason
+        (args.out / "decision.md").write_text(f"### `{args.model}`\n\n{reason}\n")
+    else:
+        for name in ("decision.json", "decision.md"):
+            client.download_artifacts(run.info.run_id, name, str(args.out))
+        decision = json.loads((args.out / "decision.json").read_text())
     candidate = str(decision["candidate"])
-    promoted = bool(decision["passed"]) and str(champion) == candidate
+    promoted = bool(decision["passed"]) and candidate == _champion(client, args.model)
     decision["promoted"] = promoted
     (args.out / "decision.json").write_text(json.dumps(decision, indent=2))
     print(f"passed={str(bool(decision['passed'])).lower()}")

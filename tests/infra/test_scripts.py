@@ -77,12 +77,15 @@ def test_gate_decision_reads_the_newest_decision(model: str, tmp_path: Path, cap
     assert (out / "decision.md").read_text() == f"gate on {model} v2"
 
 
-def test_gate_decision_without_a_new_decision_fails(model: str, tmp_path: Path) -> None:
+def test_an_old_decision_is_never_taken_for_this_runs(model: str, tmp_path, capsys) -> None:
     gate_decision = script("gate_decision")
     log_decision(model, "2", "1", passed=True)
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
     args = ["--model", model, "--since", future, "--out", str(tmp_path)]
-    assert gate_decision.main(args) == 2  # an old decision never passes for this run's
+    assert gate_decision.main(args) == 0
+    assert capsys.readouterr().out.split()[:2] == ["passed=false", "promoted=false"]
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    assert decision["promoted"] is False and "nothing was promoted" in decision["reason"]
 
 
 def test_gate_decision_refused_candidate_is_not_promoted(model: str, tmp_path, capsys) -> None:
