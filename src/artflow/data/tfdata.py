@@ -22,9 +22,11 @@ from artflow.data.layout import Workdir
 from artflow.errors import DataError
 
 SPLITS = ("train", "val", "test")
-# What TF's own decoders read correctly. Anything else (CMYK/YCCK JPEGs, which libjpeg in TF
-# refuses; palettes with transparency, RGBA, 16-bit, TIFF/WebP; EXIF-rotated photos, which
-# TF does not rotate) goes through artflow.imageio, the decoder ingest and serving use too.
+# What TF's own decoders read exactly like artflow.imageio. Everything else goes through
+# artflow.imageio (the decoder ingest and serving use) in a tf.py_function: CMYK/YCCK JPEGs
+# (decoders disagree on Adobe's inverted CMYK, and older libjpeg builds in TF refuse them),
+# palettes with transparency, RGBA, 16-bit, TIFF/WebP, and EXIF-rotated photos (TF ignores
+# the orientation tag). Pillow releases the GIL while decoding, so these still run in parallel.
 _NATIVE_FORMATS = {"JPEG", "PNG", "BMP"}
 _NATIVE_MODES = {"RGB", "L"}
 _EXIF_ORIENTATION = 0x0112
@@ -64,19 +66,30 @@ def read_class_weights(wd: Workdir, n_classes: int) -> dict[int, float]:
     return {int(k): float(v) for k, v in raw.items()}
 
 
-def needs_python_decode(path: str | Path) -> bool:
-    """True when TF's native decoders would fail on or misread this file (header-only probe)."""
+# Decoder choice per file, made from the header before the pipeline runs.
+JPEG, NATIVE, PYTHON = 0, 1, 2
+
+
+def decoder_for(path: str | Path) -> int:
+    """JPEG / NATIVE (PNG, BMP) when TF decodes the file exactly as imageio does, else PYTHON."""
     try:
         with Image.open(path) as img:
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-            return (
-                img.format not in _NATIVE_FORMATS
-                or img.mode not in _NATIVE_MODES
-                or orientation != 1
-                or (img.mode == "L" and "transparency" in img.info)
+            native = (
+                img.format in _NATIVE_FORMATS
+                and img.mode in _NATIVE_MODES
+                and orientation == 1
+                and "transparency" not in img.info
             )
+            if not native:
+                return PYTHON
+            return JPEG if img.format == "JPEG" else NATIVE
     except (OSError, SyntaxError, ValueError):
-        return True  # let imageio raise its clear DataError
+        return PYTHON  # let imageio raise its clear DataError
+
+
+def needs_python_decode(path: str | Path) -> bool:
+    return decoder_for(path) == PYTHON
 
 
 def _py_decode(path: Any) -> np.ndarray:
@@ -85,9 +98,16 @@ def _py_decode(path: Any) -> np.ndarray:
     return load_rgb(path.numpy().decode())
 
 
-def decode(path: Any, python_decode: Any) -> Any:
-    """uint8 HxWx3 tensor from a file path; grayscale -> RGB, animations -> first frame."""
+def decode(path: Any, decoder: Any) -> Any:
+    """uint8 HxWx3 tensor from a file path; grayscale -> RGB, animations -> first frame.
+
+    JPEGs use the accurate integer IDCT: the default (fast) one differs from Pillow's by up to
+    4 levels, and serving decodes with Pillow; this way training and serving see equal pixels.
+    """
     import tensorflow as tf
+
+    def jpeg() -> Any:
+        return tf.io.decode_jpeg(tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE")
 
     def native() -> Any:
         return tf.io.decode_image(
@@ -97,7 +117,7 @@ def decode(path: Any, python_decode: Any) -> Any:
     def python() -> Any:
         return tf.py_function(_py_decode, [path], tf.uint8)
 
-    image = tf.cond(python_decode, python, native)
+    image = tf.switch_case(decoder, {JPEG: jpeg, NATIVE: native, PYTHON: python})
     return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -171,9 +191,9 @@ def dataset(
     frame = read_split(wd, split)
     if frame["label"].max() >= n_classes or frame["label"].min() < 0:
         raise DataError(f"{wd.split_csv(split)} has labels outside 0..{n_classes - 1}")
-    flags = [needs_python_decode(p) for p in frame["abs_path"]]
+    decoders = np.array([decoder_for(p) for p in frame["abs_path"]], dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
-        (frame["abs_path"].to_numpy(), np.array(flags), frame["label"].to_numpy(dtype="int32"))
+        (frame["abs_path"].to_numpy(), decoders, frame["label"].to_numpy(dtype="int32"))
     )
     ds = ds.map(
         lambda p, f, y: (resize(decode(p, f), image_size), y),

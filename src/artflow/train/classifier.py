@@ -236,10 +236,15 @@ def finalize(
             mlflow.log_artifact(str(path), artifact_path="evaluation")
         metrics[f"{split}_accuracy"] = result["accuracy"]
         metrics[f"{split}_macro_f1"] = result["macro_f1"]
-        test_probs, test_frame = probs, data.frame
+        test_probs, test_frame, test_predicted = probs, data.frame, result["predicted"]
     mlflow.log_metrics(metrics)
     mlflow.log_dict(labels, "labels.json")
-    output: dict[str, Any] = {"family": family, "metrics": metrics, "model_name": None}
+    output: dict[str, Any] = {
+        "family": family,
+        "metrics": metrics,
+        "model_name": None,
+        "test_predicted": test_predicted,  # in test CSV order, from the in-memory model
+    }
     if register:
         from artflow.models.classifier_io import load_classifier, register_classifier
 
