@@ -27,7 +27,9 @@ def run_local(
     from artflow import tracking
 
     wd = Workdir.at(workdir)
-    if profile:
+    from artflow.stages import is_overlay_file
+
+    if profile and not is_overlay_file(profile):
         os.environ["ARTFLOW_PROFILE"] = profile  # steps inherit the environment
     uri = tracking.tracking_uri()
     os.environ["MLFLOW_TRACKING_URI"] = uri

@@ -115,7 +115,7 @@ def _evaluate(settings: Settings, wd: Workdir, model_ref: str) -> dict[str, Any]
     """The classifier helper's evaluation on the frozen test split (imported lazily: TF)."""
     from artflow.evaluate import evaluate
 
-    result = evaluate(settings, wd, model_ref, split="test")
+    result = evaluate(settings, wd, model_ref, split="test", log=False)  # the gate run logs
     result.setdefault("latency_ms", result.get("latency_ms_per_image"))
     return result
 

@@ -32,9 +32,28 @@ def context(workdir: str, profile: str = "", mlflow_uri: str = "") -> tuple[Sett
     """Settings and workdir for a step; the MLflow URI, when given, applies to the process."""
     if mlflow_uri:
         os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
-    if profile:
-        os.environ["ARTFLOW_PROFILE"] = profile
-    return load_settings(profile=profile or None), Workdir.at(workdir)
+    return settings_for(profile), Workdir.at(workdir)
+
+
+def is_overlay_file(profile: str) -> bool:
+    return profile.endswith((".yaml", ".yml"))
+
+
+def settings_for(profile: str) -> Settings:
+    """`profile` names profiles/<name>.yaml, or is the path of an overlay YAML of the same shape
+    (a one-off variant, e.g. fewer epochs, without adding a profile to the project)."""
+    if not is_overlay_file(profile):
+        if profile:
+            os.environ["ARTFLOW_PROFILE"] = profile
+        return load_settings(profile=profile or None)
+    import yaml
+
+    from artflow.errors import ConfigError
+
+    path = Path(profile).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"profile overlay {path} does not exist", "pass a profile name or a file")
+    return load_settings(overrides=yaml.safe_load(path.read_text()) or {})
 
 
 # --------------------------------------------------------------------------- the skip
@@ -179,6 +198,15 @@ def style_files(wd: Workdir) -> list[Path]:
 # --------------------------------------------------------------------------- models
 
 
+def with_card(result: dict[str, Any]) -> dict[str, Any]:
+    """Every version a pipeline registers gets its model card right away."""
+    if result.get("model_name") and result.get("version"):
+        from artflow.modelcard import write_model_card
+
+        write_model_card(result["model_name"], str(result["version"]))
+    return result
+
+
 CLASSIFIER_SECTIONS = ("images", "augment", "training")
 
 
@@ -209,22 +237,15 @@ def train_classifier(
     key = stage_key(f"train_{family}", file_digest(split_files(wd)), parts)
 
     def work() -> dict[str, Any]:
+        if tune and family == "cnn":  # the search registers its best model itself
+            from artflow.train.tune import tune_cnn
+
+            return with_card(tune_cnn(settings, wd))
         from artflow.train.classifier import train_classifier as do_train
 
-        run_settings = _tuned(settings, wd) if tune and family == "cnn" else settings
-        return do_train(run_settings, wd, family=family)
+        return with_card(do_train(settings, wd, family=family))
 
     return run_stage(wd, f"train_{family}", key, work, force)
-
-
-def _tuned(settings: Settings, wd: Workdir) -> Settings:
-    """Run the tuner, then train with its best hyperparameters (a settings overlay)."""
-    from artflow.train.tune import tune_cnn
-
-    best = tune_cnn(settings, wd)
-    hp = best.get("best_hyperparameters") or best.get("best") or {}
-    overlay = {k: v for k, v in hp.items() if k in ("dense_units", "learning_rate", "dropout")}
-    return settings.model_copy(update={"cnn": settings.cnn.model_copy(update=overlay)})
 
 
 def select_candidate(
@@ -277,7 +298,7 @@ def train_stylizer(
     def work() -> dict[str, Any]:
         from artflow.train.stylizer import train_stylizer as do_train
 
-        return do_train(settings, wd)
+        return with_card(do_train(settings, wd))
 
     return run_stage(wd, "train_stylizer", key, work, force)
 
@@ -292,7 +313,7 @@ def train_cyclegan(
     def work() -> dict[str, Any]:
         from artflow.train.cyclegan import train_cyclegan as do_train
 
-        return do_train(settings, wd)
+        return with_card(do_train(settings, wd))
 
     return run_stage(wd, "train_cyclegan", key, work, force)
 

@@ -71,7 +71,7 @@ def _set_profile(profile: str | None) -> None:
     import os
 
     _pipelines()
-    if profile:
+    if profile and not profile.endswith((".yaml", ".yml")):  # a file is an overlay (stages.py)
         os.environ["ARTFLOW_PROFILE"] = profile
 
 
