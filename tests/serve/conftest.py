@@ -101,7 +101,9 @@ class Server:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def _wait_ready(server: Server) -> None:
+def _wait(server: Server, path: str) -> None:
+    """Poll `path` until 200, failing fast (with the server's log) when the server died or its
+    worker keeps crashing at start-up."""
     import httpx
 
     deadline = time.monotonic() + READY_DEADLINE_S
@@ -109,7 +111,7 @@ def _wait_ready(server: Server) -> None:
         if server.proc.poll() is not None:
             pytest.fail(f"bentoml serve exited with {server.proc.returncode}:\n{server.log_tail()}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -117,7 +119,7 @@ def _wait_ready(server: Server) -> None:
         if log.count("Traceback") >= 3:  # a worker failing at start-up restarts forever
             pytest.fail(f"bentoml worker keeps failing at start-up:\n{log[-6000:]}")
         time.sleep(0.5)
-    pytest.fail(f"service not ready after {READY_DEADLINE_S} s:\n{server.log_tail()}")
+    pytest.fail(f"{path} not 200 after {READY_DEADLINE_S} s:\n{server.log_tail()}")
 
 
 def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
@@ -162,12 +164,26 @@ def serve_models(mlflow_store: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def server(serve_models: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("serve")
-    srv = start_server(tmp)
-    srv.versions = serve_models
+def server(request: pytest.FixtureRequest, mlflow_store: str, tmp_path_factory):
+    """Start the server first, register the models while it imports TensorFlow (the two
+    slowest steps overlap), then make it pick them up with POST /admin/reload: the same
+    path an operator takes after a promotion."""
+    import httpx
+
+    from artflow import tracking
+
+    tracking.client().search_registered_models()  # create the store's tables before the server
+    srv = start_server(tmp_path_factory.mktemp("serve"))
     try:
-        _wait_ready(srv)
+        srv.versions = request.getfixturevalue("serve_models")
+        _wait(srv, "/livez")
+        reload = httpx.post(
+            f"{srv.url}/admin/reload",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=READY_DEADLINE_S,
+        )
+        assert reload.status_code == 200, reload.text
+        _wait(srv, "/readyz")
         yield srv
     finally:
         stop_server(srv)

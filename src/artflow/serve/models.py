@@ -123,9 +123,20 @@ class ModelSet:
 
     # ------------------------------------------------------------------ loading
     def start_background_load(self) -> threading.Thread:
-        thread = threading.Thread(target=self.refresh, name="artflow-model-load", daemon=True)
+        thread = threading.Thread(target=self._first_load, name="artflow-model-load", daemon=True)
         thread.start()
         return thread
+
+    def _first_load(self) -> None:
+        # TensorFlow and MLflow's Keras flavour take seconds to import: do it before asking
+        # the registry, so a model promoted while the server starts loads without that wait.
+        import mlflow.tensorflow  # noqa: F401
+        import tensorflow  # noqa: F401
+
+        import artflow.models.classifier_io  # noqa: F401
+        import artflow.style.inference  # noqa: F401
+
+        self.refresh()
 
     def refresh(self) -> dict[str, Any]:
         """Re-resolve every alias; load versions that changed, drop aliases that vanished."""
