@@ -143,3 +143,37 @@ def test_the_resolver_rejects_what_does_not_exist(cli: Any) -> None:
     assert resolve(cli, ["models"]) == ["`models` needs a sub-command"]
     words = list(script_commands("a=1 .venv/bin/artflow x \\\n  --y z && make test # c"))
     assert words == [[".venv/bin/artflow", "x", "--y", "z"], ["make", "test"]]
+
+
+def test_kubectl_calls_target_what_the_manifests_define(rendered) -> None:
+    """`kubectl set image/env`, `rollout`, `exec` in the workflows name real Deployments,
+    containers and (for the version pin) an env variable the container already declares."""
+    deployments = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"]
+        for o in rendered["production"]
+        if o["kind"] == "Deployment"
+    }
+    calls = invocations("kubectl", {})
+    assert len(calls) >= 8, calls
+    problems = []
+    for where, argv in calls:
+        args = [a for i, a in enumerate(argv[1:]) if a != "-n" and argv[i] != "-n"]
+        targets = [a.split("/", 1)[1] for a in args if a.startswith("deployment/")]
+        for name in targets:
+            if name not in deployments:
+                problems.append(f"{where}: no Deployment {name}")
+                continue
+            containers = {c["name"]: c for c in deployments[name]}
+            assigned = [a.split("=", 1)[0] for a in args if "=" in a and not a.startswith("-")]
+            if args[:2] == ["set", "image"]:
+                problems += [
+                    f"{where}: {name} has no container {c}" for c in assigned if c not in containers
+                ]
+            if args[:2] == ["set", "env"]:
+                declared = {e["name"] for c in containers.values() for e in c.get("env", [])}
+                problems += [
+                    f"{where}: {name} declares no env {v}" for v in assigned if v not in declared
+                ]
+            if "-c" in args and args[args.index("-c") + 1] not in containers:
+                problems.append(f"{where}: {name} has no container {args[args.index('-c') + 1]}")
+    assert not problems, "\n".join(problems)
