@@ -13,6 +13,7 @@ Training code calls it right after registering:
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,7 @@ def load_reference(
 def _download(uri: str, name: str, version: str) -> Reference:
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a tiny download
     with tempfile.TemporaryDirectory(prefix="artflow-ref-") as tmp:
         folder = Path(
             mlflow.artifacts.download_artifacts(

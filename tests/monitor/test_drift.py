@@ -1,0 +1,149 @@
+"""Drift end to end on the demo data: reference in MLflow, false alarms, flagged shifts, CLI.
+
+Real parts only: a registered (untrained, seeded) Keras classifier, the sqlite MLflow store of
+the session, Evidently 0.7 reports and the artflow CLI in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from artflow import cli, tracking
+from artflow.errors import DataError
+from artflow.monitor.check import EXPERIMENT, check_drift, current_frame
+from artflow.monitor.features import FEATURE_NAMES
+from artflow.monitor.records import read_log, select_window
+from artflow.monitor.reference import TAG
+from artflow.monitor.report import compare, quick_verdict
+from tests.monitor.helpers import SHIFTS, WINDOW, write_log
+
+
+def _current(path: Path, reference) -> pd.DataFrame:
+    frame, embeddings = select_window(read_log(path), str(WINDOW))
+    return current_frame(frame, embeddings, reference.projection)
+
+
+def smoke_min_window() -> int:
+    from artflow.config import load_settings
+
+    return load_settings(profile="smoke").drift.min_window
+
+
+def test_reference_is_logged_with_the_model_version(
+    drift_reference, drift_classifier, drift_wd, smoke_settings
+) -> None:
+    client = tracking.client()
+    mv = client.get_model_version(drift_classifier.name, drift_classifier.version)
+    assert mv.tags[TAG] == f"runs:/{drift_classifier.run_id}/drift"
+    logged = {f.path for f in client.list_artifacts(drift_classifier.run_id, "drift")}
+    assert {"drift/reference.parquet", "drift/projection.json"} <= logged
+    frame, proj = drift_reference.frame, drift_reference.projection
+    assert len(frame) == len(pd.read_csv(drift_wd.split_csv("train")))
+    assert set(FEATURE_NAMES) <= set(frame.columns) and {"artist", "confidence"} <= set(frame)
+    assert proj.k == smoke_settings.drift.embedding_components
+    assert proj.dim == smoke_settings.cnn.dense_units  # the penultimate Dense layer
+    assert list(frame.columns[-proj.k :]) == proj.columns
+    assert frame["artist"].isin(drift_classifier.labels).all()
+
+
+def test_same_distribution_windows_are_rarely_flagged(
+    tmp_path: Path, traffic, drift_reference, smoke_settings
+) -> None:
+    """False-alarm rate over 20 random windows of held-out paintings: at most 5% (1 of 20)."""
+    share = smoke_settings.drift.drift_share
+    rng = random.Random(smoke_settings.seed)
+    flagged, shares = 0, []
+    for i in range(20):
+        log = write_log(tmp_path, f"same{i}", rng.sample(traffic["paintings"], WINDOW))
+        current = _current(log, drift_reference)
+        assert "emb_0" in current.columns  # the embedding is part of every comparison
+        verdict = quick_verdict(current, drift_reference.frame, share)
+        if i == 0:  # the fast path is the Evidently report's own verdict, column by column
+            assert compare(current, drift_reference.frame, share).verdict == verdict
+        flagged += verdict["drifted"]
+        shares.append(round(verdict["share"], 2))
+    print(f"false alarms {flagged}/20, drifted-column shares {shares}")
+    assert flagged <= 1
+
+
+@pytest.mark.parametrize("kind", SHIFTS)
+def test_shifted_traffic_is_flagged_and_reported(kind: str, verdicts) -> None:
+    verdict, expected_records, _ = verdicts[kind]
+    assert verdict["drifted"], verdict["drifted_features"]
+    assert verdict["share"] >= verdict["drift_share_threshold"]
+    assert verdict["drifted_columns"] == len(verdict["drifted_features"])
+    assert verdict["window"]["records"] == expected_records >= smoke_min_window()
+    assert verdict["embedding"] == "compared"
+    for test in verdict["tests"]:
+        assert {"column", "kind", "test", "score", "threshold", "drifted"} <= set(test)
+    kinds = {t["kind"] for t in verdict["tests"] if t["drifted"]}
+    assert {"feature", "embedding"} <= kinds  # new looks move the pixels and the model's view
+    expected = {"photos": "aspect_ratio", "darkened": "brightness", "other_artists": "contrast"}
+    assert expected[kind] in verdict["drifted_features"]
+
+
+def test_report_files_and_mlflow_run(verdicts) -> None:
+    verdict, _, _ = verdicts["darkened"]
+    html, saved = Path(verdict["report"]["html"]), Path(verdict["report"]["json"])
+    assert html.stat().st_size > 100_000 and "evidently" in html.read_text().lower()
+    assert json.loads(saved.read_text())["drifted_features"] == verdict["drifted_features"]
+    client = tracking.client()
+    run = client.get_run(verdict["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
+    assert run.data.tags["artflow.drifted"] == "true"
+    assert run.data.metrics["drift_share"] == pytest.approx(verdict["share"])
+    files = {f.path for f in client.list_artifacts(run.info.run_id, "drift_report")}
+    assert files == {"drift_report/report.html", "drift_report/verdict.json"}
+
+
+def test_too_small_empty_or_foreign_windows_are_clear_errors(
+    tmp_path: Path, traffic, drift_wd, drift_classifier, drift_reference, smoke_settings, capsys
+) -> None:
+    few = write_log(tmp_path, "few", traffic["paintings"][:5])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    foreign = write_log(
+        tmp_path, "foreign", [{**r, "model_version": "999"} for r in traffic["paintings"]]
+    )
+    for log in (few, empty):
+        with pytest.raises(DataError, match="fewer than drift.min_window=20"):
+            check_drift(smoke_settings, drift_wd, log, "x", reference=drift_reference)
+    with pytest.raises(DataError, match=r"other versions \['999'\]"):
+        check_drift(smoke_settings, drift_wd, foreign, "x", reference=drift_reference)
+    args = ["--workdir", str(drift_wd.root), "--model", drift_classifier.uri, "-p", "smoke"]
+    code = cli.run(["drift", "--log", str(few), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and "fewer than drift.min_window" in err and "Traceback" not in err
+    assert cli.run(["drift", "--log", str(tmp_path / "missing.jsonl"), *args]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_builds_a_missing_reference_and_fails_on_drift(
+    tmp_path: Path, demo_source: Path, drift_wd, smoke_settings, capsys
+) -> None:
+    """A fresh version has no reference: `artflow drift` builds and logs it, then reports."""
+    import keras
+
+    from artflow.models.classifier_io import load_classifier, register_classifier
+    from artflow.models.cnn import build_cnn
+    from artflow.monitor.simulate import image_paths, log_images
+
+    labels = json.loads(drift_wd.labels.read_text())
+    keras.utils.set_random_seed(7)
+    model = build_cnn(len(labels), smoke_settings.images.size, smoke_settings.cnn.dense_units)
+    with tracking.start_run("artflow-drift-tests", "fresh-cnn", smoke_settings):
+        reg = register_classifier(model, labels, smoke_settings.images.size, "cnn", False)
+    fresh = load_classifier(reg.uri)
+    log = tmp_path / "photos.jsonl"
+    log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
+    args = ["--workdir", str(drift_wd.root), "--model", reg.uri, "-p", "smoke"]
+    code = cli.run(["drift", "--log", str(log), "--window", "1d", "--fail-on-drift", *args])
+    out = capsys.readouterr().out
+    assert code == 1 and "DRIFT" in out and "aspect_ratio" in out
+    mv = tracking.client().get_model_version(reg.name, reg.version)
+    assert mv.tags[TAG] == f"runs:/{reg.run_id}/drift"

@@ -1,0 +1,95 @@
+"""`--act`: a drifted verdict starts the retrain pipeline and every run records why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from artflow import tracking
+from artflow.monitor.trigger import EXPERIMENT, trigger_retrain
+
+
+class RecordingRunner:
+    """Stands in for the kfp local runner in the fast test: it records its call and starts
+    one MLflow run the way a pipeline step does (tracking.start_run), so the tags that reach
+    the pipeline's runs are checked on a real run."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.step_run_id = ""
+
+    def __call__(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append((name, kwargs))
+        with tracking.start_run("artflow-drift-tests", "retrain-step", self.settings) as run:
+            self.step_run_id = run.info.run_id
+        return {"pipeline": name, "seconds": 0.1, "gates": {}}
+
+
+def test_act_on_drift_starts_retrain_with_the_report_as_reason(
+    verdicts, drift_wd, smoke_settings
+) -> None:
+    verdict, _, log = verdicts["photos"]
+    runner = RecordingRunner(smoke_settings)
+    before = os.environ.get(tracking.RUN_TAGS_ENV)
+    outcome = trigger_retrain(smoke_settings, drift_wd, verdict, log, runner=runner)
+    assert outcome["triggered"] and outcome["trigger"] == "drift"
+    report_uri = f"runs:/{verdict['mlflow_run_id']}/drift_report/verdict.json"
+    assert outcome["report"] == report_uri
+    [(name, kwargs)] = runner.calls
+    assert name == "retrain" and kwargs["policy"] == "always"
+    assert kwargs["prediction_log"] == str(log) and kwargs["host"] is None
+    client = tracking.client()
+    step = client.get_run(runner.step_run_id).data.tags  # a run inside the retrain
+    assert step["artflow.trigger"] == "drift"
+    assert step["artflow.trigger_report"] == report_uri
+    assert step["artflow.trigger_run"] == outcome["trigger_run_id"]
+    trigger = client.get_run(outcome["trigger_run_id"])
+    assert client.get_experiment(trigger.info.experiment_id).name == EXPERIMENT
+    assert trigger.data.tags["artflow.trigger"] == "drift"
+    assert "aspect_ratio" in trigger.data.tags["artflow.trigger_reason"]
+    files = {f.path for f in client.list_artifacts(trigger.info.run_id, "drift_report")}
+    assert files == {"drift_report/report.html", "drift_report/verdict.json"}
+    assert os.environ.get(tracking.RUN_TAGS_ENV) == before  # restored after the pipeline
+
+
+def test_act_without_drift_does_nothing_unless_forced(verdicts, drift_wd, smoke_settings) -> None:
+    verdict, _, log = verdicts["photos"]
+    calm = {**verdict, "drifted": False}
+    runner = RecordingRunner(smoke_settings)
+    assert not trigger_retrain(smoke_settings, drift_wd, calm, log, runner=runner)["triggered"]
+    assert runner.calls == []
+    forced = trigger_retrain(smoke_settings, drift_wd, calm, log, force=True, runner=runner)
+    assert forced["trigger"] == "manual" and len(runner.calls) == 1
+    tags = tracking.client().get_run(runner.step_run_id).data.tags
+    assert tags["artflow.trigger"] == "manual"
+
+
+@pytest.mark.slow
+def test_act_runs_the_real_local_retrain_pipeline(
+    verdicts, drift_wd, smoke_settings, tmp_path: Path
+) -> None:
+    """The real thing: kfp's local runner runs the retrain pipeline on the demo workdir and
+    the classifier it trains is registered from a run tagged with the drift trigger."""
+    import shutil
+
+    from artflow.data.layout import Workdir
+
+    verdict, _, log = verdicts["darkened"]
+    wd = Workdir.at(tmp_path / "wd")
+    shutil.copytree(drift_wd.root, wd.root)
+    outcome = trigger_retrain(smoke_settings, wd, verdict, log)
+    assert outcome["triggered"] and outcome["result"]["seconds"] > 0
+    client = tracking.client()
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`artflow.trigger_run` = '{outcome['trigger_run_id']}'",
+    )
+    assert runs, "no MLflow run of the retrain pipeline carries the trigger"
+    assert all(r.data.tags["artflow.trigger"] == "drift" for r in runs)
+    versions = client.search_model_versions(f"name='{tracking.CLASSIFIER}'")
+    trained = [v for v in versions if v.run_id in {r.info.run_id for r in runs}]
+    assert trained, "the retrain registered no classifier version from a triggered run"
