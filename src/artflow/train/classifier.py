@@ -23,8 +23,11 @@ from artflow.evaluate import EXPERIMENT, predict_split, score, write_report
 FAMILIES = ("cnn", "resnet50")
 
 
-def make_mlflow_callback(prefix: str = "", offset: int = 0) -> Any:
+def make_mlflow_callback(prefix: str = "epoch_", offset: int = 0) -> Any:
     """A Keras callback logging every epoch's metrics to the active MLflow run.
+
+    Prefixed (`epoch_val_accuracy`) so the run's final `val_accuracy` (the restored best
+    weights, scored by `finalize`) is not mixed into the per-epoch history.
 
     Hand-written because mlflow.keras autolog also logs a model per run and patches fit globally;
     we only want the numbers, on the run we opened.

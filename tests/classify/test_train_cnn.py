@@ -1,0 +1,119 @@
+"""The smoke CNN: accuracy, registry round trip, MLflow record, behaviour (Made-With-ML style)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from artflow import tracking
+
+pytestmark = pytest.mark.slow
+
+
+def test_cnn_beats_three_times_chance(trained_cnn, loaded_cnn) -> None:
+    chance = 1 / len(loaded_cnn.labels)
+    assert trained_cnn["metrics"]["test_accuracy"] >= 3 * chance
+    assert trained_cnn["metrics"]["val_accuracy"] >= 3 * chance
+
+
+def test_registered_version_loads_back_and_predicts_the_same(
+    trained_cnn, loaded_cnn, test_images, classify_workdir
+) -> None:
+    assert loaded_cnn.family == "cnn" and loaded_cnn.image_size == 64
+    assert loaded_cnn.labels == json.loads(classify_workdir.labels.read_text())
+    # Raw uint8 images through the serving path == the in-memory model before saving.
+    predicted = loaded_cnn.predict_labels([img for _, _, img in test_images])
+    assert predicted == trained_cnn["test_predicted"]
+    challenger = tracking.alias_version(tracking.CLASSIFIER, tracking.CHALLENGER)
+    assert challenger is not None and str(challenger.version) == trained_cnn["version"]
+    emb = loaded_cnn.embed([img for _, _, img in test_images[:3]])
+    assert emb.shape == (3, 64)  # smoke dense_units: the penultimate layer
+
+
+def test_run_has_params_metrics_artifacts_and_lineage(trained_cnn, classify_workdir) -> None:
+    client = tracking.client()
+    run = client.get_run(trained_cnn["run_id"])
+    for key in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1"):
+        assert 0.0 <= run.data.metrics[key] <= 1.0
+    assert run.data.metrics["registry_roundtrip_agreement"] == 1.0
+    assert run.data.params["family"] == "cnn" and run.data.params["cnn.dense_units"] == "64"
+    assert run.data.tags["artflow.profile"] == "smoke"
+    assert run.data.tags["artflow.data_hash"] != "none"
+    assert run.data.tags["artflow.git_commit"]
+    history = client.get_metric_history(run.info.run_id, "epoch_val_accuracy")
+    assert len(history) == trained_cnn["epochs"]  # one value per epoch
+    evaluation = {f.path for f in client.list_artifacts(run.info.run_id, "evaluation")}
+    for name in ("confusion_test.png", "classification_report_test.txt", "samples_val.png"):
+        assert f"evaluation/{name}" in evaluation
+    top = {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert {"labels.json", "plots"} <= top
+    metrics = json.loads((classify_workdir.metrics / "cnn.json").read_text())
+    assert metrics["version"] == trained_cnn["version"]
+    assert metrics["test_accuracy"] == round(trained_cnn["metrics"]["test_accuracy"], 4)
+
+
+def test_flip_invariance(loaded_cnn, test_images) -> None:
+    images = [img for _, _, img in test_images]
+    same = np.mean(
+        np.array(loaded_cnn.predict_labels(images))
+        == np.array(loaded_cnn.predict_labels([img[:, ::-1] for img in images]))
+    )
+    assert same >= 0.8
+
+
+def test_small_resize_invariance(loaded_cnn, test_images) -> None:
+    from PIL import Image
+
+    images = [img for _, _, img in test_images]
+    base = np.array(loaded_cnn.predict_labels(images))
+    for scale in (0.85, 1.2):
+        resized = [
+            np.asarray(
+                Image.fromarray(img).resize(
+                    (round(img.shape[1] * scale), round(img.shape[0] * scale))
+                )
+            )
+            for img in images
+        ]
+        assert np.mean(np.array(loaded_cnn.predict_labels(resized)) == base) >= 0.8
+
+
+def test_fresh_demo_painting_of_artist_x_is_classified_as_x(loaded_cnn) -> None:
+    """Minimum functionality: new paintings from the generator (seeds never trained on)."""
+    from artflow.data import demo
+
+    by_folder = {demo.folder_name(a.name): a for a in demo.ARTISTS}
+    rng = np.random.default_rng(12345)
+    hits, total = 0, 0
+    for label in loaded_cnn.labels:
+        artist = by_folder[label] if label in by_folder else _match(by_folder, label)
+        paintings = [demo._painting(artist, 64, 64, rng) for _ in range(3)]
+        hits += sum(p == label for p in loaded_cnn.predict_labels(paintings))
+        total += 3
+    assert hits / total >= 0.6
+
+
+def _match(by_folder: dict, label: str):
+    import unicodedata
+
+    norm = {unicodedata.normalize("NFC", k): v for k, v in by_folder.items()}
+    return norm[unicodedata.normalize("NFC", label.replace(" ", "_"))]
+
+
+def test_evaluate_returns_per_image_correctness_latency_and_size(
+    trained_cnn, smoke_settings, classify_workdir, test_images
+) -> None:
+    from artflow.evaluate import evaluate
+
+    result = evaluate(smoke_settings, classify_workdir, trained_cnn["model_uri"], split="test")
+    assert len(result["correct"]) == len(test_images)
+    assert result["paths"] == [str(p) for p, _, _ in test_images]
+    assert result["accuracy"] == pytest.approx(trained_cnn["metrics"]["test_accuracy"])
+    assert np.mean(result["correct"]) == pytest.approx(result["accuracy"])
+    assert result["latency_ms_per_image"] > 0 and 0 < result["model_size_mb"] < 50
+    cm = np.array(result["confusion_matrix"])
+    assert cm.sum() == len(test_images) and np.trace(cm) == sum(result["correct"])
+    out = classify_workdir.reports / "evaluate"
+    assert list(out.rglob("confusion_test.png")) and list(out.rglob("samples_test.png"))

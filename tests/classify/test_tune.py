@@ -1,0 +1,46 @@
+"""keras-tuner search: trials as MLflow child runs, best values recorded, best model registered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from artflow import tracking
+
+pytestmark = pytest.mark.slow
+
+
+def test_tune_runs_trials_as_child_runs_and_records_the_best(
+    smoke_settings, classify_workdir
+) -> None:
+    from artflow.train.tune import tune_cnn
+
+    result = tune_cnn(smoke_settings, classify_workdir, verbose=0)
+    cfg = smoke_settings.tuner
+    assert len(result["trials"]) >= 2
+    assert result["best"]["dense_units"] in cfg.dense_units
+    assert result["best"]["learning_rate"] in cfg.learning_rates
+
+    client = tracking.client()
+    parent = client.get_run(result["run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'",
+    )
+    assert len(children) == len(result["trials"])
+    for child in children:
+        assert {"dense_units", "learning_rate"} <= set(child.data.params)
+        assert 0.0 <= child.data.metrics["val_accuracy"] <= 1.0
+        history = client.get_metric_history(child.info.run_id, "execution_1/val_accuracy")
+        assert 1 <= len(history) <= cfg.epochs
+    assert parent.data.params["best.dense_units"] == str(result["best"]["dense_units"])
+    best_child = max(children, key=lambda r: r.data.metrics["val_accuracy"])
+    assert parent.data.metrics["best_val_accuracy"] == pytest.approx(
+        best_child.data.metrics["val_accuracy"], abs=1e-6
+    )
+
+    saved = json.loads((classify_workdir.metrics / "tune_cnn.json").read_text())
+    assert saved["best"] == result["best"] and saved["trials"] == len(result["trials"])
+    version = tracking.client().get_model_version(tracking.CLASSIFIER, result["version"])
+    assert version.tags["family"] == "cnn" and version.run_id == result["run_id"]
