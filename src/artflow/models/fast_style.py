@@ -23,8 +23,9 @@ from artflow.models.nst import build_backbone
 
 ENCODER_TAPS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
-# Decoder: (filters, convs) per stage from relu4_1 back to pixels, upsampling between stages.
-DECODER_STAGES = ((256, 1), (256, 3), (128, 1), (64, 1))
+# Decoder: the encoder's convs in reverse, (filters per conv) per stage from relu4_1 back to
+# pixels, 2x upsampling between stages (as in the AdaIN paper's decoder).
+DECODER_STAGES = ((256,), (256, 256, 256, 128), (128, 64), (64,))
 DOWNSCALE = 8  # the encoder pools three times: inputs should be multiples of this
 
 
@@ -78,13 +79,13 @@ def build_decoder() -> keras.Model:
     """relu4_1-shaped features (512 ch) -> RGB 0..255; mirror of the encoder."""
     inp = keras.Input((None, None, 512), name="features")
     x = inp
-    for i, (filters, convs) in enumerate(DECODER_STAGES):
+    for i, stage in enumerate(DECODER_STAGES):
         if i > 0:
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
-        for j in range(convs):
+        for j, filters in enumerate(stage):
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"dec{i}_{j}")(x)
-    # The last stage keeps one 64-channel conv and maps to RGB; a pixel-space bias of 128
-    # starts the decoder near mid-grey instead of black, which speeds early training.
+    # A pixel-space bias of 128 starts the decoder near mid-grey instead of black, which
+    # speeds early training.
     grey = keras.initializers.Constant(128.0)
     out = layers.Conv2D(3, 3, padding="same", name="to_rgb", bias_initializer=grey)(x)
     return keras.Model(inp, out, name="decoder")

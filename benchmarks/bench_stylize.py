@@ -1,0 +1,91 @@
+"""Gatys (100 steps, VGG19) vs the real-time AdaIN stylizer on the same 512x512 pair.
+
+    .venv/bin/python benchmarks/bench_stylize.py [--size 512] [--steps 100] [--model REF]
+
+REF is what `artflow stylize --method fast --model-uri` takes (alias, version, models:/ URI
+or .keras file); without it a freshly initialised stylizer is timed (the decoder's weights
+do not change its speed). Backbone weights are `none` by default (no download needed; speed
+does not depend on weight values). Both run in this one process; the speed ratio prints last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def pair(size: int, content: str | None, style: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The given images resized to size x size, or smooth synthetic ones (seeded)."""
+    from artflow.imageio import load_rgb
+
+    if content and style:
+        return load_rgb(content, size), load_rgb(style, size)
+    y, x = np.mgrid[0:size, 0:size] / size
+    content_img = np.stack([x, y, 1 - x * y], -1) * 255
+    stripes = (np.sin(40 * (x + 0.5 * y)) + 1) / 2
+    style_img = np.stack([stripes, 1 - stripes, stripes * 0.5], -1) * 255
+    return content_img.astype(np.uint8), style_img.astype(np.uint8)
+
+
+def fast_stylizer(ref: str | None, weights: str) -> object:
+    from artflow.style.inference import Stylizer, load_stylizer
+
+    if ref:
+        return load_stylizer(ref)
+    from artflow.models.fast_style import build_decoder, build_encoder, build_stylizer
+
+    return Stylizer(build_stylizer(build_encoder(weights), build_decoder()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default=None, help="stylizer ref (default: fresh weights)")
+    parser.add_argument("--weights", default="none", help="VGG19 weights: none | imagenet | path")
+    parser.add_argument("--content", default=None)
+    parser.add_argument("--style", default=None)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from artflow.config import load_settings
+    from artflow.style.gatys import run_gatys
+
+    content, style = pair(args.size, args.content, args.style)
+    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, {args.size}x{args.size} content/style")
+
+    stylizer = fast_stylizer(args.model, args.weights)
+    start = time.perf_counter()
+    stylizer.stylize(content, style)  # traces the graph once
+    first = time.perf_counter() - start
+    times = []
+    for i in range(args.repeats):
+        # A different style each call, so the style-statistics cache never helps.
+        style_i = np.roll(style, i + 1, axis=1)
+        start = time.perf_counter()
+        stylizer.stylize(content, style_i)
+        times.append(time.perf_counter() - start)
+    fast = statistics.median(times)
+    print(f"fast stylizer: first call {first:.2f} s, median of {args.repeats} {fast:.3f} s/image")
+
+    nst = load_settings().nst.model_copy(
+        update={"weights": args.weights, "steps": args.steps, "image_size": args.size}
+    )
+    start = time.perf_counter()
+    result = run_gatys(content, style, nst, backbone="vgg19")
+    gatys = time.perf_counter() - start
+    per_step = result.seconds / args.steps
+    print(f"gatys vgg19: {args.steps} steps {gatys:.1f} s ({per_step:.2f} s/step)")
+    print(f"speed ratio gatys/fast: {gatys / fast:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
