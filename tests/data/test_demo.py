@@ -34,8 +34,9 @@ def test_layout_schema_and_scaled_threshold(demo_source: Path, smoke_settings) -
         assert len(files) == row.paintings == max(1, round(real[row.name] * 0.1))
         assert files[0].name.startswith(f"{folder}_")
     monet = demo_source / "monet"
-    assert len(list((monet / "monet_jpg").glob("*.jpg"))) == smoke_settings.data.demo.monet_paintings
-    assert len(list((monet / "photo_jpg").glob("*.jpg"))) == smoke_settings.data.demo.photos
+    demo = smoke_settings.data.demo
+    assert len(list((monet / "monet_jpg").glob("*.jpg"))) == demo.monet_paintings
+    assert len(list((monet / "photo_jpg").glob("*.jpg"))) == demo.photos
 
 
 def test_seeded(tmp_path: Path) -> None:

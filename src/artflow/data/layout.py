@@ -45,7 +45,7 @@ class Workdir:
         return self.interim / "manifest.csv"
 
     @property
-    def monet_manifest(self) -> Path:  # path, domain (monet|photo), sha256, width, height, mode, format
+    def monet_manifest(self) -> Path:  # path, domain (monet|photo), sha256, size, mode, format
         return self.interim / "monet_manifest.csv"
 
     @property
