@@ -1,4 +1,4 @@
-"""Evaluate component: score the new classifier versions on validation, pick the challenger."""
+"""Evaluate component: compare the new classifier versions on validation, pick the challenger."""
 
 from kfp.dsl import HTML, Input, Metrics, Model, Output
 
@@ -20,12 +20,12 @@ def evaluate_op(
     comparison: Output[HTML],
 ) -> str:
     """Best validation macro-F1 becomes `challenger`; the registry comparison is the report."""
-    from artflow import registry, stages
+    from artflow import stages
 
     result = stages.select_candidate(
         workdir, [cnn_version, resnet_version], profile, mlflow_uri, force
     )
     stages.publish(result, metrics=metrics, model=candidate)
-    table = registry.compare(result["model_name"]).markdown() if result["version"] else ""
-    stages.publish_html(comparison, "classifier versions", table or result.get("reason", ""))
+    report = result.get("comparison") or result.get("reason", "")
+    stages.publish_html(comparison, "classifier versions", report)
     return str(result["version"])

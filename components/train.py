@@ -76,7 +76,7 @@ def train_cyclegan_op(
     model: Output[Model],
     metrics: Output[Metrics],
 ) -> str:
-    """Train the photo -> Monet CycleGAN (resuming from its checkpoint) and register it."""
+    """Train the photo -> Monet CycleGAN (checkpointing as it goes) and register it."""
     from artflow import stages
 
     result = stages.train_cyclegan(workdir, profile, mlflow_uri, force)

@@ -20,6 +20,14 @@ CLASSIFIER_METRICS = ("test_accuracy", "test_macro_f1", "val_accuracy", "val_mac
 # Lower is better for the losses, higher for SSIM (the gate reads the same list).
 STYLE_METRICS = ("style_loss", "content_loss", "ssim", "cycle_l1")
 HIGHER_IS_BETTER = {"ssim"}
+SHORT = {  # terminal headers; the Markdown keeps the metric names as logged
+    "test_accuracy": "test acc",
+    "test_macro_f1": "test F1",
+    "val_accuracy": "val acc",
+    "val_macro_f1": "val F1",
+    "content_loss": "content",
+    "style_loss": "style",
+}
 
 
 def is_style_model(name: str) -> bool:
@@ -56,7 +64,7 @@ class Comparison:
     def cells(self, row: VersionRow) -> list[str]:
         metrics = [_fmt(row.metrics.get(m)) for m in metric_names(self.name)]
         aliases = ", ".join(sorted(row.aliases)) or "-"
-        lineage = [row.data_hash[:8], row.created, row.gate]
+        lineage = [row.data_hash[:8], row.created, row.gate]  # created: YYYY-MM-DD HH:MM
         return [row.version, row.family, aliases, *metrics, *lineage]
 
     def markdown(self) -> str:
@@ -78,7 +86,10 @@ class Comparison:
 
         table = Table(title=self.name)
         for col in self.columns:
-            table.add_column(col, justify="right" if col in metric_names(self.name) else "left")
+            numeric = col in metric_names(self.name)
+            table.add_column(
+                SHORT.get(col, col), justify="right" if numeric else "left", no_wrap=not numeric
+            )
         for row in self.rows:
             style = "bold green" if "champion" in row.aliases else None
             table.add_row(*self.cells(row), style=style)

@@ -251,10 +251,12 @@ def train_classifier(
 def select_candidate(
     workdir: str, versions: list[str], profile: str = "", mlflow_uri: str = "", force: bool = False
 ) -> dict[str, Any]:
-    """Score the freshly trained versions on the validation split; the best becomes challenger.
+    """Compare the freshly trained versions; the best validation macro-F1 becomes challenger.
 
-    Selection uses validation macro-F1 only: the frozen test split is the gate's, and picking
-    on it would leak.
+    Training already scored each version on the validation split (logged on its run; the
+    reports and confusion matrices are there too), so this step reads those numbers rather
+    than re-running the models. Selection never looks at the frozen test split: that is the
+    gate's, and picking on it would leak.
     """
     from artflow.tracking import CLASSIFIER
 
@@ -266,23 +268,29 @@ def select_candidate(
 
     def work() -> dict[str, Any]:
         from artflow import tracking
-        from artflow.evaluate import evaluate
+        from artflow.errors import ModelError
+        from artflow.registry import compare
 
-        scores = {}
-        for version in versions:
-            res = evaluate(settings, wd, tracking.model_uri(CLASSIFIER, version), split="val")
-            scores[version] = {
-                "val_accuracy": res["accuracy"],
-                "val_macro_f1": res["macro_f1"],
-                "family": res.get("family", ""),
+        rows = {r.version: r for r in compare(CLASSIFIER).rows}
+        missing = [v for v in versions if v not in rows]
+        if missing:
+            raise ModelError(f"{CLASSIFIER} has no versions {missing}", "re-run with --force")
+        scores = {
+            v: {
+                "val_accuracy": rows[v].metrics.get("val_accuracy", float("nan")),
+                "val_macro_f1": rows[v].metrics.get("val_macro_f1", -1.0),
+                "family": rows[v].family,
             }
+            for v in versions
+        }
         best = max(versions, key=lambda v: (scores[v]["val_macro_f1"], int(v)))
         tracking.mark_challenger(CLASSIFIER, best)
         return {
+            "comparison": compare(CLASSIFIER).markdown(),  # the step's HTML report
             "model_name": CLASSIFIER,
             "version": best,
             "scores": scores,
-            **{k: v for k, v in scores[best].items()},
+            **scores[best],
         }
 
     return run_stage(wd, "evaluate", key, work, force)

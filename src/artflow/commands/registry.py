@@ -23,7 +23,6 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
 
 def list_models() -> None:
     """List registered models with their versions and aliases."""
-    from rich.console import Console
     from rich.table import Table
 
     from artflow import registry
@@ -40,7 +39,15 @@ def list_models() -> None:
         aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(model.aliases.items())) or "-"
         latest = rows[0].version if rows else "-"
         table.add_row(model.name, str(len(rows)), aliases, latest)
-    Console().print(table)
+    _console().print(table)
+
+
+def _console():
+    """Rich console; wide enough for the comparison when output is not a terminal (CI logs)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 def compare(
@@ -50,12 +57,10 @@ def compare(
     ),
 ) -> None:
     """Show every version of NAME side by side: family, aliases, metrics, data, gate."""
-    from rich.console import Console
-
     from artflow import registry
 
     comparison = registry.compare(name)
-    Console().print(comparison.table())
+    _console().print(comparison.table())
     if markdown:
         typer.echo(f"markdown: {comparison.write_markdown(markdown)}")
 
