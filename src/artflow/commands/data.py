@@ -86,8 +86,9 @@ def _print_ingest(report: dict, wd) -> None:
                   f"({art['resized_skipped']} resized/ copies and "
                   f"{len(art['duplicates_skipped']) - art['resized_skipped']} other duplicates "
                   f"skipped, {art['undecodable']} undecodable)")
-        for spelled, name in {**art["matched_normalized"], **art["matched_fuzzy"]}.items():
-            con.print(f"  matched {spelled!r} -> {name!r}")
+        for how in ("normalized", "fuzzy"):
+            for spelled, name in art[f"matched_{how}"].items():
+                con.print(f"  matched {spelled!r} ({_spelling(spelled)}, {how}) -> {name!r}")
         for item in art["unmatched_folders"]:
             con.print(f"  [yellow]unmatched folder[/] {item['folder']} ({item['files']} files)")
         for name in art["unmatched_csv_rows"]:
@@ -95,6 +96,19 @@ def _print_ingest(report: dict, wd) -> None:
     if monet:
         con.print(f"monet: {monet['per_domain']} ({monet['undecodable']} undecodable)")
     con.print(f"manifest: {wd.manifest}\nreport:   {wd.ingest_report}")
+
+
+def _spelling(text: str) -> str:
+    """Why a folder name differed from its csv name, in words a user recognises."""
+    import unicodedata
+
+    from artflow.data.names import fix_mojibake
+
+    if fix_mojibake(text) != text:
+        return "zip-tool mojibake"
+    if not unicodedata.is_normalized("NFC", text):
+        return "Unicode NFD"
+    return "spelling"
 
 
 @data_app.command("validate")
