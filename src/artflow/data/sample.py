@@ -36,6 +36,9 @@ def in_frozen_test(sha: pd.Series, share: float) -> pd.Series:
 def sample(wd: Workdir, settings: Settings) -> dict:
     """Write splits/{train,val,test}.csv, labels.json, class_weights.json, style CSVs, metrics."""
     cfg = settings.sample
+    if not wd.manifest.is_file() and wd.monet_manifest.is_file():
+        raise DataError(f"{wd.root} holds no artworks (only the Monet layout was ingested)",
+                        "ingest a source with artists.csv + images/ as well")
     images = _usable(wd, wd.manifest)
     counts = images.groupby("artist").size()
     labels = sorted(counts[counts >= cfg.min_paintings].index)

@@ -122,7 +122,8 @@ def _class_frame(artists: pd.DataFrame, images: pd.DataFrame, quarantined: set[s
     """Artists the classifier will use (csv count or files found >= sample.min_paintings)."""
     usable = images[~images["path"].isin(quarantined)].groupby("artist").size()
     found = images.groupby("artist").size()
-    listed = pd.to_numeric(artists.set_index("name")["paintings"], errors="coerce")
+    listed = (pd.to_numeric(artists.set_index("name")["paintings"], errors="coerce")
+              if "paintings" in artists else pd.Series(dtype=float))
     names = sorted(set(found.index) | set(listed.dropna().index))
     df = pd.DataFrame({"artist": names})
     df["listed"] = df["artist"].map(listed).fillna(0).astype(int)
