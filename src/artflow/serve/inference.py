@@ -1,45 +1,11 @@
-"""Model calls of the service, kept apart from HTTP: array transport and classifier runs.
-
-The classifier is fed through BentoML's adaptive batching (one batchable endpoint per A/B
-variant). Requests reach it through the service's in-process client, which serialises
-arguments as JSON, so each image travels as base64 of a `.npy` buffer (float32, already
-resized to the model's input size): compact, exact, and `np.load(allow_pickle=False)`
-cannot execute anything.
-"""
+"""Classifier calls of the service, kept apart from HTTP: preparation, batch runs, top-k."""
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from artflow.serve.validation import ApiError
-
-MAX_SIDE = 2048  # of an array handed to the batch endpoint (model inputs are far smaller)
-
-
-def encode_array(arr: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def decode_array(text: str) -> np.ndarray:
-    """A float32 HxWx3 array from `encode_array`; ApiError(422) for anything else."""
-    try:
-        arr = np.load(io.BytesIO(base64.b64decode(text, validate=True)), allow_pickle=False)
-    except (ValueError, TypeError, OSError) as exc:
-        raise ApiError(422, f"not an encoded image array: {exc}") from None
-    if arr.dtype != np.float32 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ApiError(422, f"expected a float32 HxWx3 array, got {arr.dtype} {arr.shape}")
-    if max(arr.shape[:2]) > MAX_SIDE or min(arr.shape[:2]) < 1:
-        raise ApiError(422, f"array side out of range: {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ApiError(422, "array holds NaN or infinite values")
-    return arr
 
 
 @dataclass

@@ -22,6 +22,7 @@ class Metrics:
     latency: Any  # Histogram: artflow_request_latency_seconds{endpoint, variant}
     predictions: Any  # Counter: artflow_predictions_total{variant, model_version, artist}
     rejected: Any  # Counter: artflow_rejected_inputs_total{endpoint, status}
+    batch_size: Any  # Histogram: artflow_batch_size{variant}
 
     def observe(self, endpoint: str, variant: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint=endpoint, variant=variant, status=str(status)).inc()
@@ -56,5 +57,11 @@ def metrics() -> Metrics:
             "artflow_rejected_inputs",
             "Requests refused before any model ran, by endpoint and HTTP status.",
             ["endpoint", "status"],
+        ),
+        batch_size=Histogram(
+            "artflow_batch_size",
+            "Images per classifier call (adaptive batching), by A/B variant.",
+            ["variant"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
         ),
     )

@@ -130,12 +130,14 @@ class ModelSet:
     def _first_load(self) -> None:
         # TensorFlow and MLflow's Keras flavour take seconds to import: do it before asking
         # the registry, so a model promoted while the server starts loads without that wait.
-        import mlflow.tensorflow  # noqa: F401
-        import tensorflow  # noqa: F401
+        try:
+            import mlflow.tensorflow  # noqa: F401
+            import tensorflow  # noqa: F401
 
-        import artflow.models.classifier_io  # noqa: F401
-        import artflow.style.inference  # noqa: F401
-
+            import artflow.models.classifier_io  # noqa: F401
+            import artflow.style.inference  # noqa: F401
+        except Exception:  # a broken import shows again, per model, in refresh()
+            log.exception("artflow: pre-import failed")
         self.refresh()
 
     def refresh(self) -> dict[str, Any]:

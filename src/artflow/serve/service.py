@@ -7,13 +7,14 @@ profile), ARTFLOW_PREDICTION_LOG (log path override), ARTFLOW_ADMIN_TOKEN (admin
 
 Request path of /classify: RequestGuard (size, content type, file fields) -> decode and
 validate the image (4xx on failure, before any model) -> sticky A/B assignment -> the
-variant's batchable endpoint (BentoML adaptive batching, one queue per variant) -> top-k,
+variant's adaptive batching queue (BentoML's batcher, one queue per variant) -> top-k,
 prediction log, metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
@@ -25,15 +26,15 @@ from typing import Annotated, Any, Literal
 import anyio
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException
 from PIL import Image
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
 from artflow.config import load_settings
 from artflow.serve import admin
+from artflow.serve.batching import VariantBatcher
 from artflow.serve.guard import RequestGuard
-from artflow.serve.inference import decode_array, encode_array, rank
+from artflow.serve.inference import rank
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet
 from artflow.serve.predlog import PredictionLog, resolve_log_path
@@ -48,7 +49,6 @@ SETTINGS = load_settings(
 )
 SERVE = SETTINGS.serve
 UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
-BATCH = {"max_batch_size": SERVE.max_batch_size, "max_latency_ms": SERVE.max_latency_ms}
 ImageFormat = Literal["png", "jpeg"]
 
 
@@ -68,6 +68,15 @@ class Artflow:
         self.predictions = PredictionLog(log_path, SERVE.log_rotate_mb)
         self.metrics = metrics()
         self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
+        self.batchers = {
+            variant: VariantBatcher(
+                functools.partial(self._infer, variant),
+                SERVE.max_batch_size,
+                SERVE.max_latency_ms,
+                on_batch=self.metrics.batch_size.labels(variant=variant).observe,
+            )
+            for variant in (CHAMPION, CHALLENGER)
+        }
         web_app.state.service = self
         self.models.start_background_load()
 
@@ -188,20 +197,10 @@ class Artflow:
         self._record("monet", variant, slot.name, slot.version, latency_ms, decoded)
         return self._image(ctx, "monet", variant, started, result, format, slot.version)
 
-    # ------------------------------------------------------------------ batching (internal)
-    @bentoml.api(route="/internal/classify/champion", batchable=True, **BATCH)
-    def classify_champion(self, images: list[str]) -> list[dict[str, Any]]:
-        """Adaptive-batching queue of the champion; /classify feeds it (one queue per variant)."""
-        return self._infer(CHAMPION, images)
-
-    @bentoml.api(route="/internal/classify/challenger", batchable=True, **BATCH)
-    def classify_challenger(self, images: list[str]) -> list[dict[str, Any]]:
-        """Adaptive-batching queue of the challenger."""
-        return self._infer(CHALLENGER, images)
-
-    def _infer(self, variant: str, encoded: list[str]) -> list[dict[str, Any]]:
+    # ------------------------------------------------------------------ classifier calls
+    def _infer(self, variant: str, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
+        """One forward pass over a batch of prepared arrays of one variant."""
         slot = self.models.classifier(variant)
-        arrays = [decode_array(text) for text in encoded]
         with slot.lock:
             runner, version = slot.model, slot.version
             if runner is None:
@@ -210,7 +209,7 @@ class Artflow:
         labels = list(runner.loaded.labels)
         return [
             {
-                "probs": probs[i].tolist(),
+                "probs": probs[i],
                 "labels": labels,
                 "version": version,
                 "embedding": None if emb is None else np.round(emb[i], 4).tolist(),
@@ -219,21 +218,9 @@ class Artflow:
         ]
 
     async def _classify_prepared(self, variant: str, prepared: np.ndarray) -> dict[str, Any]:
-        if not SERVE.batching:
-            out = await anyio.to_thread.run_sync(self._infer, variant, [encode_array(prepared)])
-            return out[0]
-        queue = (
-            self.to_async.classify_champion
-            if variant == CHAMPION
-            else (self.to_async.classify_challenger)
-        )
-        try:
-            out = await queue([encode_array(prepared)])
-        except BentoMLException as exc:
-            status = int(getattr(exc, "error_code", 500))
-            if status == 503:  # the batching queue shed the request: over its latency budget
-                raise ApiError(503, "overloaded: the classifier queue is full, retry") from None
-            raise
+        if SERVE.batching:
+            return await self.batchers[variant](prepared)
+        out = await anyio.to_thread.run_sync(self._infer, variant, [prepared])
         return out[0]
 
     # ------------------------------------------------------------------ admin
