@@ -51,6 +51,7 @@ def test_act_on_drift_starts_retrain_with_the_report_as_reason(
     assert client.get_experiment(trigger.info.experiment_id).name == EXPERIMENT
     assert trigger.data.tags["artflow.trigger"] == "drift"
     assert "aspect_ratio" in trigger.data.tags["artflow.trigger_reason"]
+    assert trigger.data.tags["artflow.retrain_status"] == "finished"
     files = {f.path for f in client.list_artifacts(trigger.info.run_id, "drift_report")}
     assert files == {"drift_report/report.html", "drift_report/verdict.json"}
     assert os.environ.get(tracking.RUN_TAGS_ENV) == before  # restored after the pipeline
@@ -93,3 +94,19 @@ def test_act_runs_the_real_local_retrain_pipeline(
     versions = client.search_model_versions(f"name='{tracking.CLASSIFIER}'")
     trained = [v for v in versions if v.run_id in {r.info.run_id for r in runs}]
     assert trained, "the retrain registered no classifier version from a triggered run"
+
+
+def test_act_with_an_unreachable_cluster_is_one_clear_error(
+    verdicts, drift_wd, drift_classifier, capsys
+) -> None:
+    """`artflow drift --act --host URL`: the report is made, the submit fails cleanly."""
+    from artflow import cli
+
+    _, _, log = verdicts["photos"]
+    args = ["--workdir", str(drift_wd.root), "--model", drift_classifier.uri, "-p", "smoke"]
+    code = cli.run(["drift", "--log", str(log), "--act", "--host", "http://127.0.0.1:9", *args])
+    captured = capsys.readouterr()
+    assert code == 2 and "DRIFT" in captured.out
+    assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in captured.err
+    assert "Traceback" not in captured.err
+    assert cli.run(["drift", "--log", str(log), "--force", *args]) == 2  # --force needs --act

@@ -94,7 +94,12 @@ def drift(
         outcome = trigger_retrain(cfg, wd, verdict, log_path, host=host, force=force)
         _show_trigger(outcome)
     if fail_on_drift and verdict["drifted"]:
-        raise typer.Exit(1)
+        from artflow.monitor.check import DriftDetected
+
+        raise DriftDetected(
+            f"drift detected: share {verdict['share']:.2f} of columns drifted",
+            f"read {verdict['report']['html']}",
+        )
 
 
 def _show(verdict: dict[str, Any]) -> None:

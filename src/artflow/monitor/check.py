@@ -18,13 +18,19 @@ import pandas as pd
 from artflow import tracking
 from artflow.config import Settings
 from artflow.data.layout import Workdir
-from artflow.errors import DataError
+from artflow.errors import ArtflowError, DataError
 from artflow.monitor.embedding import Projection, project_frame
 from artflow.monitor.records import read_log, select_window
 from artflow.monitor.reference import Reference, load_reference
 from artflow.monitor.report import DriftReport, compare
 
 EXPERIMENT = "artflow-drift"
+
+
+class DriftDetected(ArtflowError):
+    """`artflow drift --fail-on-drift` on a drifted window (exit 1, like a refused gate)."""
+
+    exit_code = 1
 
 
 def current_frame(

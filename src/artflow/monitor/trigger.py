@@ -6,7 +6,7 @@ Why is recorded three ways:
   * every MLflow run the pipeline's steps start carries the same tags (ARTFLOW_RUN_TAGS,
     read by `artflow.tracking.lineage_tags`), pointing at the trigger run and the report;
   * the report's location goes to the pipeline as its `trigger_report` parameter when the
-    pipeline declares one, and the prediction log as `prediction_log`.
+    pipeline declares one, and (locally) the prediction log as `prediction_log`.
 The pipeline's own drift step checks again; policy `always` makes it go ahead regardless,
 because the decision was taken here (and recorded) already.
 """
@@ -55,7 +55,9 @@ def trigger_retrain(
     trigger = "drift" if verdict.get("drifted") else "manual"
     reason = _reason(verdict, trigger)
     location = report_location(verdict)
-    arguments: dict[str, Any] = {"policy": "always", "prediction_log": str(Path(log_path))}
+    arguments: dict[str, Any] = {"policy": "always"}
+    if not host:  # a cluster's steps read their own log on the data volume, not this path
+        arguments["prediction_log"] = str(Path(log_path))
     with tracking.start_run(
         EXPERIMENT,
         f"retrain-trigger-{trigger}",
@@ -68,20 +70,27 @@ def trigger_retrain(
         },
     ) as run:
         _attach_report(verdict)
-        tags = {
-            "artflow.trigger": trigger,
-            "artflow.trigger_run": run.info.run_id,
-            "artflow.trigger_report": location,
-        }
+    # The trigger run is closed before the pipeline starts: its steps open runs of their own
+    # (in this process for some runners), and MLflow allows one active run per process.
+    run_id = run.info.run_id
+    tags = {
+        "artflow.trigger": trigger,
+        "artflow.trigger_run": run_id,
+        "artflow.trigger_report": location,
+    }
+    try:
         with _run_tags(tags):
             result = _start(settings, wd, arguments, location, host, runner)
-        _record(result)
+    except BaseException as exc:
+        _record(run_id, {"status": "failed", "error": str(exc)[:500]})
+        raise
+    _record(run_id, {"status": "submitted" if host else "finished", **result})
     return {
         "triggered": True,
         "trigger": trigger,
         "reason": reason,
         "report": location,
-        "trigger_run_id": run.info.run_id,
+        "trigger_run_id": run_id,
         "where": host or "local",
         "result": result,
     }
@@ -165,9 +174,10 @@ def _start(
     return run_local(PIPELINE, wd.root, profile, **arguments)
 
 
-def _record(result: dict[str, Any]) -> None:
-    import mlflow
-
-    mlflow.log_dict(json.loads(json.dumps(result, default=str)), "retrain_result.json")
+def _record(run_id: str, result: dict[str, Any]) -> None:
+    """What the pipeline did, on the (closed) trigger run."""
+    client = tracking.client()
+    client.log_dict(run_id, json.loads(json.dumps(result, default=str)), "retrain_result.json")
+    client.set_tag(run_id, "artflow.retrain_status", result["status"])
     if "seconds" in result:
-        mlflow.log_metric("retrain_seconds", float(result["seconds"]))
+        client.log_metric(run_id, "retrain_seconds", float(result["seconds"]))
