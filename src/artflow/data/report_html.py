@@ -14,7 +14,8 @@ body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;width:100%}
 th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}
 th{background:#f3f3f3}.ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}
-.warn{color:#b26a00;font-weight:600}code{font-size:.85rem}img{max-width:100%}
+.warn{color:#b26a00;font-weight:600}code{font-size:.85rem;word-break:break-all}
+img{max-width:100%}
 figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top}
 """
 
