@@ -91,6 +91,7 @@ def _hist(artists: pd.DataFrame, threshold: int):
     ax.hist(pd.to_numeric(artists["paintings"]), bins=20, color="#4c72b0")
     ax.axvline(threshold, color="#c44e52", ls="--", label=f"threshold {threshold}")
     ax.set(xlabel="paintings", ylabel="artists")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return fig
 
