@@ -33,14 +33,26 @@ def pair(size: int, content: str | None, style: str | None) -> tuple[np.ndarray,
     return content_img.astype(np.uint8), style_img.astype(np.uint8)
 
 
-def fast_stylizer(ref: str | None, weights: str) -> object:
+def fast_stylizer(ref: str | None, weights: str, width: float) -> object:
     from artflow.style.inference import Stylizer, load_stylizer
 
     if ref:
         return load_stylizer(ref)
     from artflow.models.fast_style import build_decoder, build_encoder, build_stylizer
 
-    return Stylizer(build_stylizer(build_encoder(weights), build_decoder()))
+    return Stylizer(build_stylizer(build_encoder(weights), build_decoder(width)))
+
+
+def time_fast(stylizer: object, content: np.ndarray, style: np.ndarray, repeats: int) -> float:
+    """Median seconds per call after one tracing call; a new style each call (no cache hits)."""
+    stylizer.stylize(content, style)
+    times = []
+    for i in range(repeats):
+        style_i = np.roll(style, i + 1, axis=1)
+        start = time.perf_counter()
+        stylizer.stylize(content, style_i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -50,6 +62,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", default=None, help="stylizer ref (default: fresh weights)")
     parser.add_argument("--weights", default="none", help="VGG19 weights: none | imagenet | path")
+    parser.add_argument(
+        "--decoder-width", type=float, default=None, help="default: stylizer.decoder_width"
+    )
     parser.add_argument("--content", default=None)
     parser.add_argument("--style", default=None)
     args = parser.parse_args()
@@ -59,22 +74,26 @@ def main() -> None:
     from artflow.config import load_settings
     from artflow.style.gatys import run_gatys
 
+    if args.decoder_width is None:
+        args.decoder_width = load_settings().stylizer.decoder_width
     content, style = pair(args.size, args.content, args.style)
     print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, {args.size}x{args.size} content/style")
 
-    stylizer = fast_stylizer(args.model, args.weights)
-    start = time.perf_counter()
-    stylizer.stylize(content, style)  # traces the graph once
-    first = time.perf_counter() - start
-    times = []
-    for i in range(args.repeats):
-        # A different style each call, so the style-statistics cache never helps.
-        style_i = np.roll(style, i + 1, axis=1)
-        start = time.perf_counter()
-        stylizer.stylize(content, style_i)
-        times.append(time.perf_counter() - start)
-    fast = statistics.median(times)
-    print(f"fast stylizer: first call {first:.2f} s, median of {args.repeats} {fast:.3f} s/image")
+    widths = [None] if args.model else sorted({1.0, 0.5, args.decoder_width})
+    fast: dict[float | None, float] = {}
+    for width in widths:  # the configured width last, so its ratio is the last line
+        if width == args.decoder_width and len(widths) > 1:
+            continue
+        fast[width] = time_fast(
+            fast_stylizer(args.model, args.weights, width or 1.0), content, style, args.repeats
+        )
+    if not args.model:
+        fast[args.decoder_width] = time_fast(
+            fast_stylizer(None, args.weights, args.decoder_width), content, style, args.repeats
+        )
+    for width, seconds in fast.items():
+        label = args.model or f"fresh, decoder_width {width}"
+        print(f"fast stylizer ({label}): median of {args.repeats} {seconds:.3f} s/image")
 
     nst = load_settings().nst.model_copy(
         update={"weights": args.weights, "steps": args.steps, "image_size": args.size}
@@ -84,7 +103,9 @@ def main() -> None:
     gatys = time.perf_counter() - start
     per_step = result.seconds / args.steps
     print(f"gatys vgg19: {args.steps} steps {gatys:.1f} s ({per_step:.2f} s/step)")
-    print(f"speed ratio gatys/fast: {gatys / fast:.0f}x")
+    for width, seconds in fast.items():
+        label = args.model or f"decoder_width {width}"
+        print(f"speed ratio gatys/fast ({label}): {gatys / seconds:.0f}x")
 
 
 if __name__ == "__main__":

@@ -133,6 +133,7 @@ class StylizerCfg(Section):
     learning_rate: float = Field(1e-4, gt=0.0)
     style_weight: float = Field(10.0, ge=0.0)
     strength: float = Fraction
+    decoder_width: float = Field(1.0, gt=0.0, le=1.0)  # decoder filters x this (1 = paper)
 
     @field_validator("encoder_weights")
     @classmethod

@@ -75,15 +75,20 @@ def build_encoder(weights: str, seed: int = 0) -> keras.Model:
     return encoder
 
 
-def build_decoder() -> keras.Model:
-    """relu4_1-shaped features (512 ch) -> RGB 0..255; mirror of the encoder."""
+def build_decoder(width: float = 1.0) -> keras.Model:
+    """relu4_1-shaped features (512 ch) -> RGB 0..255; mirror of the encoder.
+
+    `width` scales every conv's filters: most of the decoder's cost is in its full- and
+    half-resolution convs, so 0.5 makes it about 4x cheaper for CPU serving.
+    """
     inp = keras.Input((None, None, 512), name="features")
     x = inp
     for i, stage in enumerate(DECODER_STAGES):
         if i > 0:
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
         for j, filters in enumerate(stage):
-            x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"dec{i}_{j}")(x)
+            n = max(8, round(filters * width))
+            x = layers.Conv2D(n, 3, padding="same", activation="relu", name=f"dec{i}_{j}")(x)
     # A pixel-space bias of 128 starts the decoder near mid-grey instead of black, which
     # speeds early training.
     grey = keras.initializers.Constant(128.0)

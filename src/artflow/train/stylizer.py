@@ -81,7 +81,10 @@ def _fit(settings: Settings, wd: Workdir) -> tuple[Any, list[dict[str, float]]]:
         augmented(style, cfg.image_size, cfg.batch_size, settings.seed + 1),
         strict=False,
     )
-    encoder, decoder = build_encoder(cfg.encoder_weights, settings.seed), build_decoder()
+    encoder, decoder = (
+        build_encoder(cfg.encoder_weights, settings.seed),
+        build_decoder(cfg.decoder_width),
+    )
     step = _train_step_fn(
         encoder, decoder, AdaIN(), keras.optimizers.Adam(cfg.learning_rate), cfg.style_weight
     )
@@ -157,6 +160,7 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
             "image_size": cfg.image_size,
             "method": "adain",
             "encoder_weights": cfg.encoder_weights,
+            "decoder_width": cfg.decoder_width,
         }.items():
             client.set_model_version_tag(tracking.STYLIZER, version, key, str(value))
         tracking.mark_challenger(tracking.STYLIZER, version)
