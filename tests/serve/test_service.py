@@ -276,6 +276,8 @@ def test_malformed_input_gets_4xx_json_and_the_service_lives_on(client):
         assert responses[name].status_code == expected, name
     assert responses["too_large"].status_code == 413
     assert responses["raw_png"].status_code == 415
+    for code in ("413", "415", "422"):  # refusals by the guard and by the endpoint are counted
+        assert metric(client, "artflow_rejected_inputs_total", endpoint="classify", status=code)
     assert client.get("/livez", timeout=5).status_code == 200
     assert classify(client, images.png()).status_code == 200
 

@@ -40,8 +40,10 @@ class RequestGuard:
         max_body_bytes: int,
         upload_fields: Mapping[str, Sequence[str]],
         json_paths: Sequence[str] = (),
+        on_refuse: Callable[[str, int], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_refuse = on_refuse
         self.max_body_bytes = int(max_body_bytes)
         self.upload_fields = {p.rstrip("/"): tuple(f) for p, f in upload_fields.items()}
         self.json_paths = tuple(p.rstrip("/") for p in json_paths)
@@ -55,13 +57,18 @@ class RequestGuard:
             body = await self._read_body(scope, receive)
         except BodyTooLarge:
             limit_mb = self.max_body_bytes / 2**20
-            await _refuse(scope, send, 413, f"request body larger than {limit_mb:g} MB")
+            await self._refuse(scope, send, 413, f"request body larger than {limit_mb:g} MB")
             return
         problem = await self._check(scope, path, body)
         if problem is not None:
-            await _refuse(scope, send, *problem)
+            await self._refuse(scope, send, *problem)
             return
         await self.app(scope, _replay(body, then=receive), send)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
+        if self.on_refuse is not None:
+            self.on_refuse(scope["path"], status)
+        await _refuse(scope, send, status, message)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         length = dict(scope.get("headers") or []).get(b"content-length")

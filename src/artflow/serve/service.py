@@ -418,8 +418,15 @@ class Artflow:
         return Response(buf.getvalue(), media_type=f"image/{fmt}")
 
 
+def _count_refusal(path: str, status: int) -> None:
+    endpoint = path.strip("/").split("/")[0] or "root"
+    endpoint = endpoint if endpoint in ("classify", "stylize", "monet", "admin") else "other"
+    metrics().rejected.labels(endpoint=endpoint, status=str(status)).inc()
+
+
 Artflow.add_asgi_middleware(
     RequestGuard,
+    on_refuse=_count_refusal,
     max_body_bytes=int(SERVE.max_body_mb * 2**20),
     upload_fields=UPLOAD_FIELDS,
     json_paths=["/admin"],
