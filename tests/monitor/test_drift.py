@@ -126,25 +126,29 @@ def test_too_small_empty_or_foreign_windows_are_clear_errors(
 
 
 def test_cli_builds_a_missing_reference_and_fails_on_drift(
-    tmp_path: Path, demo_source: Path, drift_wd, smoke_settings, capsys
+    tmp_path: Path, demo_source: Path, drift_wd, drift_classifier, smoke_settings, capsys
 ) -> None:
-    """A fresh version has no reference: `artflow drift` builds and logs it, then reports."""
-    import keras
+    """A new version has no reference: `artflow drift` builds and logs it, then reports.
 
-    from artflow.models.classifier_io import load_classifier, register_classifier
-    from artflow.models.cnn import build_cnn
+    The new version reuses the session's weights (registering is what matters here), and its
+    photo traffic is logged offline by `artflow drift simulate`'s code path."""
+    import dataclasses
+
+    from artflow.models.classifier_io import register_classifier
     from artflow.monitor.simulate import image_paths, log_images
 
-    labels = json.loads(drift_wd.labels.read_text())
-    keras.utils.set_random_seed(7)
-    model = build_cnn(len(labels), smoke_settings.images.size, smoke_settings.cnn.dense_units)
-    with tracking.start_run("artflow-drift-tests", "fresh-cnn", smoke_settings):
+    with tracking.start_run("artflow-drift-tests", "new-version", smoke_settings):
         reg = register_classifier(
-            model, labels, smoke_settings.images.size, "cnn", challenger=False
+            drift_classifier.model,
+            drift_classifier.labels,
+            drift_classifier.image_size,
+            "cnn",
+            challenger=False,
         )
-    fresh = load_classifier(reg.uri)
+    fresh = dataclasses.replace(drift_classifier, version=reg.version, run_id=reg.run_id)
     log = tmp_path / "photos.jsonl"
-    log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
+    logged = log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
+    assert logged["logged"] == smoke_settings.data.demo.photos
     args = ["--workdir", str(drift_wd.root), "--model", reg.uri, "-p", "smoke"]
     code = cli.run(["drift", "--log", str(log), "--window", "1d", "--fail-on-drift", *args])
     captured = capsys.readouterr()
