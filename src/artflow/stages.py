@@ -375,7 +375,13 @@ def drift_check(
     """
     from artflow.errors import ArtflowError
 
+    if policy not in ("drift", "always"):
+        from artflow.errors import ConfigError
+
+        raise ConfigError(f"unknown retrain policy {policy!r}", "use drift or always")
     settings, wd = context(workdir, profile, mlflow_uri)
+    if policy == "always":  # e.g. started by `artflow drift` after its own check: no rework
+        return {"retrain": True, "drifted": False, "reason": "policy always", "report_html": ""}
     log = log_path or settings.serve.prediction_log
     try:
         from artflow.monitor.check import check_drift
@@ -384,15 +390,14 @@ def drift_check(
         drifted, reason = bool(verdict.get("drifted")), "drift check ran"
     except ArtflowError as exc:
         verdict, drifted, reason = {}, False, f"no drift verdict: {exc.message}"
-    retrain = policy == "always" or drifted
-    why = "policy always" if policy == "always" else ("drift detected" if drifted else reason)
+    retrain, why = drifted, ("drift detected" if drifted else reason)
     report = (verdict.get("report") or {}).get("html", "")
     return {
         "retrain": retrain,
         "drifted": drifted,
         "reason": why,
         "report_html": report,
-        "share": verdict.get("share", verdict.get("drifted_share")),
+        "share": verdict.get("share"),
     }
 
 
