@@ -14,7 +14,7 @@ import yaml
 # Smaller than the smoke profile: every test here runs on 2 shared CPU cores.
 OVERRIDES = {
     "nst": {"image_size": 48, "steps": 6, "search_trials": 2},
-    "stylizer": {"image_size": 32, "batch_size": 2, "steps": 16, "decoder_width": 0.25},
+    "stylizer": {"image_size": 32, "batch_size": 2, "steps": 16},
     "cyclegan": {
         "image_size": 32,
         "res_blocks": 1,
