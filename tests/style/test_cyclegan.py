@@ -64,3 +64,17 @@ def test_registered_generator_reproduces_training_sample(trained_cyclegan, style
     export = style_workdir.models / "cyclegan" / "export"
     out = model.translate(load_rgb(export / "sample_photo.png"))
     assert np.abs(out.astype(int) - load_rgb(export / "sample_monet.png")).max() <= 1
+
+
+def test_resume_with_other_settings_is_a_clear_error(
+    trained_cyclegan, style_workdir, style_settings
+):
+    from artflow.errors import ModelError
+    from artflow.train.cyclegan import train_cyclegan
+
+    wider = style_settings.model_copy(
+        update={"cyclegan": style_settings.cyclegan.model_copy(update={"filters": 12})}
+    )
+    with pytest.raises(ModelError, match="does not match the cyclegan settings"):
+        train_cyclegan(wider, style_workdir, resume=True)
+    assert (style_workdir.models / "cyclegan" / "checkpoints" / "ckpt-6.index").is_file()

@@ -22,6 +22,7 @@ import numpy as np
 
 from artflow.config import CycleganCfg, Settings
 from artflow.data.layout import Workdir
+from artflow.errors import ModelError
 from artflow.imageio import load_rgb, save_rgb
 
 EXPERIMENT = "artflow-style"
@@ -156,7 +157,14 @@ def _checkpoints(nets: Nets, wd: Workdir, cfg: CycleganCfg, resume: bool) -> tup
     manager = tf.train.CheckpointManager(ckpt, str(folder), max_to_keep=3)
     if resume:
         if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            try:
+                ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as exc:
+                raise ModelError(
+                    f"{manager.latest_checkpoint} does not match the cyclegan settings: "
+                    f"{str(exc).splitlines()[0][:200]}",
+                    "resume with the settings it was trained with, or start over without --resume",
+                ) from None
             note = f"resumed from {manager.latest_checkpoint} (step {int(nets.step.numpy())})"
         else:
             note = f"no checkpoint in {folder}: starting from step 0"
