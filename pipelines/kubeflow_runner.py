@@ -34,21 +34,29 @@ def _check_reachable(host: str) -> None:
 
     if not host.startswith(("http://", "https://")):
         raise ConfigError(f"--host {host!r} is not a URL", "use e.g. http://localhost:8080")
+    hint = (
+        "check the URL, or port-forward the API: kubectl -n kubeflow port-forward "
+        "svc/ml-pipeline-ui 8080:80"
+    )
     try:
-        requests.get(host.rstrip("/") + HEALTHZ, timeout=5)
+        response = requests.get(host.rstrip("/") + HEALTHZ, timeout=5)
     except requests.RequestException as exc:
         raise ArtflowError(
-            f"cannot reach Kubeflow Pipelines at {host}: {type(exc).__name__}",
-            "check the URL, or port-forward the API: kubectl -n kubeflow port-forward "
-            "svc/ml-pipeline-ui 8080:80",
+            f"cannot reach Kubeflow Pipelines at {host}: {type(exc).__name__}", hint
         ) from None
+    if not response.ok:  # kfp.Client would retry this for ~25 s and then fail anyway
+        raise ArtflowError(
+            f"{host} answers, but not as Kubeflow Pipelines: GET {HEALTHZ} -> "
+            f"{response.status_code}",
+            hint,
+        )
 
 
 def _client(host: str) -> Any:
     import kfp
 
     _check_reachable(host)
-    return kfp.Client(host=host)
+    return _call(host, "connecting", lambda: kfp.Client(host=host))
 
 
 def _call(host: str, what: str, fn: Any) -> Any:
@@ -95,8 +103,8 @@ def schedule(
 ) -> str:
     """Create a recurring run of pipeline `name`; returns the recurring run's id."""
     cron6 = kfp_cron(cron)
-    package = compile_pipeline(name, out_dir)
     client = _client(host)
+    package = compile_pipeline(name, out_dir)
     exp = _call(host, "creating the experiment", lambda: client.create_experiment(experiment))
     job = _call(
         host,

@@ -108,3 +108,29 @@ def test_bad_input_is_a_clear_error(capsys):
     assert "--local" in capsys.readouterr().err
     assert cli(["pipeline", "schedule", "retrain", "--cron", "daily", "--host", "http://x"]) == 2
     assert "cron expression" in capsys.readouterr().err
+
+
+def test_host_that_is_not_kubeflow_is_a_clear_error(capsys):
+    """Something listens, but it is not the KFP API (404 everywhere): one line, exit 2."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotKfp(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_error(404)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotKfp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        assert cli(["pipeline", "submit", "training", "--host", host]) == 2
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert f"{host} answers, but not as Kubeflow Pipelines" in err and "404" in err
+    assert "Traceback" not in err
