@@ -245,9 +245,10 @@ def promote(
     champ_mv = tracking.alias_version(name, tracking.CHAMPION)
     champion = str(champ_mv.version) if champ_mv else None
     if champion == cand_version:
-        return Decision(
-            name, cand_version, champion, True, False, "already the champion", created=_now()
-        )
+        same = Decision(name, cand_version, champion, True, False, "already the champion")
+        same.created = _now()
+        _write_reports(wd, same, report_dir)  # CI reads the report whatever happened
+        return same
     if is_style_model(name):
         checks, evaluations = style_checks(settings, name, cand_version, champion)
         test = None
@@ -270,7 +271,7 @@ def promote(
     )
     _record(settings, wd, decision, report_dir)
     if decision.passed:
-        _move_champion(name, cand_version, action="promote")  # the last step, only on pass
+        _move_champion(name, cand_version)  # the last step, only on pass
         decision.promoted = True
         _write_reports(wd, decision, report_dir)  # now saying "promoted: yes"
     elif strict:
@@ -287,7 +288,7 @@ def _reason(failed: list[Check], champion: str | None) -> str:
         return (
             "first model: absolute thresholds met"
             if champion is None
-            else (f"meets every threshold and beats champion v{champion}")
+            else f"meets every threshold and is not worse than champion v{champion}"
         )
     parts = [f"{c.name} {_show(c.value)} not {c.op} {_show(c.threshold)}" for c in failed]
     return "; ".join(parts)
@@ -380,20 +381,15 @@ def _save_history(name: str, versions: list[str], event: dict[str, str]) -> None
         tracking._retry(lambda k=key, v=value: client.set_registered_model_tag(name, k, v))
 
 
-def _move_champion(name: str, version: str, action: str) -> None:
-    """Point `champion` at `version` and push it on the history (promotions only)."""
+def _move_champion(name: str, version: str) -> None:
+    """Push `version` on the history, then point `champion` at it."""
     versions = history(name)
-    previous = versions[-1] if versions else None
-    if action == "promote":
-        versions.append(version)
-    _save_history(
-        name,
-        versions,
-        {"action": action, "version": version, "previous": previous or "none", "at": _now()},
-    )
+    previous = versions[-1] if versions else "none"
+    event = {"action": "promote", "version": version, "previous": previous, "at": _now()}
+    _save_history(name, [*versions, version], event)
     tracking.set_alias(name, tracking.CHAMPION, version)
     challenger = tracking.alias_version(name, tracking.CHALLENGER)
-    if action == "promote" and challenger is not None and str(challenger.version) == version:
+    if challenger is not None and str(challenger.version) == version:
         # The challenger became champion: nothing is left to A/B test against it.
         tracking._retry(
             lambda: tracking.client().delete_registered_model_alias(name, tracking.CHALLENGER)
@@ -413,11 +409,11 @@ def rollback(name: str) -> tuple[str, str]:
     demoted = versions.pop()
     restored = versions[-1]
     resolve_version(name, restored)  # fails clearly if that version was deleted
-    _move_champion_to(name, versions, demoted, restored)
+    _restore_champion(name, versions, demoted, restored)
     return demoted, restored
 
 
-def _move_champion_to(name: str, versions: list[str], demoted: str, restored: str) -> None:
+def _restore_champion(name: str, versions: list[str], demoted: str, restored: str) -> None:
     _save_history(
         name,
         versions,
