@@ -16,8 +16,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean CI logs
 
 
 def newest_decision(model: str, since_ms: int):
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     promoted = bool(decision["passed"]) and candidate == _champion(client, args.model)
     decision["promoted"] = promoted
     (args.out / "decision.json").write_text(json.dumps(decision, indent=2))
+    # The gate logs its Markdown before the alias moves ("promoted: no"): say what happened.
+    with (args.out / "decision.md").open("a") as md:
+        md.write(f"\n**registry now**: {'promoted to' if promoted else 'not'} champion\n")
     print(f"passed={str(bool(decision['passed'])).lower()}")
     print(f"promoted={str(promoted).lower()}")
     print(f"version={candidate}")
