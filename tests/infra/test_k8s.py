@@ -244,3 +244,17 @@ def test_route_weights_script(rendered, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(swapped))
     proc = run([script, "10"], env=env)
     assert proc.returncode != 0 and "test failed" in proc.stderr
+
+
+def test_serving_pods_run_as_the_bento_images_user(rendered) -> None:
+    """`bentoml containerize` images run as a *named* user, which runAsNonRoot cannot verify:
+    the Deployments give its uid explicitly, and it must be the installed BentoML's."""
+    import importlib.util
+
+    origin = Path(importlib.util.find_spec("bentoml").origin).parent
+    generate = (origin / "_internal" / "container" / "generate.py").read_text()
+    uid = int(re.search(r"^BENTO_UID_GID = (\d+)", generate, re.M)[1])
+    deployments = by_kind(rendered["production"], "Deployment")
+    for name in SERVING:
+        ctx = pod_spec(deployments[name])["securityContext"]
+        assert ctx["runAsUser"] == ctx["fsGroup"] == uid, f"{name}: uid {uid} expected"
