@@ -94,7 +94,9 @@ class ModelSet:
         self.settings = settings
         self.slots = {key: Slot(key=key, name=spec[0]) for key, spec in SPECS.items()}
         self.state = "starting"  # starting | loading | ready | failed
-        self._refresh_lock = threading.Lock()
+        # Re-entrant: held across imports and registry calls. Two threads importing mlflow at
+        # once can trip Python's import deadlock detection (its modules import each other).
+        self.registry_lock = threading.RLock()
 
     # ------------------------------------------------------------------ queries
     @property
@@ -130,19 +132,21 @@ class ModelSet:
     def _first_load(self) -> None:
         # TensorFlow and MLflow's Keras flavour take seconds to import: do it before asking
         # the registry, so a model promoted while the server starts loads without that wait.
-        try:
-            import mlflow.tensorflow  # noqa: F401
-            import tensorflow  # noqa: F401
+        with self.registry_lock:
+            try:
+                import mlflow.tensorflow  # noqa: F401
+                import tensorflow  # noqa: F401
 
-            import artflow.models.classifier_io  # noqa: F401
-            import artflow.style.inference  # noqa: F401
-        except Exception:  # a broken import shows again, per model, in refresh()
-            log.exception("artflow: pre-import failed")
-        self.refresh()
+                import artflow.models.classifier_io  # noqa: F401
+                import artflow.promote  # noqa: F401
+                import artflow.style.inference  # noqa: F401
+            except Exception:  # a broken import shows again, per model, in refresh()
+                log.exception("artflow: pre-import failed")
+            self.refresh()
 
     def refresh(self) -> dict[str, Any]:
         """Re-resolve every alias; load versions that changed, drop aliases that vanished."""
-        with self._refresh_lock:
+        with self.registry_lock:
             self.state = "loading"
             changes: dict[str, Any] = {}
             for key, (name, aliases, loader) in SPECS.items():

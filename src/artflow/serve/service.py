@@ -249,7 +249,7 @@ class Artflow:
         """Restore the previous champion in the registry (the gate's history), then reload."""
         if (denied := self._deny(ctx)) is not None:
             return denied
-        from artflow import promote, tracking
+        from artflow import tracking
         from artflow.errors import ArtflowError
 
         name = {
@@ -257,8 +257,15 @@ class Artflow:
             "stylizer": tracking.STYLIZER,
             "monet": tracking.CYCLEGAN,
         }[model]
+
+        def rollback() -> tuple[str, str]:
+            with self.models.registry_lock:  # not while the first load is importing mlflow
+                from artflow import promote
+
+                return promote.rollback(name)
+
         try:
-            demoted, restored = await anyio.to_thread.run_sync(promote.rollback, name)
+            demoted, restored = await anyio.to_thread.run_sync(rollback)
         except ArtflowError as exc:
             ctx.response.status_code = 409
             return {"error": exc.message, "hint": exc.hint}
