@@ -37,6 +37,7 @@ def run_local(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(wd.root / "pipeline" / "kfp_local"),
     )
+    prune_stale_stamps(wd)
     start = time.perf_counter()
     try:
         load(name)(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
@@ -47,6 +48,31 @@ def run_local(
         ) from None
     seconds = time.perf_counter() - start
     return {"pipeline": name, "seconds": round(seconds, 1), **summary(wd)}
+
+
+def prune_stale_stamps(wd: Workdir) -> list[str]:
+    """Forget stamps whose model version is gone (a fresh or different MLflow store).
+
+    Checked once here, in the parent process, so that the steps' own skip stays import-free.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from artflow import tracking
+
+    client, pruned = tracking.client(), []
+    for path in sorted((wd.root / "pipeline" / "stamps").glob("*.json")):
+        result = json.loads(path.read_text()).get("result", {})
+        name = result.get("model_name") or result.get("model")
+        version = str(result.get("version") or result.get("candidate") or "")
+        if not (name and version):
+            continue
+        try:
+            client.get_model_version(name, version)
+        except MlflowException:
+            path.unlink()
+            pruned.append(path.stem)
+            print(f"[artflow] {path.stem}: {name} v{version} is not in the registry: will re-run")
+    return pruned
 
 
 def summary(wd: Workdir) -> dict[str, Any]:

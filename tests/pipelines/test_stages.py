@@ -48,3 +48,25 @@ def test_publish_fills_kfp_like_artifacts(tmp_path):
     assert model.metadata["uri"] == "models:/artflow-artist-classifier/4"
     assert (tmp_path / "m" / "model").read_text().strip() == model.metadata["uri"]
     assert metrics.logged == {"val_accuracy": 0.5, "skipped": 1.0}
+
+
+def test_stamps_of_models_missing_from_the_registry_are_pruned(tmp_path, monkeypatch):
+    """A new MLflow store (e.g. after `make clean`) must not leave training skipped."""
+    import json
+    import sys
+
+    from artflow.config import PROJECT_ROOT
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))
+    from pipelines.local_runner import prune_stale_stamps
+
+    assert "pipelines" in sys.modules
+    wd = Workdir.at(tmp_path / "wd")
+    stamps = wd.root / "pipeline" / "stamps"
+    stamps.mkdir(parents=True)
+    record = {"key": "k", "result": {"model_name": "artflow-artist-classifier", "version": "3"}}
+    (stamps / "train_cnn.json").write_text(json.dumps(record))
+    (stamps / "sample.json").write_text(json.dumps({"key": "k", "result": {"n": 1}}))
+    assert prune_stale_stamps(wd) == ["train_cnn"]
+    assert [p.stem for p in stamps.glob("*.json")] == ["sample"]
