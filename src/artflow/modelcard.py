@@ -55,7 +55,7 @@ def render(name: str, mv: Any, run: Any | None, decision: dict[str, Any] | None 
     lines = [
         f"# Model card: {name} v{mv.version}",
         "",
-        f"- family: `{tags.get('family', '-')}`",
+        f"- family: `{tags.get('family') or tags.get('method') or '-'}`",
         f"- run: `{mv.run_id or '-'}`",
         "",
         "## Data version",

@@ -78,7 +78,9 @@ class Comparison:
             cells = self.cells(row)
             cells[2] = " ".join(f"**{a}**" for a in sorted(row.aliases)) or "-"
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"_{len(self.rows)} versions; metrics from each version's training run._", ""]
+        n = len(self.rows)
+        plural = "s" if n != 1 else ""
+        lines += ["", f"_{n} version{plural}; metrics from each version's training run._", ""]
         return "\n".join(lines)
 
     def table(self) -> Any:
@@ -103,7 +105,9 @@ class Comparison:
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if abs(value) >= 1e4 else f"{value:.4f}"  # Gram losses are huge
 
 
 def registered_model(name: str) -> Any:
@@ -173,7 +177,7 @@ def _row(client: Any, mv: Any, aliases: list[str]) -> VersionRow:
         name=mv.name,
         version=str(mv.version),
         run_id=mv.run_id,
-        family=tags.get("family", "-"),
+        family=tags.get("family") or tags.get("method") or _default_family(mv.name),
         aliases=aliases,
         metrics=metrics,
         data_hash=run_tags.get("artflow.data_hash", "-"),
@@ -181,6 +185,10 @@ def _row(client: Any, mv: Any, aliases: list[str]) -> VersionRow:
         gate=tags.get("gate.decision", "-"),
         tags=tags,
     )
+
+
+def _default_family(name: str) -> str:
+    return {tracking.STYLIZER: "adain", tracking.CYCLEGAN: "cyclegan"}.get(name, "-")
 
 
 def compare(name: str) -> Comparison:
