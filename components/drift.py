@@ -14,6 +14,7 @@ def drift_check_op(
     mlflow_uri: str,
     policy: str,
     prediction_log: str,
+    trigger_report: str,
     verdict: Output[Metrics],
     report: Output[HTML],
 ) -> NamedTuple("DriftOutputs", [("retrain", bool), ("reason", str)]):
@@ -22,7 +23,9 @@ def drift_check_op(
 
     from artflow import stages
 
-    result = stages.drift_check(workdir, policy, prediction_log, "champion", profile, mlflow_uri)
+    result = stages.drift_check(
+        workdir, policy, prediction_log, "champion", profile, mlflow_uri, trigger_report
+    )
     stages.publish(result, metrics=verdict)
     stages.publish_html(report, "drift", result["reason"], source=result["report_html"])
     return namedtuple("DriftOutputs", ["retrain", "reason"])(result["retrain"], result["reason"])

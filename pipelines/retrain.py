@@ -21,6 +21,7 @@ def retrain_pipeline(
     source: str = "",
     policy: str = "drift",
     prediction_log: str = "",
+    trigger_report: str = "",
     profile: str = "",
     mlflow_uri: str = "",
     force: bool = False,
@@ -35,6 +36,7 @@ def retrain_pipeline(
             mlflow_uri=mlflow_uri,
             policy=policy,
             prediction_log=prediction_log,
+            trigger_report=trigger_report,
         )
     )
     drift.set_caching_options(False)  # traffic changes between runs

@@ -367,10 +367,12 @@ def drift_check(
     model_ref: str = "champion",
     profile: str = "",
     mlflow_uri: str = "",
+    trigger_report: str = "",
 ) -> dict[str, Any]:
     """Should the scheduled retrain go ahead? Never skipped: traffic changes between runs.
 
-    policy "always" retrains on every run; "drift" only when the latest window of logged
+    policy "always" retrains on every run (`artflow drift` uses it after its own check and
+    passes the report that triggered it); "drift" only when the latest window of logged
     predictions drifted from the reference (no usable log means no evidence of drift).
     """
     from artflow.errors import ArtflowError
@@ -381,7 +383,12 @@ def drift_check(
         raise ConfigError(f"unknown retrain policy {policy!r}", "use drift or always")
     settings, wd = context(workdir, profile, mlflow_uri)
     if policy == "always":  # e.g. started by `artflow drift` after its own check: no rework
-        return {"retrain": True, "drifted": False, "reason": "policy always", "report_html": ""}
+        why = (
+            f"policy always (trigger report: {trigger_report})"
+            if trigger_report
+            else ("policy always")
+        )
+        return {"retrain": True, "drifted": False, "reason": why, "report_html": ""}
     log = log_path or settings.serve.prediction_log
     try:
         from artflow.monitor.check import check_drift
