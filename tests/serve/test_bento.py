@@ -10,15 +10,19 @@ from artflow.cli import run
 pytestmark = pytest.mark.slow
 
 
-def test_bento_build_labels_the_champion_versions(serve_models, tmp_path, monkeypatch, capsys):
+def test_bento_build_labels_the_versions_the_service_serves(server, tmp_path, monkeypatch, capsys):
+    import httpx
+
+    served = httpx.get(f"{server.url}/status", timeout=10).json()["models"]
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
     assert run(["bento", "build", "--version", "test1"]) == 0
     out = capsys.readouterr().out
     assert "artflow:test1" in out and "bentoml serve artflow:test1" in out
     bento = tmp_path / "bentoml" / "bentos" / "artflow" / "test1"
     meta = yaml.safe_load((bento / "bento.yaml").read_text())
-    assert meta["labels"]["classifier.champion"] == serve_models["v2"]
-    assert meta["labels"]["classifier.challenger"] == serve_models["v3"]
+    for key in ("classifier:champion", "classifier:challenger"):
+        assert meta["labels"][key.replace(":", ".")] == served[key]["version"]
+    assert meta["labels"]["classifier.champion"] == server.versions["v2"]
     assert meta["service"] == "artflow.serve.service:Artflow"
     for rel in (
         "src/src/artflow/serve/service.py",
