@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -99,7 +100,15 @@ def main() -> None:
         update={"weights": args.weights, "steps": args.steps, "image_size": args.size}
     )
     start = time.perf_counter()
-    result = run_gatys(content, style, nst, backbone="vgg19")
+
+    def progress(step: int, losses: dict[str, float]) -> None:  # long: show it is alive
+        if (step + 1) % 10 == 0:
+            spent = time.perf_counter() - start
+            print(
+                f"  gatys step {step + 1}/{args.steps}: {spent:.0f} s", file=sys.stderr, flush=True
+            )
+
+    result = run_gatys(content, style, nst, backbone="vgg19", on_step=progress)
     gatys = time.perf_counter() - start
     per_step = result.seconds / args.steps
     print(f"gatys vgg19: {args.steps} steps {gatys:.1f} s ({per_step:.2f} s/step)")
