@@ -11,13 +11,13 @@ from artflow import tracking
 pytestmark = pytest.mark.slow
 
 
-def test_tune_runs_trials_as_child_runs_and_records_the_best(
-    smoke_settings, classify_workdir
-) -> None:
+def test_tune_runs_trials_as_child_runs_and_records_the_best(tiny_workdir) -> None:
+    from artflow.config import load_settings
     from artflow.train.tune import tune_cnn
 
-    result = tune_cnn(smoke_settings, classify_workdir, verbose=0)
-    cfg = smoke_settings.tuner
+    settings = load_settings(profile="smoke", overrides={"tuner": {"epochs": 2}})
+    result = tune_cnn(settings, tiny_workdir, verbose=0)
+    cfg = settings.tuner
     assert len(result["trials"]) >= 2
     assert result["best"]["dense_units"] in cfg.dense_units
     assert result["best"]["learning_rate"] in cfg.learning_rates
@@ -40,7 +40,7 @@ def test_tune_runs_trials_as_child_runs_and_records_the_best(
         best_child.data.metrics["val_accuracy"], abs=1e-6
     )
 
-    saved = json.loads((classify_workdir.metrics / "tune_cnn.json").read_text())
+    saved = json.loads((tiny_workdir.metrics / "tune_cnn.json").read_text())
     assert saved["best"] == result["best"] and saved["trials"] == len(result["trials"])
     version = tracking.client().get_model_version(tracking.CLASSIFIER, result["version"])
     assert version.tags["family"] == "cnn" and version.run_id == result["run_id"]

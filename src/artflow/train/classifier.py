@@ -6,6 +6,7 @@ artifacts, lineage tags, and the model registered in `artflow-artist-classifier`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def make_mlflow_callback(prefix: str = "epoch_", offset: int = 0) -> Any:
 
 
 def callbacks(
-    wd: Workdir, name: str, patience: int, resume: bool = True, epoch_offset: int = 0
+    wd: Workdir, name: str, patience: int, backup_key: str | None = None, epoch_offset: int = 0
 ) -> list[Any]:
     """Early stopping (best weights), TensorBoard, best checkpoint, MLflow; backup to resume."""
     import keras
@@ -60,9 +61,25 @@ def callbacks(
         keras.callbacks.ModelCheckpoint(str(out / "best.keras"), save_best_only=True),
         make_mlflow_callback(offset=epoch_offset),
     ]
-    if resume:  # an interrupted fit resumes from the last finished epoch; removed on success
-        cbs.append(keras.callbacks.BackupAndRestore(str(out / "backup")))
+    if backup_key:
+        # An interrupted fit resumes from its last finished epoch (Keras removes the backup on
+        # success). Keyed by data + settings, so a changed run never restores a stale backup.
+        cbs.append(keras.callbacks.BackupAndRestore(str(out / f"backup_{backup_key}")))
     return cbs
+
+
+def run_key(settings: Settings, wd: Workdir, family: str) -> str:
+    """Short hash of the data and the settings a training depends on."""
+    section = settings.cnn if family == "cnn" else settings.resnet
+    parts = [
+        tracking.data_hash(split_files(wd)),
+        family,
+        section.model_dump_json(),
+        settings.augment.model_dump_json(),
+        str(settings.images.size),
+        str(settings.seed),
+    ]
+    return hashlib.md5("|".join(parts).encode()).hexdigest()[:10]
 
 
 def _merge(histories: list[Any]) -> dict[str, list[float]]:
@@ -83,7 +100,8 @@ def _fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verb
         validation_data=data["val"].dataset,
         epochs=cfg.epochs,
         class_weight=data["class_weight"],
-        callbacks=callbacks(wd, "cnn", cfg.early_stopping_patience),
+        shuffle=False,  # the tf.data pipeline shuffles (seeded)
+        callbacks=callbacks(wd, "cnn", cfg.early_stopping_patience, data["run_key"]),
         verbose=verbose,
     )
     return model, [history]
@@ -105,11 +123,13 @@ def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, v
         if epochs == 0:
             continue
         if phase == 2:
-            freeze_base_except_top(model, cfg.unfreeze_top_layers)
+            import mlflow
+
+            trainable = freeze_base_except_top(model, cfg.unfreeze_top_layers)
+            mlflow.log_param("phase2_trainable_base_layers", trainable)
         compile_classifier(model, lr)
-        cbs = callbacks(
-            wd, f"resnet50_phase{phase}", cfg.early_stopping_patience, epoch_offset=done
-        )
+        name, patience = f"resnet50_phase{phase}", cfg.early_stopping_patience
+        cbs = callbacks(wd, name, patience, data["run_key"], epoch_offset=done)
         history = model.fit(
             data["train"].dataset,
             validation_data=data["val"].dataset,
@@ -172,6 +192,7 @@ def train_classifier(
     data = load_data(settings, wd, image_size, batch_size)
     n = len(data["labels"])
     strategy = runtime.configure(settings.training, settings.seed)
+    data["run_key"] = run_key(settings, wd, family)
     section = settings.cnn if family == "cnn" else settings.resnet
     params = {
         "family": family,
