@@ -9,7 +9,10 @@ settings.drift.drift_share. The JSON verdict is read back from the report itself
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +60,8 @@ def compare(current: pd.DataFrame, reference: pd.DataFrame, drift_share: float) 
         for frame in (current, reference)
     ]
     report = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True)
-    snapshot = report.run(*datasets)  # current first, reference second
+    with _quiet():
+        snapshot = report.run(*datasets)  # current first, reference second
     return DriftReport(_verdict(snapshot.dict(), drift_share), snapshot)
 
 
@@ -78,7 +82,8 @@ def quick_verdict(current: pd.DataFrame, reference: pd.DataFrame, drift_share: f
         if kind is ColumnType.Categorical:
             ref, cur = ref.astype(str), cur.astype(str)
         test = get_stattest(ref, cur, kind, None)
-        result = test(ref, cur, kind, None)
+        with _quiet():
+            result = test(ref, cur, kind, None)
         score = float(result.drift_score)
         columns.append(
             {
@@ -91,6 +96,15 @@ def quick_verdict(current: pd.DataFrame, reference: pd.DataFrame, drift_share: f
             }
         )
     return _summarise(columns, drift_share)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Evidently's correlation and chi-square steps divide by zero on constant columns (e.g. a
+    window of same-sized photos) and say so on stderr; the verdict handles those cases."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _columns(reference: pd.DataFrame) -> list[str]:
