@@ -259,6 +259,11 @@ def bad_requests(client: httpx.Client) -> dict[str, httpx.Response]:
         files={"content": ("c.png", images.png()), "style": ("s.png", images.png())},
     )
     out["monet_not_image"] = client.post("/monet", files={"photo": ("p.jpg", b"GIF89a...")})
+    tiny = images.png(w=16, h=16)  # decodes, but is smaller than the networks accept
+    out["monet_tiny"] = client.post("/monet", files={"photo": ("p.png", tiny)})
+    out["stylize_tiny"] = client.post(
+        "/stylize", files={"content": ("c.png", tiny), "style": ("s.png", images.png())}
+    )
     out["admin_bad_json"] = client.post(
         "/admin/weight", content=b"{oops", headers={"content-type": "application/json"}
     )

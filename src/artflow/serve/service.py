@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,7 @@ from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
 from artflow.config import load_settings
+from artflow.errors import ArtflowError
 from artflow.serve import admin
 from artflow.serve.batching import VariantBatcher
 from artflow.serve.guard import RequestGuard
@@ -159,7 +161,7 @@ class Artflow:
                             content_img.rgb, style_img.rgb, strength=strength, size=size
                         )
 
-                result = await self._with_timeout(anyio.to_thread.run_sync(run), "stylize")
+                result = await self._with_timeout(_in_thread(run), "stylize")
             else:
                 name, version = "gatys", f"{SETTINGS.nst.backbone}-{SETTINGS.nst.weights}"
                 result = await self._with_timeout(
@@ -190,7 +192,7 @@ class Artflow:
                 with slot.lock:
                     return slot.model.translate(decoded.rgb, size=size)
 
-            result = await self._with_timeout(anyio.to_thread.run_sync(run), "monet")
+            result = await self._with_timeout(_in_thread(run), "monet")
         except ApiError as exc:
             return self._fail(ctx, "monet", variant, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
@@ -250,7 +252,6 @@ class Artflow:
         if (denied := self._deny(ctx)) is not None:
             return denied
         from artflow import tracking
-        from artflow.errors import ArtflowError
 
         name = {
             "classifier": tracking.CLASSIFIER,
@@ -335,7 +336,7 @@ class Artflow:
                 return stylize_gatys(content, style, SETTINGS.nst, steps=n, size=side)
 
             try:
-                return await anyio.to_thread.run_sync(run)
+                return await _in_thread(run)
             except ApiError:
                 raise
             except Exception as exc:  # e.g. VGG19 imagenet weights not available offline
@@ -423,6 +424,19 @@ class Artflow:
         )
         self.metrics.observe(endpoint, variant, 200, time.perf_counter() - started)
         return Response(buf.getvalue(), media_type=f"image/{fmt}")
+
+
+async def _in_thread(fn: Callable[[], Any]) -> Any:
+    """Run a model call in a worker thread; an ArtflowError it raises (an image too small for
+    the network, ...) is the client's input problem: 422, not a server error."""
+
+    def guarded() -> Any:
+        try:
+            return fn()
+        except ArtflowError as exc:
+            raise ApiError(422, exc.message) from None
+
+    return await anyio.to_thread.run_sync(guarded)
 
 
 def _count_refusal(path: str, status: int) -> None:
