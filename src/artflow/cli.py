@@ -35,7 +35,8 @@ for _name in COMMAND_MODULES:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors print one message, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode, click returns (rather than raises) a `typer.Exit(n)` code.
+        code = app(args=argv, standalone_mode=False)
     except ArtflowError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return exc.exit_code
@@ -54,7 +55,7 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:
