@@ -275,12 +275,18 @@ def promote(
         decision.promoted = True
         _write_reports(wd, decision, report_dir)  # now saying "promoted: yes"
     elif strict:
-        raise GateFailed(
-            f"{name} v{cand_version} refused: {decision.reason}",
-            f"champion stays {'v' + champion if champion else 'unset'}; report: "
-            f"{decision.reports.get('markdown', '-')}",
-        )
+        raise refusal(decision)
     return decision
+
+
+def refusal(decision: Decision) -> GateFailed:
+    """The error (exit 1) for a refused candidate: which checks failed, where the report is."""
+    champion = decision.champion
+    return GateFailed(
+        f"{decision.model} v{decision.candidate} refused: {decision.reason}",
+        f"champion stays {'v' + champion if champion else 'unset'}; report: "
+        f"{decision.reports.get('markdown', '-')}",
+    )
 
 
 def _reason(failed: list[Check], champion: str | None) -> str:

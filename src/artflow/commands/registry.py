@@ -80,17 +80,24 @@ def promote(
     """Run the gate on a candidate; promote it to champion only if it passes (exit 1 if not)."""
     from artflow.data.layout import Workdir
     from artflow.promote import promote as run_gate
+    from artflow.promote import refusal
 
-    decision = run_gate(settings(params, profile), Workdir.at(workdir), name, candidate, report_dir)
+    cfg, wd = settings(params, profile), Workdir.at(workdir)
+    decision = run_gate(cfg, wd, name, candidate, report_dir, strict=False)
     verdict = "promoted to champion" if decision.promoted else "not promoted"
-    typer.secho(f"{name} v{decision.candidate}: {verdict} ({decision.reason})", fg="green")
+    colour = "green" if decision.passed else "red"
+    typer.secho(f"{name} v{decision.candidate}: {verdict} ({decision.reason})", fg=colour)
     for check in decision.checks:
-        typer.echo(
-            f"  {'ok ' if check.passed else 'FAIL'} {check.name}: {check.value} "
-            f"{check.op} {check.threshold}"
-        )
+        mark = "ok  " if check.passed else "FAIL"
+        typer.echo(f"  {mark} {check.name}: {_num(check.value)} {check.op} {_num(check.threshold)}")
     if decision.reports:
         typer.echo(f"report: {decision.reports.get('markdown')}")
+    if not decision.passed:
+        raise refusal(decision)  # exit 1: CI gates on it
+
+
+def _num(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def rollback(name: str = typer.Argument(..., help="Registered model name.")) -> None:
