@@ -308,7 +308,7 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
         "variant",
         "model_name",
         "model_version",
-        "predicted_artist",
+        "artist",
         "confidence",
         "latency_ms",
     ):
@@ -316,6 +316,13 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
     assert set(last["features"]) == set(FEATURE_NAMES)
     assert len(last["embedding"]) == 8  # the tiny CNN's dense_units
     assert max(len(line) for line in server.prediction_log.read_text().splitlines()) < 5000
+    # The drift monitor's own reader takes every classify record, with its embedding.
+    from artflow.monitor.records import read_log as drift_read_log
+
+    parsed = drift_read_log(server.prediction_log)
+    assert len(parsed.frame) == len(records)
+    assert set(parsed.frame["variant"]) <= {CHAMPION, CHALLENGER}
+    assert all(e is not None and len(e) == 8 for e in parsed.embeddings)
 
 
 def test_web_page_is_served_without_external_resources(client):

@@ -125,7 +125,7 @@ class Artflow:
             out["version"],
             latency_ms,
             decoded,
-            predicted_artist=ranked[0]["artist"],
+            artist=ranked[0]["artist"],
             confidence=ranked[0]["probability"],
             embedding=out.get("embedding") if SERVE.log_embedding else None,
         )
