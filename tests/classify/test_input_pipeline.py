@@ -110,3 +110,17 @@ def test_missing_split_and_labels_are_clear(tmp_path) -> None:
         tfdata.read_labels(wd)
     with pytest.raises(DataError, match="unknown split"):
         tfdata.read_split(wd, "holdout")
+
+
+def test_random_affine_with_zero_ranges_is_the_identity() -> None:
+    """The composed matrix is centred correctly: no ranges -> not a pixel moves."""
+    x = np.random.default_rng(2).uniform(0, 255, (2, 24, 40, 3)).astype("float32")
+    still = AugmentCfg(
+        rotation_deg=0, width_shift=0, height_shift=0, shear=0, zoom=0, horizontal_flip=False
+    )
+    assert np.allclose(np.asarray(tfdata.augmenter(still, 0)(x, training=True)), x, atol=1e-3)
+    flip_only = tfdata.augmenter(still.model_copy(update={"horizontal_flip": True}), 0)
+    out = np.asarray(flip_only(np.repeat(x[:1], 16, axis=0), training=True))
+    flipped = [np.allclose(o, x[0, :, ::-1], atol=1e-3) for o in out]
+    kept = [np.allclose(o, x[0], atol=1e-3) for o in out]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)

@@ -132,11 +132,12 @@ def resize(image: Any, size: int) -> Any:
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
-def augmenter(cfg: AugmentCfg, seed: int) -> Any:
-    """The seed's ImageDataGenerator ranges as Keras preprocessing layers (fill 'nearest').
+def layer_stack(cfg: AugmentCfg, seed: int) -> Any:
+    """The seed's ranges as a chain of Keras preprocessing layers (fill 'nearest').
 
-    `shear` is Keras' RandomShear fraction of the image (the seed's ImageDataGenerator took
-    degrees); layers that would be no-ops are left out.
+    Kept for comparison (benchmarks/bench_input_pipeline.py): each geometric layer resamples
+    the whole batch again, so this costs ~4 resamples and blurs 4 times. Training uses
+    `RandomAffine`, which composes the same transforms into one resample.
     """
     import keras
     from keras import layers
@@ -155,7 +156,70 @@ def augmenter(cfg: AugmentCfg, seed: int) -> Any:
         stack.append(layers.RandomZoom(cfg.zoom, seed=seed + 3, **fill))
     if cfg.horizontal_flip:
         stack.append(layers.RandomFlip("horizontal", seed=seed + 4))
-    return keras.Sequential(stack, name="augment")
+    return keras.Sequential(stack, name="augment_layers")
+
+
+def augmenter(cfg: AugmentCfg, seed: int) -> Any:
+    """The training augmentation: one `RandomAffine` layer with the seed's ranges."""
+    return RandomAffine(cfg, seed)
+
+
+def _random_affine_class() -> type:
+    import keras
+    from keras import ops
+
+    class _RandomAffine(keras.layers.Layer):
+        """Rotation, shifts, shear, zoom and horizontal flip as ONE affine resample per image.
+
+        What the seed's ImageDataGenerator did (one matrix per image). Keras 3 has a layer per
+        transform but no combined one, and chaining them resamples the batch four times (about
+        4x the cost and visibly blurrier), so the matrix is composed here and applied with
+        keras.ops.image.affine_transform. `shear` is a fraction of the image like RandomShear's
+        (ImageDataGenerator took degrees). Inactive unless training=True.
+        """
+
+        def __init__(self, cfg: AugmentCfg, seed: int, **kwargs: Any) -> None:
+            super().__init__(name="augment", **kwargs)
+            self.cfg = cfg
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def _uniform(self, n: Any, bound: float, centre: float = 0.0) -> Any:
+            return keras.random.uniform(
+                (n,), centre - bound, centre + bound, seed=self.seed_generator
+            )
+
+        def call(self, images: Any, training: bool = False) -> Any:
+            if not training:
+                return images
+            cfg = self.cfg
+            shape = ops.shape(images)
+            n, h, w = shape[0], ops.cast(shape[1], "float32"), ops.cast(shape[2], "float32")
+            theta = self._uniform(n, cfg.rotation_deg * np.pi / 180.0)
+            shear = self._uniform(n, cfg.shear)
+            zx, zy = self._uniform(n, cfg.zoom, 1.0), self._uniform(n, cfg.zoom, 1.0)
+            tx, ty = self._uniform(n, cfg.width_shift) * w, self._uniform(n, cfg.height_shift) * h
+            flip = ops.ones((n,))
+            if cfg.horizontal_flip:
+                flip = ops.where(self._uniform(n, 0.5, 0.5) < 0.5, -1.0, 1.0)
+            cos, sin = ops.cos(theta), ops.sin(theta)
+            # Output pixel -> input pixel: centre, flip, zoom, shear, rotate, uncentre, shift.
+            a0, a1 = cos * zx * flip, (cos * shear - sin) * zy
+            b0, b1 = sin * zx * flip, (sin * shear + cos) * zy
+            cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
+            a2 = cx - a0 * cx - a1 * cy + tx
+            b2 = cy - b0 * cx - b1 * cy + ty
+            zeros = ops.zeros((n,))
+            matrix = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+            return ops.image.affine_transform(
+                images, matrix, interpolation="bilinear", fill_mode="nearest"
+            )
+
+    return _RandomAffine
+
+
+def RandomAffine(cfg: AugmentCfg, seed: int) -> Any:  # noqa: N802 - a layer factory
+    """Build the combined augmentation layer (the class is made lazily: Keras loads late)."""
+    return _random_affine_class()(cfg, seed)
 
 
 @dataclass(frozen=True)
