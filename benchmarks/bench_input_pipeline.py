@@ -7,7 +7,7 @@ The seed used Keras' ImageDataGenerator: per image, a PIL load and resize, then 
 affine augmentation (rotation, shifts, shear, zoom, flip), one image at a time, every epoch.
 `seed_style_batches` reproduces that loop (the same scipy.ndimage.affine_transform call
 ImageDataGenerator.apply_transform makes); `artflow.data.tfdata.dataset` is the new pipeline
-(parallel decode, cache, batched Keras augmentation layers, prefetch). Both read the train
+(parallel decode, cache, one batched affine resample via keras.ops, prefetch). Both read the train
 split of DIR (default: demo images generated in a temp dir), at the same size and batch, in
 this one process. images/s include every epoch (the first one decodes); the ratio prints last.
 """
@@ -150,7 +150,7 @@ def main() -> None:
         tf_s, tf_n = time_epochs(lambda: split.dataset, args.epochs)
         tf_rate = tf_n / tf_s
         print(
-            f"tf.data pipeline (parallel decode, cache, batched Keras augmentation): "
+            f"tf.data pipeline (parallel decode, cache, batched RandomAffine): "
             f"{tf_rate:8.1f} images/s"
         )
         ratio = tf_rate / seed_rate if seed_rate else math.inf
