@@ -46,6 +46,11 @@ class Check:
     op: str  # how value is compared with threshold, as text: ">=", "<=", "p <", ...
     passed: bool
     note: str = ""
+    required: bool = True  # False: recorded for people, never decides
+
+    @property
+    def verdict(self) -> str:
+        return "recorded" if not self.required else ("pass" if self.passed else "FAIL")
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Decision:
             "|---|---|---|---|",
         ]
         for c in self.checks:
-            mark = "pass" if c.passed else "**FAIL**"
+            mark = "**FAIL**" if c.verdict == "FAIL" else c.verdict
             note = f" ({c.note})" if c.note else ""
             lines.append(
                 f"| {c.name} | {_show(c.value)} | {c.op} {_show(c.threshold)} | {mark}{note} |"
@@ -177,8 +182,9 @@ def classifier_checks(
             Check("mcnemar_p", test.p_value, gate.alpha, "p <", test.significant(gate.alpha), note)
         )
     else:
-        note = f"{test.method}; recorded only (gate.require_significance is false)"
-        checks.append(Check("mcnemar_p", test.p_value, gate.alpha, "p <", True, note))
+        better = "candidate" if test.candidate_better else "champion"
+        note = f"{test.method}; {better} right more often; gate.require_significance is false"
+        checks.append(Check("mcnemar_p", test.p_value, gate.alpha, "p <", True, note, False))
     return checks, test.to_dict(), evaluations
 
 

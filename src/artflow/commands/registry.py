@@ -88,7 +88,7 @@ def promote(
     colour = "green" if decision.passed else "red"
     typer.secho(f"{name} v{decision.candidate}: {verdict} ({decision.reason})", fg=colour)
     for check in decision.checks:
-        mark = "ok  " if check.passed else "FAIL"
+        mark = {"pass": "ok  ", "FAIL": "FAIL", "recorded": "info"}[check.verdict]
         typer.echo(f"  {mark} {check.name}: {_num(check.value)} {check.op} {_num(check.threshold)}")
     if decision.reports:
         typer.echo(f"report: {decision.reports.get('markdown')}")
