@@ -76,13 +76,13 @@ def prune_stale_stamps(wd: Workdir) -> list[str]:
 
 
 def summary(wd: Workdir) -> dict[str, Any]:
-    """What the run left: which stages ran or were skipped, and the gates' decisions."""
-    stamps = {}
+    """What the workdir's pipeline state says: each stage's last run and each gate's decision."""
+    stamps, gates = {}, {}
     for path in sorted((wd.root / "pipeline" / "stamps").glob("*.json")):
         record = json.loads(path.read_text())
         stamps[path.stem] = {"finished": record["finished"], "seconds": record["seconds"]}
-    gates = {}
-    for path in sorted((wd.reports / "gate").glob("*.json")):
-        if path.stem != "latest":
-            gates[path.stem] = json.loads(path.read_text())
+        result = record.get("result", {})
+        if path.stem.startswith("gate_") and result.get("candidate"):
+            keep = ("model", "candidate", "champion", "passed", "promoted", "reason", "reports")
+            gates[f"{result['model']}-v{result['candidate']}"] = {k: result.get(k) for k in keep}
     return {"stamps": stamps, "gates": gates, "root": str(Path(wd.root))}
