@@ -33,25 +33,35 @@ lock:  ## re-pin requirements.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version $(PYTHON_VERSION) \
 	  -o requirements.lock --no-header --no-annotate
 
-demo: install  ## demo data -> ingest -> validate -> sample -> EDA (offline, smoke profile)
+demo: install  ## offline demo: data stages, training + style pipelines, registry, Bento (smoke)
 	$(ARTFLOW) data demo --out $(WORKDIR)/demo_source
 	$(ARTFLOW) data ingest --source $(WORKDIR)/demo_source --workdir $(WORKDIR)
 	$(ARTFLOW) data validate --workdir $(WORKDIR)
 	$(ARTFLOW) data sample --workdir $(WORKDIR)
 	$(ARTFLOW) data report --workdir $(WORKDIR)
-	@echo "demo done: see $(WORKDIR)/validation/report.html and $(WORKDIR)/reports/eda/index.html"
+	$(ARTFLOW) pipeline compile --out build/pipelines
+	$(ARTFLOW) pipeline run training --local --workdir $(WORKDIR)
+	$(ARTFLOW) pipeline run style --local --workdir $(WORKDIR)
+	$(ARTFLOW) models compare artflow-artist-classifier --markdown $(WORKDIR)/reports/models.md
+	$(ARTFLOW) models list
+	$(ARTFLOW) bento build
+	@echo
+	@echo "demo done. Reports: $(WORKDIR)/validation/report.html, $(WORKDIR)/reports/eda/index.html,"
+	@echo "  $(WORKDIR)/reports/models.md; runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "Serve the champion models:  .venv/bin/artflow serve   (http://127.0.0.1:3000)"
 
 test: install  ## the whole suite, slow end-to-end tests included
-	$(BIN)/ruff check src tests components pipelines benchmarks
+	$(BIN)/ruff check src tests components pipelines benchmarks infra/scripts
 	$(BIN)/pytest -q --timeout=900
 
 test-fast: install  ## the suite without the slow end-to-end tests
 	$(BIN)/pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check src tests components pipelines benchmarks
-	$(BIN)/ruff format --check src tests components pipelines benchmarks
+	$(BIN)/ruff check src tests components pipelines benchmarks infra/scripts
+	$(BIN)/ruff format --check src tests components pipelines benchmarks infra/scripts
 
 clean:  ## remove generated data, runs and builds (keeps .venv)
 	rm -rf $(WORKDIR)/demo_source $(WORKDIR)/raw $(WORKDIR)/interim $(WORKDIR)/validation \
-	  $(WORKDIR)/splits $(WORKDIR)/reports mlflow.db mlartifacts mlruns build
+	  $(WORKDIR)/splits $(WORKDIR)/reports $(WORKDIR)/pipeline $(WORKDIR)/models \
+	  $(WORKDIR)/metrics $(WORKDIR)/serving mlflow.db mlartifacts mlruns build
