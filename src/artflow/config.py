@@ -173,7 +173,7 @@ class ServeCfg(Section):
     max_body_mb: float = Field(10, gt=0)
     max_pixels: int = Field(40_000_000, ge=1)
     max_batch_size: int = Field(16, ge=1)
-    max_latency_ms: int = Field(1000, ge=1)
+    max_latency_ms: int = Field(10000, ge=1)
     timeout_s: int = Field(60, ge=1)
     gatys_max_steps: int = Field(50, ge=1)
     gatys_max_size: int = Field(256, ge=32)

@@ -287,6 +287,7 @@ class Artflow:
             "challenger_weight": self.router.weight,
             "challenger_available": self.models.challenger_available(),
             "batching": SERVE.batching,
+            "batches_shed": {variant: b.shed for variant, b in self.batchers.items()},
             "prediction_log": str(self.predictions.path),
             "profile": SETTINGS.profile,
         }
