@@ -67,7 +67,8 @@ def start(tmp: Path, batching: bool) -> tuple[subprocess.Popen, str]:
         **os.environ,
         "ARTFLOW_PARAMS": str(params_file(tmp, batching)),
         "ARTFLOW_PREDICTION_LOG": str(tmp / f"pred-{batching}.jsonl"),
-        "BENTOML_HOME": str(tmp / "bentoml"),
+        # One BentoML home per server: BentoML clears its Prometheus files at start-up.
+        "BENTOML_HOME": str(tmp / f"bentoml-{batching}"),
         "BENTOML_DO_NOT_TRACK": "true",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
