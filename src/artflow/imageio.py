@@ -31,11 +31,14 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Ima
             img = Image.open(fp)
             if max_pixels and img.width * img.height > max_pixels:
                 raise DataError(
-                    f"{name} has {img.width}x{img.height} pixels, more than the limit of {max_pixels}"
+                    f"{name} has {img.width}x{img.height} pixels, "
+                    f"more than the limit of {max_pixels}"
                 )
             img.load()
     except Image.DecompressionBombError:
-        raise DataError(f"{name} is too large to decode safely (decompression bomb guard)") from None
+        raise DataError(
+            f"{name} is too large to decode safely (decompression bomb guard)"
+        ) from None
     except UnidentifiedImageError:
         raise DataError(f"{name} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -62,7 +65,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(
-    source: str | Path | bytes, size: int | tuple[int, int] | None = None, max_pixels: int | None = None
+    source: str | Path | bytes,
+    size: int | tuple[int, int] | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """HxWx3 uint8 array; resized to `size` (side or (w, h)) with a high-quality filter."""
     img = to_rgb(open_image(source, max_pixels))

@@ -34,6 +34,7 @@ def configure(cfg: TrainingCfg, seed: int | None = None) -> Any:
         mode = "mirrored" if len(gpus()) > 1 else "none"
     if mode == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if mode == "multiworker":  # TF_CONFIG comes from the cluster (Kubeflow TFJob / training operator)
+    if mode == "multiworker":
+        # TF_CONFIG comes from the cluster (Kubeflow TFJob / training operator)
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()

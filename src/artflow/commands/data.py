@@ -9,8 +9,9 @@ import typer
 from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
 from artflow.errors import ConfigError, DataError
 
-data_app = typer.Typer(help="Data: demo set, ingest, validate, sample, EDA report.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Data: demo set, ingest, validate, sample, EDA report.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -49,16 +50,21 @@ def demo(
     _console().print(
         f"demo data in [bold]{out}[/]: {sum(artists.values())} paintings of {len(artists)} "
         f"artists, {counts['monet']} Monet paintings, {counts['photo']} photos "
-        f"({cfg.data.demo.image_size}px, seed {cfg.seed})")
+        f"({cfg.data.demo.image_size}px, seed {cfg.seed})"
+    )
 
 
 @data_app.command("ingest")
 def ingest(
     source: list[Path] = typer.Option(
-        None, "--source", "-s", help="Folder or .zip in the Kaggle layout (repeatable)."),
+        None, "--source", "-s", help="Folder or .zip in the Kaggle layout (repeatable)."
+    ),
     kaggle: list[str] = typer.Option(
-        None, "--kaggle", help="Download with the Kaggle API, e.g. "
-        "ikarus777/best-artworks-of-all-time or gan-getting-started (repeatable)."),
+        None,
+        "--kaggle",
+        help="Download with the Kaggle API, e.g. "
+        "ikarus777/best-artworks-of-all-time or gan-getting-started (repeatable).",
+    ),
     workdir: Path = WorkdirOpt,
     params: Path | None = ParamsOpt,
     profile: str | None = ProfileOpt,
@@ -82,10 +88,12 @@ def _print_ingest(report: dict, wd) -> None:
     con = _console()
     art, monet = report["artworks"], report["monet"]
     if art:
-        con.print(f"artworks: {art['files_ingested']} images of {len(art['per_artist'])} artists "
-                  f"({art['resized_skipped']} resized/ copies and "
-                  f"{len(art['duplicates_skipped']) - art['resized_skipped']} other duplicates "
-                  f"skipped, {art['undecodable']} undecodable)")
+        con.print(
+            f"artworks: {art['files_ingested']} images of {len(art['per_artist'])} artists "
+            f"({art['resized_skipped']} resized/ copies and "
+            f"{len(art['duplicates_skipped']) - art['resized_skipped']} other duplicates "
+            f"skipped, {art['undecodable']} undecodable)"
+        )
         for how in ("normalized", "fuzzy"):
             for spelled, name in art[f"matched_{how}"].items():
                 con.print(f"  matched {spelled!r} ({_spelling(spelled)}, {how}) -> {name!r}")
@@ -126,8 +134,10 @@ def validate(
     for name, suite in summary["suites"].items():
         state = "[green]pass[/]" if suite["success"] else "[yellow]issues[/]"
         con.print(f"{name}: {state} ({suite['failed']} of {suite['expectations']} failed)")
-    con.print(f"usable: {len(summary['chosen_classes'])} chosen classes, "
-              f"{summary['quarantined']} quarantined, {len(summary['flagged'])} flagged")
+    con.print(
+        f"usable: {len(summary['chosen_classes'])} chosen classes, "
+        f"{summary['quarantined']} quarantined, {len(summary['flagged'])} flagged"
+    )
     con.print(f"report: {wd.validation_report}")
 
 
@@ -145,7 +155,8 @@ def sample(
     _console().print(
         f"{m['classes']} classes: train {m['train']}, val {m['val']}, test {m['test']} "
         f"(frozen by content hash); style train {m['style_train']}, held-out photos "
-        f"{m['style_test']}\nsplits: {wd.splits}")
+        f"{m['style_test']}\nsplits: {wd.splits}"
+    )
 
 
 @data_app.command("report")

@@ -12,10 +12,16 @@ DEFAULT_WORKDIR = PROJECT_ROOT / "data"
 
 ParamsOpt = typer.Option(None, "--params", help="params.yaml to load (default: the project's).")
 ProfileOpt = typer.Option(
-    None, "--profile", "-p", help="Profile overlay: smoke (tiny CPU) or full (GPU). Env: ARTFLOW_PROFILE."
+    None,
+    "--profile",
+    "-p",
+    help="Profile overlay: smoke (tiny CPU) or full (GPU). Env: ARTFLOW_PROFILE.",
 )
 WorkdirOpt = typer.Option(
-    DEFAULT_WORKDIR, "--workdir", "-w", help="Data version directory (raw/, interim/, splits/, ...)."
+    DEFAULT_WORKDIR,
+    "--workdir",
+    "-w",
+    help="Data version directory (raw/, interim/, splits/, ...).",
 )
 
 
