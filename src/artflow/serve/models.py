@@ -14,6 +14,7 @@ Style models have no A/B test: the service uses their `champion`, falling back t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ class ModelSet:
 
     def _refresh_slot(self, slot: Slot, name: str, aliases: tuple[str, ...], loader: Any):
         try:
-            found = [(a, mv) for a in aliases if (mv := tracking.alias_version(name, a))]
+            found = _resolve(slot, name, aliases)
         except Exception as exc:  # the registry itself is unreachable: keep what we have
             slot.error = f"registry lookup failed: {exc}"
             return {"error": slot.error}
@@ -189,3 +190,18 @@ class ModelSet:
         seconds = time.perf_counter() - started
         log.info("artflow: loaded %s v%s (%s) in %.1f s", name, version, alias, seconds)
         return {"from": old, "to": version, "seconds": round(seconds, 2)}
+
+
+# On a cluster each Deployment (champion, challenger) pins the one classifier version it
+# serves, so the gate moving an alias never changes what an autoscaled pod loads before the
+# rollout is approved; the weighted route between Deployments does the A/B split.
+PIN_ENV = "ARTFLOW_CLASSIFIER_VERSION"
+
+
+def _resolve(slot: Slot, name: str, aliases: tuple[str, ...]) -> list[tuple[str, Any]]:
+    pinned = os.environ.get(PIN_ENV, "").strip()
+    if pinned and name == tracking.CLASSIFIER:
+        if slot.key != f"classifier:{CHAMPION}":
+            return []
+        return [(f"v{pinned} ({PIN_ENV})", tracking.client().get_model_version(name, pinned))]
+    return [(a, mv) for a in aliases if (mv := tracking.alias_version(name, a))]

@@ -65,7 +65,9 @@ class Artflow:
     def __init__(self) -> None:
         self.settings = SETTINGS
         self.models = ModelSet(SETTINGS)
-        self.router = Router(SERVE.challenger_weight)
+        # a pod behind a weighted cluster route serves one variant: the manifests set 0
+        weight = os.environ.get("ARTFLOW_CHALLENGER_WEIGHT", "").strip()
+        self.router = Router(float(weight) if weight else SERVE.challenger_weight)
         log_path = resolve_log_path(SERVE.prediction_log)
         self.predictions = PredictionLog(log_path, SERVE.log_rotate_mb)
         self.metrics = metrics()
