@@ -62,12 +62,14 @@ class Stylizer:
         def encode(pixels: Any) -> Any:
             return encoder(pixels)[-1]
 
+        decode = _decoder_fn(decoder)
+
         @tf.function(
             input_signature=[spec, tf.TensorSpec([1, None, None, 512]), tf.TensorSpec([1, 1])]
         )
         def stylize(content: Any, style_feat: Any, alpha: Any) -> Any:
             t = adain([encoder(content)[-1], style_feat, alpha])
-            return tf.clip_by_value(decoder(t), 0.0, 255.0)
+            return tf.clip_by_value(decode(t), 0.0, 255.0)
 
         self._encode, self._fn = encode, stylize
 
@@ -124,6 +126,89 @@ class MonetTranslator:
         h, w = (_multiple(x, 4) for x in working_size(*photo.shape[:2], longest, MIN_SIDE))
         out = self._fn(resize(photo, h, w)[None].astype(np.float32)).numpy()[0]
         return resize(to_uint8(out), *photo.shape[:2])
+
+
+# Nearest 2x upsampling then a 3x3 "same" conv: output row 2i+a reads upsampled rows
+# 2i+a-1..2i+a+1, i.e. only low-res rows (i-1, i) for a=0 and (i, i+1) for a=1. Summing the
+# kernel taps that land on the same low-res pixel turns it into four 2x2 convs on the low-res
+# map (2.25x fewer multiply-adds, no upsampled copy), interleaved by depth_to_space.
+_PHASE_TAPS = (
+    np.array([[1, 0, 0], [0, 1, 1]], np.float32),
+    np.array([[1, 1, 0], [0, 0, 1]], np.float32),
+)
+
+
+def _fusable(up: Any, conv: Any) -> bool:
+    from keras import layers
+
+    return (
+        isinstance(up, layers.UpSampling2D)
+        and tuple(up.size) == (2, 2)
+        and up.interpolation == "nearest"
+        and up.data_format == "channels_last"
+        and isinstance(conv, layers.Conv2D)
+        and tuple(conv.kernel_size) == (3, 3)
+        and conv.padding == "same"
+        and tuple(conv.strides) == (1, 1)
+        and tuple(conv.dilation_rate) == (1, 1)
+        and conv.groups == 1
+        and conv.data_format == "channels_last"
+    )
+
+
+def _upsample_conv(conv: Any) -> Any:
+    """conv(UpSampling2D(2, nearest)(x)) computed on x directly (same result, see above)."""
+    import tensorflow as tf
+
+    kernel = np.asarray(conv.kernel.numpy(), np.float32)
+    # All four phases' 2x2 kernels as one conv with 4x the output channels.
+    phases = tf.constant(
+        np.concatenate(
+            [
+                np.einsum("pk,ql,klio->pqio", ra, rb, kernel)
+                for ra in _PHASE_TAPS
+                for rb in _PHASE_TAPS
+            ],
+            axis=-1,
+        )
+    )
+    bias = tf.constant(np.tile(conv.bias.numpy(), 4)) if conv.use_bias else None
+    activation, n = conv.activation, kernel.shape[-1]
+
+    def call(x: Any) -> Any:
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), phases, 1, "VALID")
+        if bias is not None:
+            y = tf.nn.bias_add(y, bias)
+        y = activation(y)  # (h+1, w+1): phase (a, b) is its channel block shifted by (a, b)
+        blocks = [
+            y[:, a : a + h, b : b + w, (2 * a + b) * n : (2 * a + b + 1) * n]
+            for a in (0, 1)
+            for b in (0, 1)
+        ]
+        return tf.nn.depth_to_space(tf.concat(blocks, axis=-1), 2)
+
+    return call
+
+
+def _decoder_fn(decoder: Any) -> Any:
+    """The decoder's layers in order, each upsample+conv pair fused (see _upsample_conv)."""
+    steps, layers_ = [], decoder.layers[1:]
+    i = 0
+    while i < len(layers_):
+        if i + 1 < len(layers_) and _fusable(layers_[i], layers_[i + 1]):
+            steps.append(_upsample_conv(layers_[i + 1]))
+            i += 2
+        else:
+            steps.append(layers_[i])
+            i += 1
+
+    def decode(x: Any) -> Any:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return decode
 
 
 def _multiple(x: int, k: int) -> int:
