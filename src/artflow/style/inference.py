@@ -157,7 +157,10 @@ def _fusable(up: Any, conv: Any) -> bool:
 
 
 def _upsample_conv(conv: Any) -> Any:
-    """conv(UpSampling2D(2, nearest)(x)) computed on x directly (same result, see above)."""
+    """conv(UpSampling2D(2, nearest)(x)) on x directly (same result, see above).
+
+    The kernel is read once here: build a new Stylizer after changing the model's weights.
+    """
     import tensorflow as tf
 
     kernel = np.asarray(conv.kernel.numpy(), np.float32)
