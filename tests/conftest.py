@@ -17,6 +17,13 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 os.environ.pop("ARTFLOW_PROFILE", None)
 
 
+@pytest.fixture(autouse=True)
+def _no_profile_leak():
+    """Pipeline commands set ARTFLOW_PROFILE for their subprocesses; keep it out of later tests."""
+    yield
+    os.environ.pop("ARTFLOW_PROFILE", None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Every test session gets its own sqlite store and artifact root, never the project's."""
