@@ -23,8 +23,10 @@ help:  ## list targets
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null || python3 -m pip install -q uv
 	uv venv -q --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install -q --python $(PY) -r requirements.lock
-	uv pip install -q --python $(PY) --no-deps -e .
+	@# Precompiled bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would
+	@# otherwise recompile TensorFlow & co. on import (~20 s instead of ~8 s per process).
+	uv pip install -q --python $(PY) --compile-bytecode -r requirements.lock
+	uv pip install -q --python $(PY) --compile-bytecode --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv from the lock (uv)
