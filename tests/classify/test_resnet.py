@@ -2,8 +2,8 @@
 
 Tracing a ResNet50 training step costs about a CPU-minute whatever the image size, so the test
 runs phase 2 only (the frozen-base fine-tuning, the path with more logic: freezing, recompiling,
-epoch offsets); phase 1 is the same `fit` as the CNN's. `artflow train classifier --model
-resnet50 --profile smoke` runs both phases.
+epoch offsets); phase 1 is the same `fit` as the CNN's. The smoke profile (and so the demo)
+does the same; the default and full profiles run both phases.
 """
 
 from __future__ import annotations
