@@ -19,12 +19,17 @@ from pipelines import load
 
 
 def run_local(
-    name: str, workdir: str | Path, profile: str = "", **arguments: Any
+    name: str, workdir: str | Path, profile: str = "", verbose: bool = False, **arguments: Any
 ) -> dict[str, Any]:
-    """Run pipeline `name` to completion; returns seconds, the stamps and the gate decisions."""
+    """Run pipeline `name` to completion; returns seconds, the stamps and the gate decisions.
+
+    The steps' whole output goes to `<workdir>/pipeline/logs/<name>-<time>.log`; the terminal
+    gets the useful part of it (everything with `verbose`).
+    """
     from kfp import local
 
     from artflow import tracking
+    from pipelines.local_log import quiet_steps
 
     wd = Workdir.at(workdir)
     from artflow.stages import is_overlay_file
@@ -39,15 +44,17 @@ def run_local(
     )
     prune_stale_stamps(wd)
     start = time.perf_counter()
+    log_path = wd.root / "pipeline" / "logs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     try:
-        load(name)(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
+        with quiet_steps(log_path, verbose):
+            load(name)(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError for a failed task
         raise ArtflowError(
             f"pipeline {name} failed: {str(exc).splitlines()[0]}",
-            "the failing step's own error is printed above",
+            f"the failing step's own error is printed above; its whole output: {log_path}",
         ) from None
     seconds = time.perf_counter() - start
-    return {"pipeline": name, "seconds": round(seconds, 1), **summary(wd)}
+    return {"pipeline": name, "seconds": round(seconds, 1), "log": str(log_path), **summary(wd)}
 
 
 def prune_stale_stamps(wd: Workdir) -> list[str]:

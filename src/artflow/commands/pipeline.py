@@ -81,6 +81,9 @@ def run_cmd(
     workdir: Path = WorkdirOpt,
     profile: str | None = ProfileOpt,
     force: bool = typer.Option(False, "--force", help="Re-run every stage (ignore stamps)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print the steps' whole output (it is always in the log)."
+    ),
     args: list[str] = ArgOpt,
 ) -> None:
     """Run a pipeline on this machine (--local); for a cluster use `pipeline submit`."""
@@ -92,7 +95,9 @@ def run_cmd(
     _set_profile(profile)
     from pipelines.local_runner import run_local
 
-    result = run_local(name, workdir, profile or "", force=force, **_arguments(args))
+    result = run_local(
+        name, workdir, profile or "", verbose=verbose, force=force, **_arguments(args)
+    )
     typer.secho(f"pipeline {name}: finished in {result['seconds']} s", fg="green")
     for stem, decision in result["gates"].items():
         verdict = (
@@ -104,7 +109,7 @@ def run_cmd(
     summary = Path(workdir) / "pipeline" / f"last_run_{name}.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps(result, indent=2, default=str))
-    typer.echo(f"summary: {summary}")
+    typer.echo(f"summary: {summary}\nsteps' whole output: {result['log']}")
 
 
 def submit_cmd(
