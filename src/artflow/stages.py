@@ -107,14 +107,24 @@ def run_stage(
             print(f"[artflow] {stage}: inputs unchanged since {saved.get('finished')}: skipped")
             return {**saved["result"], "skipped": True}
     start = time.perf_counter()
-    full = json.loads(json.dumps(fn(), default=_scalar))
+    result = fn()
     seconds = round(time.perf_counter() - start, 1)
+    full = record_stage(wd, stage, key, result, seconds)
+    print(f"[artflow] {stage}: done in {seconds} s")
+    return {**full, "skipped": False}
+
+
+def record_stage(
+    wd: Workdir, stage: str, key: str, result: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """Write the stamp of a finished stage (also for the CLI, so a pipeline after it skips)."""
+    full = json.loads(json.dumps(result, default=_scalar))
+    stamp = wd.root / STAMPS / f"{stage}.json"
     stamp.parent.mkdir(parents=True, exist_ok=True)
     finished = time.strftime("%Y-%m-%dT%H:%M:%S")
     record = {"key": key, "finished": finished, "seconds": seconds, "result": _slim(full)}
     stamp.write_text(json.dumps(record, indent=2))
-    print(f"[artflow] {stage}: done in {seconds} s")
-    return {**full, "skipped": False}
+    return full
 
 
 def _slim(result: dict[str, Any]) -> dict[str, Any]:
@@ -161,8 +171,7 @@ def validate(
     workdir: str, profile: str = "", mlflow_uri: str = "", force: bool = False
 ) -> dict[str, Any]:
     settings, wd = context(workdir, profile, mlflow_uri)
-    inputs = file_digest([wd.manifest, wd.monet_manifest, wd.artists_csv])
-    key = stage_key("validate", inputs, _sections(settings, "validate"))
+    key = validate_key(settings, wd)
 
     def work() -> dict[str, Any]:
         from artflow.data.validate import validate as do_validate
@@ -176,8 +185,7 @@ def sample(
     workdir: str, profile: str = "", mlflow_uri: str = "", force: bool = False
 ) -> dict[str, Any]:
     settings, wd = context(workdir, profile, mlflow_uri)
-    inputs = file_digest([wd.manifest, wd.monet_manifest, wd.quarantine])
-    key = stage_key("sample", inputs, {**_sections(settings, "sample"), "seed": settings.seed})
+    key = sample_key(settings, wd)
 
     def work() -> dict[str, Any]:
         from artflow.data.sample import sample as do_sample
@@ -185,6 +193,16 @@ def sample(
         return do_sample(wd, settings)
 
     return run_stage(wd, "sample", key, work, force)
+
+
+def validate_key(settings: Settings, wd: Workdir) -> str:
+    inputs = file_digest([wd.manifest, wd.monet_manifest, wd.artists_csv])
+    return stage_key("validate", inputs, _sections(settings, "validate"))
+
+
+def sample_key(settings: Settings, wd: Workdir) -> str:
+    inputs = file_digest([wd.manifest, wd.monet_manifest, wd.quarantine])
+    return stage_key("sample", inputs, {**_sections(settings, "sample"), "seed": settings.seed})
 
 
 def split_files(wd: Workdir) -> list[Path]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
 from artflow.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from artflow.config import Settings
+    from artflow.data.layout import Workdir
 
 data_app = typer.Typer(
     help="Data: demo set, ingest, validate, sample, EDA report.", no_args_is_help=True
@@ -119,6 +126,17 @@ def _spelling(text: str) -> str:
     return "spelling"
 
 
+def _recorded(stage: str, wd: Workdir, cfg: Settings, work: Callable[[], dict]) -> dict:
+    """Always do the work, then stamp it as the pipelines' stage would, so they skip it next."""
+    from artflow import stages
+
+    key = getattr(stages, f"{stage}_key")(cfg, wd)  # before the work: keyed on its inputs
+    start = time.perf_counter()
+    result = work()
+    stages.record_stage(wd, stage, key, result, round(time.perf_counter() - start, 1))
+    return result
+
+
 @data_app.command("validate")
 def validate(
     workdir: Path = WorkdirOpt,
@@ -128,8 +146,8 @@ def validate(
     """Great Expectations gate: quarantine bad files, fail when the rest is unusable."""
     from artflow.data.validate import validate as run_validate
 
-    wd = _workdir(workdir)
-    summary = run_validate(wd, settings(params, profile))
+    wd, cfg = _workdir(workdir), settings(params, profile)
+    summary = _recorded("validate", wd, cfg, lambda: run_validate(wd, cfg))
     con = _console()
     for name, suite in summary["suites"].items():
         state = "[green]pass[/]" if suite["success"] else "[yellow]issues[/]"
@@ -150,8 +168,8 @@ def sample(
     """Choose the artists and write the train/val/frozen-test and style splits."""
     from artflow.data.sample import sample as run_sample
 
-    wd = _workdir(workdir)
-    m = run_sample(wd, settings(params, profile))
+    wd, cfg = _workdir(workdir), settings(params, profile)
+    m = _recorded("sample", wd, cfg, lambda: run_sample(wd, cfg))
     _console().print(
         f"{m['classes']} classes: train {m['train']}, val {m['val']}, test {m['test']} "
         f"(frozen by content hash); style train {m['style_train']}, held-out photos "
