@@ -45,16 +45,22 @@ def run_local(
     prune_stale_stamps(wd)
     start = time.perf_counter()
     log_path = wd.root / "pipeline" / "logs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    pipeline = load(name)
     try:
         with quiet_steps(log_path, verbose):
-            load(name)(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
+            pipeline(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError for a failed task
         raise ArtflowError(
             f"pipeline {name} failed: {str(exc).splitlines()[0]}",
             f"the failing step's own error is printed above; its whole output: {log_path}",
         ) from None
     seconds = time.perf_counter() - start
-    return {"pipeline": name, "seconds": round(seconds, 1), "log": str(log_path), **summary(wd)}
+    return {
+        "pipeline": name,
+        "seconds": round(seconds, 1),
+        "log": str(log_path),
+        **summary(wd, gated_models(pipeline)),
+    }
 
 
 def prune_stale_stamps(wd: Workdir) -> list[str]:
@@ -82,14 +88,29 @@ def prune_stale_stamps(wd: Workdir) -> list[str]:
     return pruned
 
 
-def summary(wd: Workdir) -> dict[str, Any]:
-    """What the workdir's pipeline state says: each stage's last run and each gate's decision."""
+def gated_models(pipeline: Any) -> set[str]:
+    """The registered models a compiled pipeline gates (its tasks' constant `model_name`s)."""
+    spec = pipeline.pipeline_spec
+    dags = [spec.root.dag] + [c.dag for c in spec.components.values() if c.HasField("dag")]
+    names = set()
+    for dag in dags:
+        for task in dag.tasks.values():
+            param = task.inputs.parameters.get("model_name")
+            if param is not None and param.HasField("runtime_value"):
+                names.add(param.runtime_value.constant.string_value)
+    return names
+
+
+def summary(wd: Workdir, models: set[str] | None = None) -> dict[str, Any]:
+    """What the workdir's pipeline state says: each stage's last run and the last gate
+    decision for each of `models` (default: every model gated in this workdir)."""
     stamps, gates = {}, {}
     for path in sorted((wd.root / "pipeline" / "stamps").glob("*.json")):
         record = json.loads(path.read_text())
         stamps[path.stem] = {"finished": record["finished"], "seconds": record["seconds"]}
         result = record.get("result", {})
-        if path.stem.startswith("gate_") and result.get("candidate"):
+        wanted = models is None or result.get("model") in models
+        if path.stem.startswith("gate_") and result.get("candidate") and wanted:
             keep = ("model", "candidate", "champion", "passed", "promoted", "reason", "reports")
             gates[f"{result['model']}-v{result['candidate']}"] = {k: result.get(k) for k in keep}
     return {"stamps": stamps, "gates": gates, "root": str(Path(wd.root))}

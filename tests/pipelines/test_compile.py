@@ -80,6 +80,14 @@ def test_style_pipeline_gates_both_models(compiled):
     assert names == {"artflow-style-transfer", "artflow-monet-cyclegan"}
 
 
+def test_local_runner_reports_only_the_gates_of_the_pipeline_it_ran():
+    from pipelines import load
+    from pipelines.local_runner import gated_models
+
+    assert gated_models(load("style")) == {"artflow-style-transfer", "artflow-monet-cyclegan"}
+    assert gated_models(load("training")) == {"artflow-artist-classifier"}
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -26,7 +27,7 @@ def tiny_profile(tmp_path):
 
 @pytest.mark.slow
 def test_training_pipeline_local_run_and_unchanged_rerun(
-    demo_workdir, tiny_profile, tmp_path, monkeypatch
+    demo_workdir, tiny_profile, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("ARTFLOW_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
@@ -73,3 +74,8 @@ def test_training_pipeline_local_run_and_unchanged_rerun(
     assert second < 0.5 * first
     summary = json.loads((wd / "pipeline" / "last_run_training.json").read_text())
     assert summary["seconds"] == pytest.approx(second, abs=5)
+    assert list(summary["gates"]) == [f"{tracking.CLASSIFIER}-v{version}"]
+    # the terminal got the gist, the log file every line of the steps
+    printed = capsys.readouterr().out
+    assert "[artflow] train_cnn: inputs unchanged" in printed and "executor_input" not in printed
+    assert "Got executor_input" in Path(summary["log"]).read_text()
