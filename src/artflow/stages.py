@@ -347,6 +347,27 @@ def train_cyclegan(
 # --------------------------------------------------------------------------- decisions
 
 
+def champion_moved(wd: Workdir, model_name: str) -> bool:
+    """Whether the champion differs from what the recorded gate decision left behind.
+
+    A rollback or a manual promotion between two runs makes that decision stale, so the gate
+    decides again instead of replaying it (its key covers the candidate and data, not the
+    registry's aliases, which change by the decision itself).
+    """
+    stamp = wd.root / STAMPS / f"gate_{model_name}.json"
+    if not stamp.is_file():
+        return False
+    try:
+        result = json.loads(stamp.read_text()).get("result", {})
+    except json.JSONDecodeError:
+        return True
+    left = result.get("candidate") if result.get("promoted") else result.get("champion")
+    from artflow.tracking import alias_version
+
+    current = alias_version(model_name, "champion")
+    return (str(left) if left else None) != (str(current.version) if current else None)
+
+
 def gate(
     workdir: str,
     model_name: str,
@@ -366,6 +387,9 @@ def gate(
     settings, wd = context(workdir, profile, mlflow_uri)
     inputs = {"test": file_digest([wd.split_csv("test"), wd.labels]), "candidate": candidate}
     key = stage_key(f"gate_{model_name}", inputs, _sections(settings, "gate"))
+    if not force and champion_moved(wd, model_name):
+        print(f"[artflow] gate_{model_name}: the champion moved since the last decision: deciding")
+        force = True
 
     def work() -> dict[str, Any]:
         from artflow.promote import promote

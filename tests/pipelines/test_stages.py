@@ -70,3 +70,29 @@ def test_stamps_of_models_missing_from_the_registry_are_pruned(tmp_path, monkeyp
     (stamps / "sample.json").write_text(json.dumps({"key": "k", "result": {"n": 1}}))
     assert prune_stale_stamps(wd) == ["train_cnn"]
     assert [p.stem for p in stamps.glob("*.json")] == ["sample"]
+
+
+def test_a_gate_decision_goes_stale_when_the_champion_moves(tmp_path):
+    import json
+
+    from artflow import tracking
+
+    wd, name = Workdir.at(tmp_path), "artflow-test-moved-champion"
+    client = tracking.client()
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=str(tmp_path), run_id=None)
+    assert not stages.champion_moved(wd, name)  # no decision recorded yet
+
+    stamp = wd.root / stages.STAMPS / f"gate_{name}.json"
+    stamp.parent.mkdir(parents=True)
+    decision = {"model": name, "candidate": "2", "champion": "1", "promoted": True}
+    stamp.write_text(json.dumps({"key": "k", "result": decision}))
+    assert stages.champion_moved(wd, name)  # promoted v2, but no champion alias is set
+    tracking.set_alias(name, "champion", "2")
+    assert not stages.champion_moved(wd, name)
+    tracking.set_alias(name, "champion", "1")  # a rollback since the decision
+    assert stages.champion_moved(wd, name)
+
+    stamp.write_text(json.dumps({"key": "k", "result": {**decision, "promoted": False}}))
+    assert not stages.champion_moved(wd, name)  # refused: v1 stayed champion, as recorded
