@@ -25,6 +25,7 @@ _NOISE = (
     "cpu_feature_guard.cc",
     "To enable the following instructions:",
     "Failed to resolve installed pip version",  # uv venvs have no pip; the image pins anyway
+    "\u2501",  # "━" of Keras progress bars (MLflow's signature inference predicts with verbose on)
 )
 
 

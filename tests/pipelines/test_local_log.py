@@ -22,6 +22,7 @@ STREAM = """\
     [KFP Executor 2026-11-25 15:08:15,000 INFO]: Skipping registering function get_context
     WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
     Epoch 1/2
+    \x1b[1m1/1\x1b[0m \x1b[32m━━━━\x1b[0m \x1b[1m0s\x1b[0m 148ms/step
     [artflow] validate: done in 1.2 s
     [KFP Executor 2026-11-25 15:08:16,000 ERROR]: something broke
     Traceback (most recent call last):
@@ -73,6 +74,7 @@ def test_console_keeps_what_a_user_reads_and_the_log_keeps_everything():
             "absl::InitializeLog",
             "outputs:",
             "uri=",
+            "148ms/step",
         ):
             assert dropped not in console, dropped
         assert "\n\n\n" not in console  # runs of blank lines collapse
