@@ -130,7 +130,8 @@ def _recorded(stage: str, wd: Workdir, cfg: Settings, work: Callable[[], dict]) 
     """Always do the work, then stamp it as the pipelines' stage would, so they skip it next."""
     from artflow import stages
 
-    key = getattr(stages, f"{stage}_key")(cfg, wd)  # before the work: keyed on its inputs
+    key_of = {"validate": stages.validate_key, "sample": stages.sample_key}[stage]
+    key = key_of(cfg, wd)  # before the work: the key covers its inputs, not its outputs
     start = time.perf_counter()
     result = work()
     stages.record_stage(wd, stage, key, result, round(time.perf_counter() - start, 1))
