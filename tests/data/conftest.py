@@ -16,8 +16,9 @@ from PIL import Image
 CSV_HEADER = "id,name,years,genre,nationality,bio,wikipedia,paintings\n"
 
 
-def write_image(path: Path, seed: int, size: tuple[int, int] = (48, 40), mode: str = "RGB",
-                fmt: str = "JPEG") -> Path:
+def write_image(
+    path: Path, seed: int, size: tuple[int, int] = (48, 40), mode: str = "RGB", fmt: str = "JPEG"
+) -> Path:
     """A small random image in the given mode/format (distinct bytes per seed)."""
     rng = np.random.default_rng(seed)
     arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
@@ -38,8 +39,11 @@ def write_artists(path: Path, rows: list[tuple[str, int]]) -> None:
 
 def sha_tree(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file below root."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -55,8 +59,15 @@ def quirky_source(tmp_path: Path) -> Path:
     archive/resized/resized/<Artist>_<N>.jpg   smaller copies of every images/ file
     """
     root = tmp_path / "archive"
-    write_artists(root / "artists.csv", [("Vincent van Gogh", 5), ("Albrecht Dürer", 2),
-                                         ("Pierre-Auguste Renoir", 2), ("Frida Kahlo", 3)])
+    write_artists(
+        root / "artists.csv",
+        [
+            ("Vincent van Gogh", 5),
+            ("Albrecht Dürer", 2),
+            ("Pierre-Auguste Renoir", 2),
+            ("Frida Kahlo", 3),
+        ],
+    )
     images = root / "images" / "images"
     gogh = images / "Vincent_van_Gogh"
     for i in range(1, 4):
@@ -101,5 +112,6 @@ def copy_tree(src: Path, dest: Path) -> Path:
 def png_bytes(seed: int = 0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), np.uint8)).save(
-        buf, format="PNG")
+        buf, format="PNG"
+    )
     return buf.getvalue()

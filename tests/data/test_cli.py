@@ -24,16 +24,30 @@ def test_data_flow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert "520 images of 17 artists" in out and "11 classes" in out
 
     manifest = pd.read_csv(wd.manifest)
-    assert list(manifest.columns[:7]) == ["path", "artist", "sha256", "width", "height", "mode",
-                                          "format"]
+    assert list(manifest.columns[:7]) == [
+        "path",
+        "artist",
+        "sha256",
+        "width",
+        "height",
+        "mode",
+        "format",
+    ]
     assert json.loads(wd.validation_summary.read_text())["success"]
     assert "<table>" in wd.validation_report.read_text()
     sizes = {n: len(pd.read_csv(wd.split_csv(n))) for n in ("train", "val", "test")}
     assert sum(sizes.values()) == 431  # the eleven artists' 431 demo paintings
     assert json.loads((wd.metrics / "sample.json").read_text())["classes"] == 11
     html = (wd.eda / "index.html").read_text()
-    pngs = {"paintings_hist", "paintings_box", "nationality", "by_artist", "top_artists",
-            "samples", "augmented"}
+    pngs = {
+        "paintings_hist",
+        "paintings_box",
+        "nationality",
+        "by_artist",
+        "top_artists",
+        "samples",
+        "augmented",
+    }
     for name in pngs:
         assert f"{name}.png" in html and (wd.eda / f"{name}.png").stat().st_size > 1000
 
@@ -53,12 +67,15 @@ def test_data_flow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
         (["data", "sample"], "run `artflow data validate` first"),
         (["data", "report"], "run `artflow data ingest` first"),
         (["data", "demo", "--out", "{tmp}/o", "--profile", "tiny"], "unknown profile 'tiny'"),
-        (["data", "ingest", "--kaggle", "ikarus777/best-artworks-of-all-time"],
-         "no Kaggle credentials"),
+        (
+            ["data", "ingest", "--kaggle", "ikarus777/best-artworks-of-all-time"],
+            "no Kaggle credentials",
+        ),
     ],
 )
-def test_user_errors_exit_2_with_one_message(argv, message, tmp_path: Path, monkeypatch,
-                                             capsys: pytest.CaptureFixture) -> None:
+def test_user_errors_exit_2_with_one_message(
+    argv, message, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture
+) -> None:
     for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))
@@ -77,8 +94,9 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_failed_validation_exits_non_zero(demo_workdir: Workdir, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_failed_validation_exits_non_zero(
+    demo_workdir: Workdir, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     wd = shutil.copytree(demo_workdir.root, tmp_path / "wd")
     # the default profile wants 200 paintings per artist: the demo data is unusable for it
     assert run(["data", "validate", "--workdir", str(wd)]) == 2

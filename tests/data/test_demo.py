@@ -15,8 +15,17 @@ from artflow.data.demo import ARTIST_COLUMNS, ARTISTS, generate_demo
 from .conftest import sha_tree
 
 BIG_ELEVEN = {
-    "Vincent van Gogh", "Edgar Degas", "Pablo Picasso", "Pierre-Auguste Renoir", "Albrecht Dürer",
-    "Paul Gauguin", "Francisco Goya", "Rembrandt", "Alfred Sisley", "Titian", "Marc Chagall",
+    "Vincent van Gogh",
+    "Edgar Degas",
+    "Pablo Picasso",
+    "Pierre-Auguste Renoir",
+    "Albrecht Dürer",
+    "Paul Gauguin",
+    "Francisco Goya",
+    "Rembrandt",
+    "Alfred Sisley",
+    "Titian",
+    "Marc Chagall",
 }
 
 
@@ -65,7 +74,8 @@ def test_styles_are_learnable(demo_source: Path) -> None:
     assert NearestCentroid().fit(xtr, ytr).score(xte, yte) > 0.6
 
     domains = [("monet", f) for f in (demo_source / "monet" / "monet_jpg").glob("*.jpg")] + [
-        ("photo", f) for f in (demo_source / "monet" / "photo_jpg").glob("*.jpg")]
+        ("photo", f) for f in (demo_source / "monet" / "photo_jpg").glob("*.jpg")
+    ]
     xm = np.stack([_features(f) for _, f in domains])
     ym = np.array([d for d, _ in domains])
     xtr, xte, ytr, yte = train_test_split(xm, ym, test_size=0.4, stratify=ym, random_state=0)

@@ -20,19 +20,33 @@ def _copy_repo(dest: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy2(PROJECT_ROOT / name, dest / name)
     for name in ("profiles", "src", ".dvc"):
-        shutil.copytree(PROJECT_ROOT / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "cache", "tmp",
-                                                      "config.local"))
+        shutil.copytree(
+            PROJECT_ROOT / name,
+            dest / name,
+            ignore=shutil.ignore_patterns(
+                "__pycache__", "*.egg-info", "cache", "tmp", "config.local"
+            ),
+        )
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
 
 
 def _dvc(repo: Path, *args: str) -> str:
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "ARTFLOW_PROFILE": "smoke", "GX_ANALYTICS_ENABLED": "false",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([str(bin_dir / "dvc"), *args], cwd=repo, env=env, text=True,
-                          capture_output=True, timeout=600)
+    env = {
+        **os.environ,
+        "ARTFLOW_PROFILE": "smoke",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    proc = subprocess.run(
+        [str(bin_dir / "dvc"), *args],
+        cwd=repo,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

@@ -95,9 +95,13 @@ def test_artworks_only_tiny_classes(quirky_source: Path, tmp_path: Path) -> None
     from artflow.data.ingest import ingest
     from artflow.data.validate import validate
 
-    tiny = load_settings(profile="smoke", overrides={
-        "sample": {"min_paintings": 2, "test_share": 0.01},
-        "validate": {"min_images_per_class": 2}})
+    tiny = load_settings(
+        profile="smoke",
+        overrides={
+            "sample": {"min_paintings": 2, "test_share": 0.01},
+            "validate": {"min_images_per_class": 2},
+        },
+    )
     wd = Workdir.at(tmp_path / "wd")
     ingest(quirky_source, wd, tiny)
     # artists.csv lists 3 Kahlo paintings but the archive has none: a chosen class is empty
@@ -106,7 +110,10 @@ def test_artworks_only_tiny_classes(quirky_source: Path, tmp_path: Path) -> None
     metrics = sample(wd, tiny)  # the quarantine list was still written
     assert metrics["classes"] == 3 and metrics["style_train"] == metrics["style_test"] == 0
     s = _splits(wd)
-    assert set(s["test"]["artist"]) == {"Albrecht Dürer", "Pierre-Auguste Renoir",
-                                        "Vincent van Gogh"}
+    assert set(s["test"]["artist"]) == {
+        "Albrecht Dürer",
+        "Pierre-Auguste Renoir",
+        "Vincent van Gogh",
+    }
     assert len(s["train"]) + len(s["val"]) + len(s["test"]) == 9
     assert list(pd.read_csv(wd.style_csv("style_train")).columns) == ["path", "domain"]

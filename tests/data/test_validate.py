@@ -42,8 +42,14 @@ def broken(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, smoke_se
     summary = validate(wd, smoke_settings)
     metrics = sample(wd, smoke_settings)
     report(wd, smoke_settings)
-    return {"wd": wd, "summary": summary, "metrics": metrics, "src": src,
-            "source_before": source_before, "raw_before": raw_before}
+    return {
+        "wd": wd,
+        "summary": summary,
+        "metrics": metrics,
+        "src": src,
+        "source_before": source_before,
+        "raw_before": raw_before,
+    }
 
 
 def test_broken_files_are_listed_with_reasons(broken) -> None:
@@ -61,8 +67,9 @@ def test_broken_files_are_listed_with_reasons(broken) -> None:
     assert detail["success"] and detail["quarantined"] == 2
     # the csv says 88 van Gogh paintings; 88 files were found (one corrupt): consistent,
     # while Degas and Gauguin now have one file more than listed
-    gaps = next(r for r in detail["results"]["artists.csv"]
-                if r["kwargs"].get("column") == "count_gap")
+    gaps = next(
+        r for r in detail["results"]["artists.csv"] if r["kwargs"].get("column") == "count_gap"
+    )
     assert not gaps["success"] and set(gaps["unexpected"]) == {"Edgar Degas", "Paul Gauguin"}
 
 
@@ -100,8 +107,12 @@ def test_unusable_when_a_chosen_class_is_too_small(demo_workdir: Workdir, tmp_pa
 
 def test_too_small_images_are_quarantined(demo_workdir: Workdir, tmp_path: Path) -> None:
     wd = Workdir.at(shutil.copytree(demo_workdir.root, tmp_path / "wd"))
-    picky = load_settings(profile="smoke", overrides={"validate": {
-        "min_side": 56, "max_quarantine_share": 1.0, "min_images_per_class": 1}})
+    picky = load_settings(
+        profile="smoke",
+        overrides={
+            "validate": {"min_side": 56, "max_quarantine_share": 1.0, "min_images_per_class": 1}
+        },
+    )
     summary = validate(wd, picky)  # demo paintings: one side 64, the other 48..85
     manifest = pd.read_csv(wd.manifest)
     small = set(manifest.loc[manifest[["width", "height"]].min(axis=1) < 56, "path"])
@@ -110,8 +121,9 @@ def test_too_small_images_are_quarantined(demo_workdir: Workdir, tmp_path: Path)
     assert q["reason"].str.fullmatch(r"too small: (4[89]|5[0-5]) px < 56 px").all()
 
 
-def test_default_profile_on_demo_data_says_what_to_do(demo_workdir: Workdir,
-                                                       tmp_path: Path) -> None:
+def test_default_profile_on_demo_data_says_what_to_do(
+    demo_workdir: Workdir, tmp_path: Path
+) -> None:
     wd = Workdir.at(shutil.copytree(demo_workdir.root, tmp_path / "wd"))
     with pytest.raises(DataError, match="--profile smoke"):
         validate(wd, load_settings())

@@ -43,6 +43,8 @@ class Artist:
 
 
 # The 11 artists with >= 200 paintings in the real data, then some below the threshold.
+# Kept as a table (two lines per artist): the formatter would put each field on its own line.
+# fmt: off
 ARTISTS: tuple[Artist, ...] = (
     Artist("Vincent van Gogh", "1853 - 1890", "Post-Impressionism", "Dutch", 877,
            ("#1b2a6b", "#2f6db5", "#f2c230", "#f7e27a"), "swirl", 30, 7),
@@ -79,6 +81,7 @@ ARTISTS: tuple[Artist, ...] = (
     Artist("Claude Monet", "1840 - 1926", "Impressionism", "French", 73,
            ("#a7c7e7", "#f4c2c2", "#c1e1c1", "#fdfd96"), "blur", 20, 10),
 )
+# fmt: on
 
 JPEG_QUALITY = 90
 
@@ -105,8 +108,9 @@ def generate_demo(out: Path, cfg: DemoCfg, seed: int) -> dict[str, int]:
         counts[artist.name] = n
     _write_csv(out / "artworks" / "artists.csv", rows)
     monet_rng = np.random.default_rng(seeds[-1])
-    _write_set(out / "monet" / "monet_jpg", cfg.monet_paintings, cfg.image_size, monet_rng,
-               _monet_painting)
+    _write_set(
+        out / "monet" / "monet_jpg", cfg.monet_paintings, cfg.image_size, monet_rng, _monet_painting
+    )
     _write_set(out / "monet" / "photo_jpg", cfg.photos, cfg.image_size, monet_rng, _photo)
     counts["monet"], counts["photo"] = cfg.monet_paintings, cfg.photos
     return counts
@@ -115,8 +119,16 @@ def generate_demo(out: Path, cfg: DemoCfg, seed: int) -> dict[str, int]:
 def _csv_row(idx: int, artist: Artist, n: int) -> dict[str, object]:
     wiki = "http://en.wikipedia.org/wiki/" + folder_name(artist.name)
     bio = f"{artist.name} ({artist.years}) was a {artist.nationality} painter ({artist.genre})."
-    return {"id": idx, "name": artist.name, "years": artist.years, "genre": artist.genre,
-            "nationality": artist.nationality, "bio": bio, "wikipedia": wiki, "paintings": n}
+    return {
+        "id": idx,
+        "name": artist.name,
+        "years": artist.years,
+        "genre": artist.genre,
+        "nationality": artist.nationality,
+        "bio": bio,
+        "wikipedia": wiki,
+        "paintings": n,
+    }
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
@@ -141,8 +153,13 @@ def _write_artist(root: Path, artist: Artist, n: int, size: int, rng: np.random.
         small.save(resized / f"{folder}_{i}.jpg", quality=JPEG_QUALITY)
 
 
-def _write_set(folder: Path, n: int, size: int, rng: np.random.Generator,
-               make: Callable[[int, np.random.Generator], np.ndarray]) -> None:
+def _write_set(
+    folder: Path,
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    make: Callable[[int, np.random.Generator], np.ndarray],
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for _ in range(n):
         name = f"{rng.integers(16**10):010x}.jpg"  # Kaggle's files are hex ids
@@ -157,8 +174,9 @@ def _shape(size: int, rng: np.random.Generator) -> tuple[int, int]:
 
 # ---- style rendering ------------------------------------------------------------------------
 
+
 def _hex(colours: tuple[str, ...]) -> np.ndarray:
-    return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], np.float32)
+    return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], np.float32)
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +200,9 @@ def _box_blur(a: np.ndarray, k: int) -> np.ndarray:
         return a
     pad = k // 2
     for axis in (0, 1):
-        p = np.pad(a, [(pad, k - 1 - pad) if ax == axis else (0, 0) for ax in range(a.ndim)],
-                   mode="edge")
+        p = np.pad(
+            a, [(pad, k - 1 - pad) if ax == axis else (0, 0) for ax in range(a.ndim)], mode="edge"
+        )
         c = np.cumsum(p, axis=axis, dtype=np.float32)
         c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
         n = a.shape[axis]
@@ -191,8 +210,9 @@ def _box_blur(a: np.ndarray, k: int) -> np.ndarray:
     return a
 
 
-def _texture(kind: str, u: np.ndarray, v: np.ndarray, f: float, rng: np.random.Generator
-             ) -> np.ndarray:
+def _texture(
+    kind: str, u: np.ndarray, v: np.ndarray, f: float, rng: np.random.Generator
+) -> np.ndarray:
     """A stroke pattern in [0, 1] along direction u (v is across the strokes)."""
     ph = rng.uniform(0, 2 * np.pi)
     tau = 2 * np.pi

@@ -33,16 +33,21 @@ def report(wd: Workdir, settings: Settings) -> Path:
     wd.eda.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.seed)
     figures = [
-        ("paintings_hist.png", "Paintings per artist (artists.csv)",
-         _hist(artists, threshold)),
+        ("paintings_hist.png", "Paintings per artist (artists.csv)", _hist(artists, threshold)),
         ("paintings_box.png", "Spread of paintings per artist", _box(artists)),
         ("nationality.png", "Artists and paintings by nationality", _nationality(artists)),
-        ("by_artist.png", "Usable images per artist (chosen classes in colour)",
-         _by_artist(images, threshold)),
+        (
+            "by_artist.png",
+            "Usable images per artist (chosen classes in colour)",
+            _by_artist(images, threshold),
+        ),
         ("top_artists.png", "Top 10 artists by paintings", _top(artists)),
         ("samples.png", "Random usable images with their artists", _grid(wd, images, rng)),
-        ("augmented.png", "One image under the training augmentation",
-         _augmented(wd, images, settings.augment, rng)),
+        (
+            "augmented.png",
+            "One image under the training augmentation",
+            _augmented(wd, images, settings.augment, rng),
+        ),
     ]
     body = [_stats(wd, artists, images, threshold)]
     for name, title, fig in figures:
@@ -50,8 +55,10 @@ def report(wd: Workdir, settings: Settings) -> Path:
             continue
         fig.savefig(wd.eda / name, dpi=90, bbox_inches="tight")
         matplotlib.pyplot.close(fig)
-        body.append(f"<figure><figcaption><b>{escape(title)}</b></figcaption>"
-                    f"<img src='{name}' alt='{escape(title)}'></figure>")
+        body.append(
+            f"<figure><figcaption><b>{escape(title)}</b></figcaption>"
+            f"<img src='{name}' alt='{escape(title)}'></figure>"
+        )
     index = wd.eda / "index.html"
     index.write_text(page(f"artflow EDA — {wd.root.name}", "".join(body)))
     return index
@@ -66,16 +73,22 @@ def _usable(wd: Workdir) -> pd.DataFrame:
 
 
 def _stats(wd: Workdir, artists: pd.DataFrame, images: pd.DataFrame, threshold: int) -> str:
-    rows = [["artists in artists.csv", str(len(artists))],
-            ["paintings listed", str(int(pd.to_numeric(artists["paintings"]).sum()))],
-            ["usable images ingested", str(len(images))],
-            [f"artists with >= {threshold} usable images",
-             str(int((images.groupby("artist").size() >= threshold).sum()))]]
+    rows = [
+        ["artists in artists.csv", str(len(artists))],
+        ["paintings listed", str(int(pd.to_numeric(artists["paintings"]).sum()))],
+        ["usable images ingested", str(len(images))],
+        [
+            f"artists with >= {threshold} usable images",
+            str(int((images.groupby("artist").size() >= threshold).sum())),
+        ],
+    ]
     sample_json = wd.metrics / "sample.json"
     if sample_json.is_file():
         s = json.loads(sample_json.read_text())
-        rows += [[f"{k} images", str(s[k])] for k in ("train", "val", "test", "style_train",
-                                                      "style_test")]
+        rows += [
+            [f"{k} images", str(s[k])]
+            for k in ("train", "val", "test", "style_train", "style_test")
+        ]
     return table(["", "value"], rows)
 
 
@@ -161,8 +174,10 @@ def augment(img: Image.Image, cfg: AugmentCfg, rng: np.random.Generator) -> Imag
     angle = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
     shear = rng.uniform(-cfg.shear, cfg.shear)
     zoom = rng.uniform(1 - cfg.zoom, 1 + cfg.zoom)
-    tx, ty = rng.uniform(-cfg.width_shift, cfg.width_shift) * w, rng.uniform(
-        -cfg.height_shift, cfg.height_shift) * h
+    tx, ty = (
+        rng.uniform(-cfg.width_shift, cfg.width_shift) * w,
+        rng.uniform(-cfg.height_shift, cfg.height_shift) * h,
+    )
     cos, sin = np.cos(angle), np.sin(angle)
     # PIL maps each output pixel back to an input pixel: input = M @ output + offset.
     m = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1.0, shear], [0.0, 1.0]]) / zoom

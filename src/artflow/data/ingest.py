@@ -75,6 +75,7 @@ def ingest(source: str | Path | Sequence[str | Path], wd: Workdir, settings: Set
 
 # ---- sources --------------------------------------------------------------------------------
 
+
 def _as_list(source: str | Path | Sequence[str | Path]) -> list[str | Path]:
     return [source] if isinstance(source, str | Path) else list(source)
 
@@ -85,11 +86,15 @@ def _check_source(src: Path, wd: Workdir) -> None:
     raw = wd.root / "raw"
     if src == raw or raw in src.parents or src in raw.parents:
         # ingest empties raw/ first: ingesting from it (or from above it) would delete the source
-        raise DataError(f"source {src} overlaps the workdir's raw data {raw}",
-                        "ingest from the original download, not from a data version")
+        raise DataError(
+            f"source {src} overlaps the workdir's raw data {raw}",
+            "ingest from the original download, not from a data version",
+        )
     if src.is_file() and not zipfile.is_zipfile(src):
-        raise DataError(f"{src} is neither a folder nor a zip archive",
-                        "pass the unpacked folder or the .zip as downloaded from Kaggle")
+        raise DataError(
+            f"{src} is neither a folder nor a zip archive",
+            "pass the unpacked folder or the .zip as downloaded from Kaggle",
+        )
 
 
 def _open_source(src: Path, stack: contextlib.ExitStack) -> Path:
@@ -153,6 +158,7 @@ def _reset_outputs(wd: Workdir) -> None:
 
 # ---- artworks -------------------------------------------------------------------------------
 
+
 def _read_artists(csv_path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(csv_path, encoding="utf-8")
@@ -161,8 +167,10 @@ def _read_artists(csv_path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{csv_path} is not a readable CSV: {exc}") from None
     if "name" not in df.columns:
-        raise DataError(f"{csv_path} has no 'name' column (columns: {list(df.columns)})",
-                        "use the Kaggle artists.csv (id,name,years,genre,nationality,...)")
+        raise DataError(
+            f"{csv_path} has no 'name' column (columns: {list(df.columns)})",
+            "use the Kaggle artists.csv (id,name,years,genre,nationality,...)",
+        )
     return df
 
 
@@ -205,8 +213,9 @@ def _ingest_artworks(root: Path, wd: Workdir) -> dict:
         "matched_normalized": matches["normalized"],
         "matched_fuzzy": matches["fuzzy"],
         "name_collisions": matcher.collisions,
-        "unmatched_folders": [{"folder": k, "files": len(v), "examples": v[:3]}
-                              for k, v in sorted(unmatched.items())],
+        "unmatched_folders": [
+            {"folder": k, "files": len(v), "examples": v[:3]} for k, v in sorted(unmatched.items())
+        ],
         "unmatched_csv_rows": sorted(n for n in csv_names if n not in per_artist),
         "duplicates_skipped": skipped,
         "resized_skipped": sum(1 for s in skipped if s["reason"].startswith("resized")),
@@ -267,6 +276,7 @@ def _dedupe_hashes(kept: list[Candidate]) -> tuple[list[Candidate], list[dict[st
 
 # ---- monet ----------------------------------------------------------------------------------
 
+
 def _ingest_monet(dirs: dict[str, Path], wd: Workdir) -> dict | None:
     found: list[Candidate] = []
     for domain, folder in sorted(dirs.items()):
@@ -293,10 +303,18 @@ def _ingest_monet(dirs: dict[str, Path], wd: Workdir) -> dict | None:
 
 # ---- probing, copying, writing --------------------------------------------------------------
 
+
 def probe_bytes(data: bytes) -> dict[str, object]:
     """sha256, size and what Pillow really sees (format from content, not the extension)."""
-    info: dict[str, object] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                               "width": None, "height": None, "mode": "", "format": "", "error": ""}
+    info: dict[str, object] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "width": None,
+        "height": None,
+        "mode": "",
+        "format": "",
+        "error": "",
+    }
     if not data:
         info["error"] = "empty file (0 bytes)"
         return info
@@ -349,9 +367,12 @@ def read_manifest(path: Path) -> pd.DataFrame:
     """Manifests as written by ingest (empty strings stay empty, sizes stay integers)."""
     if not path.is_file():
         raise DataError(f"{path} not found", "run `artflow data ingest` for this workdir first")
-    df = pd.read_csv(path, dtype={"mode": str, "format": str, "error": str, "sha256": str},
-                     keep_default_na=False, na_values={"width": [""], "height": [""]})
+    df = pd.read_csv(
+        path,
+        dtype={"mode": str, "format": str, "error": str, "sha256": str},
+        keep_default_na=False,
+        na_values={"width": [""], "height": [""]},
+    )
     for col in ("width", "height"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
     return df
-

@@ -14,9 +14,11 @@ from pathlib import Path
 from artflow.errors import DataError
 
 CREDENTIAL_FILES = ("kaggle.json", "access_token", "credentials.json")
-HINT = ("create an API token at https://www.kaggle.com/settings/api and save it as "
-        "~/.kaggle/kaggle.json (or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN); "
-        "or download the archive yourself and pass --source FILE.zip")
+HINT = (
+    "create an API token at https://www.kaggle.com/settings/api and save it as "
+    "~/.kaggle/kaggle.json (or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN); "
+    "or download the archive yourself and pass --source FILE.zip"
+)
 
 
 def config_dirs() -> list[Path]:
@@ -55,7 +57,9 @@ def download(slug: str, dest: Path) -> Path:
     except SystemExit:
         raise DataError(f"Kaggle rejected the credentials for {slug!r}", HINT) from None
     except Exception as exc:  # network, 403 (rules not accepted), 404 (wrong slug)
-        raise DataError(f"Kaggle download of {slug!r} failed: {exc}",
-                        "check the slug, your network, and that you accepted the data's rules "
-                        "on kaggle.com; or pass --source with a downloaded zip") from None
+        raise DataError(
+            f"Kaggle download of {slug!r} failed: {exc}",
+            "check the slug, your network, and that you accepted the data's rules "
+            "on kaggle.com; or pass --source with a downloaded zip",
+        ) from None
     return dest

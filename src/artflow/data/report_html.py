@@ -21,8 +21,10 @@ figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top}
 
 
 def page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n"
+    )
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -36,11 +38,14 @@ def verdict(ok: bool, yes: str = "pass", no: str = "FAIL") -> str:
     return f"<span class='ok'>{yes}</span>" if ok else f"<span class='bad'>{no}</span>"
 
 
-def render_validation(summary: dict, suites: list[Any], quarantine: list[dict],
-                      flagged: list[dict]) -> str:
-    parts = [f"<p>Verdict: {verdict(summary['success'], 'usable', 'UNUSABLE')} — "
-             f"{summary['images']} artwork images, {summary['monet_images']} Monet/photo images, "
-             f"{summary['quarantined']} quarantined, {len(flagged)} flagged.</p>"]
+def render_validation(
+    summary: dict, suites: list[Any], quarantine: list[dict], flagged: list[dict]
+) -> str:
+    parts = [
+        f"<p>Verdict: {verdict(summary['success'], 'usable', 'UNUSABLE')} — "
+        f"{summary['images']} artwork images, {summary['monet_images']} Monet/photo images, "
+        f"{summary['quarantined']} quarantined, {len(flagged)} flagged.</p>"
+    ]
     if summary["failures"]:
         items = "".join(f"<li>{escape(f)}</li>" for f in summary["failures"])
         parts.append(f"<h2>Why the run failed</h2><ul class='bad'>{items}</ul>")
@@ -51,25 +56,37 @@ def render_validation(summary: dict, suites: list[Any], quarantine: list[dict],
     parts.append("<h2>Flagged (kept)</h2>" + _list_table(flagged))
     for suite in suites:
         parts.append(f"<h2>Suite: {escape(suite.name)} {verdict(suite.success)}</h2>")
-        parts.append(table(["expectation", "arguments", "result", "unexpected", "examples"],
-                           [_suite_row(r) for r in suite.rows]))
+        parts.append(
+            table(
+                ["expectation", "arguments", "result", "unexpected", "examples"],
+                [_suite_row(r) for r in suite.rows],
+            )
+        )
     return page("artflow data validation", "".join(parts))
 
 
 def _list_table(items: list[dict]) -> str:
     if not items:
         return "<p>none</p>"
-    return table(["path", "reason"], [[f"<code>{escape(i['path'])}</code>", escape(i["reason"])]
-                                      for i in items])
+    return table(
+        ["path", "reason"],
+        [[f"<code>{escape(i['path'])}</code>", escape(i["reason"])] for i in items],
+    )
 
 
 def _suite_row(r: dict) -> list[str]:
     args = ", ".join(f"{k}={v}" for k, v in r["kwargs"].items())
     action = r["meta"].get("action")
-    ok = verdict(True) if r["success"] else (
-        "<span class='warn'>flag</span>" if action == "flag" else verdict(False))
-    count = "" if r["unexpected_count"] is None else (
-        f"{r['unexpected_count']} of {r['element_count']}")
+    ok = (
+        verdict(True)
+        if r["success"]
+        else ("<span class='warn'>flag</span>" if action == "flag" else verdict(False))
+    )
+    count = (
+        ""
+        if r["unexpected_count"] is None
+        else (f"{r['unexpected_count']} of {r['element_count']}")
+    )
     if r["observed"] is not None:
         count = f"observed {escape(str(r['observed']))}"
     examples = "<br>".join(f"<code>{escape(u)}</code>" for u in r["unexpected"][:5])

@@ -37,8 +37,10 @@ def sample(wd: Workdir, settings: Settings) -> dict:
     """Write splits/{train,val,test}.csv, labels.json, class_weights.json, style CSVs, metrics."""
     cfg = settings.sample
     if not wd.manifest.is_file() and wd.monet_manifest.is_file():
-        raise DataError(f"{wd.root} holds no artworks (only the Monet layout was ingested)",
-                        "ingest a source with artists.csv + images/ as well")
+        raise DataError(
+            f"{wd.root} holds no artworks (only the Monet layout was ingested)",
+            "ingest a source with artists.csv + images/ as well",
+        )
     images = _usable(wd, wd.manifest)
     counts = images.groupby("artist").size()
     labels = sorted(counts[counts >= cfg.min_paintings].index)
@@ -46,12 +48,14 @@ def sample(wd: Workdir, settings: Settings) -> dict:
         raise DataError(
             f"{len(labels)} artist(s) have >= sample.min_paintings = {cfg.min_paintings} usable "
             "images; a classifier needs at least 2",
-            "lower sample.min_paintings, or use --profile smoke with the demo data")
+            "lower sample.min_paintings, or use --profile smoke with the demo data",
+        )
     chosen = images[images["artist"].isin(labels)].copy()
     chosen["label"] = chosen["artist"].map({a: i for i, a in enumerate(labels)})
     test = _frozen_test(chosen, "artist", cfg.test_share, minimum=1)
-    train, val = _stratified(chosen[~chosen["path"].isin(test["path"])], cfg.train_share,
-                             settings.seed)
+    train, val = _stratified(
+        chosen[~chosen["path"].isin(test["path"])], cfg.train_share, settings.seed
+    )
     weights = _class_weights(train["label"].to_numpy(), len(labels))
     style_train, style_test = _style_split(wd, cfg.test_share)
 
@@ -93,8 +97,9 @@ def _frozen_test(df: pd.DataFrame, by: str, share: float, minimum: int) -> pd.Da
     return pd.concat([picked, *extra]).drop_duplicates("path")
 
 
-def _stratified(df: pd.DataFrame, train_share: float, seed: int
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _stratified(
+    df: pd.DataFrame, train_share: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-class seeded shuffle; round(n * train_share) of each class go to train."""
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -126,21 +131,34 @@ def _style_split(wd: Workdir, share: float) -> tuple[pd.DataFrame, pd.DataFrame]
     return (train[STYLE_COLUMNS].sort_values("path"), held[STYLE_COLUMNS].sort_values("path"))
 
 
-def _per_class(labels: list[str], train: pd.DataFrame, val: pd.DataFrame,
-               test: pd.DataFrame) -> dict[str, dict[str, int]]:
+def _per_class(
+    labels: list[str], train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame
+) -> dict[str, dict[str, int]]:
     return {
-        artist: {name: int((df["artist"] == artist).sum())
-                 for name, df in (("train", train), ("val", val), ("test", test))}
+        artist: {
+            name: int((df["artist"] == artist).sum())
+            for name, df in (("train", train), ("val", val), ("test", test))
+        }
         for artist in labels
     }
 
 
-def _metrics(labels: list[str], train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
-             style_train: pd.DataFrame, style_test: pd.DataFrame) -> dict:
+def _metrics(
+    labels: list[str],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    style_train: pd.DataFrame,
+    style_test: pd.DataFrame,
+) -> dict:
     """Small totals for `dvc metrics show` (per-class counts go to splits/counts.json)."""
     return {
-        "classes": len(labels), "train": len(train), "val": len(val), "test": len(test),
-        "style_train": len(style_train), "style_test": len(style_test),
+        "classes": len(labels),
+        "train": len(train),
+        "val": len(val),
+        "test": len(test),
+        "style_train": len(style_train),
+        "style_test": len(style_test),
         "style_train_monet": int((style_train["domain"] == "monet").sum()),
         "style_train_photo": int((style_train["domain"] == "photo").sum()),
     }

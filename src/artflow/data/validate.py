@@ -25,8 +25,13 @@ from artflow.errors import DataError
 
 # The extensions each Pillow format may honestly carry.
 FORMAT_EXTS = {
-    "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "MPO": {".jpg", ".jpeg"}, "PNG": {".png"},
-    "GIF": {".gif"}, "BMP": {".bmp"}, "TIFF": {".tif", ".tiff"}, "WEBP": {".webp"},
+    "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"},
+    "MPO": {".jpg", ".jpeg"},
+    "PNG": {".png"},
+    "GIF": {".gif"},
+    "BMP": {".bmp"},
+    "TIFF": {".tif", ".tiff"},
+    "WEBP": {".webp"},
 }
 
 
@@ -75,18 +80,23 @@ def validate(wd: Workdir, settings: Settings) -> dict:
         shares["monet"] = len(q) / len(monet)
     for name, share in shares.items():
         if share > cfg.max_quarantine_share:
-            failures.append(f"{share:.1%} of the {name} images are quarantined "
-                            f"(validate.max_quarantine_share = {cfg.max_quarantine_share:.1%})")
+            failures.append(
+                f"{share:.1%} of the {name} images are quarantined "
+                f"(validate.max_quarantine_share = {cfg.max_quarantine_share:.1%})"
+            )
 
     summary = _summary(suites, quarantine, flagged, shares, chosen, failures, images, monet)
     _write_outputs(wd, summary, suites, quarantine, flagged)
     if failures:
-        raise DataError("validation failed: " + "; ".join(failures),
-                        f"see {wd.validation_report} and {wd.quarantine}")
+        raise DataError(
+            "validation failed: " + "; ".join(failures),
+            f"see {wd.validation_report} and {wd.quarantine}",
+        )
     return summary
 
 
 # ---- frames the suites run on ---------------------------------------------------------------
+
 
 def _image_frame(df: pd.DataFrame, wd: Workdir, label: str) -> pd.DataFrame:
     """Manifest plus the derived columns the expectations check."""
@@ -97,8 +107,10 @@ def _image_frame(df: pd.DataFrame, wd: Workdir, label: str) -> pd.DataFrame:
     df["min_side"] = df[["width", "height"]].min(axis=1).astype("float")
     df["exists"] = [wd.abs(p).is_file() for p in df["path"]]
     ext = df["path"].map(lambda p: Path(p).suffix.lower())
-    df["extension_ok"] = [fmt is None or e in FORMAT_EXTS.get(fmt, {e})
-                          for fmt, e in zip(df["format"], ext, strict=True)]
+    df["extension_ok"] = [
+        fmt is None or e in FORMAT_EXTS.get(fmt, {e})
+        for fmt, e in zip(df["format"], ext, strict=True)
+    ]
     decodable = df["mode"].notna()
     labels_per_hash = df[decodable].groupby("sha256")["label"].nunique()
     df["labels_with_same_content"] = df["sha256"].map(labels_per_hash).where(decodable, 1)
@@ -117,13 +129,17 @@ def _artists_frame(csv_path: Path, images: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _class_frame(artists: pd.DataFrame, images: pd.DataFrame, quarantined: set[str],
-                 settings: Settings) -> pd.DataFrame:
+def _class_frame(
+    artists: pd.DataFrame, images: pd.DataFrame, quarantined: set[str], settings: Settings
+) -> pd.DataFrame:
     """Artists the classifier will use (csv count or files found >= sample.min_paintings)."""
     usable = images[~images["path"].isin(quarantined)].groupby("artist").size()
     found = images.groupby("artist").size()
-    listed = (pd.to_numeric(artists.set_index("name")["paintings"], errors="coerce")
-              if "paintings" in artists else pd.Series(dtype=float))
+    listed = (
+        pd.to_numeric(artists.set_index("name")["paintings"], errors="coerce")
+        if "paintings" in artists
+        else pd.Series(dtype=float)
+    )
     names = sorted(set(found.index) | set(listed.dropna().index))
     df = pd.DataFrame({"artist": names})
     df["listed"] = df["artist"].map(listed).fillna(0).astype(int)
@@ -135,29 +151,38 @@ def _class_frame(artists: pd.DataFrame, images: pd.DataFrame, quarantined: set[s
 
 def _class_failures(counts: pd.DataFrame, minimum: int, settings: Settings) -> list[str]:
     if counts.empty:
-        return [f"no artist has >= sample.min_paintings = {settings.sample.min_paintings} "
-                "paintings (with the demo data use --profile smoke)"]
+        return [
+            f"no artist has >= sample.min_paintings = {settings.sample.min_paintings} "
+            "paintings (with the demo data use --profile smoke)"
+        ]
     low = counts[counts["usable"] < minimum]
-    return [f"{r.artist} keeps {r.usable} usable images, fewer than "
-            f"validate.min_images_per_class = {minimum}" for r in low.itertuples()]
+    return [
+        f"{r.artist} keeps {r.usable} usable images, fewer than "
+        f"validate.min_images_per_class = {minimum}"
+        for r in low.itertuples()
+    ]
 
 
 # ---- suites ---------------------------------------------------------------------------------
+
 
 def _artists_suite() -> list:
     import great_expectations as gx
 
     e = gx.expectations
     return [
-        e.ExpectTableColumnsToMatchSet(column_set=[*ARTIST_COLUMNS, "files_found", "count_gap"],
-                                       exact_match=True),
+        e.ExpectTableColumnsToMatchSet(
+            column_set=[*ARTIST_COLUMNS, "files_found", "count_gap"], exact_match=True
+        ),
         *[e.ExpectColumnValuesToNotBeNull(column=c) for c in ("id", "name", "paintings")],
         e.ExpectColumnValuesToBeInTypeList(column="paintings", type_list=["int64", "int32"]),
         e.ExpectColumnValuesToBeUnique(column="name"),
         e.ExpectColumnValuesToBeBetween(column="paintings", min_value=1),
         e.ExpectColumnValuesToBeBetween(
-            column="count_gap", max_value=0,
-            meta={"note": "artists.csv paintings = image files found for the artist"}),
+            column="count_gap",
+            max_value=0,
+            meta={"note": "artists.csv paintings = image files found for the artist"},
+        ),
     ]
 
 
@@ -171,26 +196,36 @@ def _image_suite(cfg: Any, domains: bool = False) -> list:
 
     suite = [
         e.ExpectColumnValuesToBeUnique(column="path"),
-        e.ExpectColumnValuesToBeInSet(column="exists", value_set=[True],
-                                      meta=q("file missing from the workdir")),
-        e.ExpectColumnValuesToBeBetween(column="bytes", min_value=1,
-                                        meta=q("empty file (0 bytes)")),
+        e.ExpectColumnValuesToBeInSet(
+            column="exists", value_set=[True], meta=q("file missing from the workdir")
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="bytes", min_value=1, meta=q("empty file (0 bytes)")
+        ),
         e.ExpectColumnValuesToNotBeNull(column="mode", meta=q("not decodable: {error}")),
         e.ExpectColumnValuesToBeBetween(
-            column="min_side", min_value=cfg.min_side,
-            meta=q(f"too small: {{min_side:.0f}} px < {cfg.min_side} px")),
-        e.ExpectColumnValuesToBeInSet(column="mode", value_set=list(cfg.allowed_modes),
-                                      meta=q("mode {mode} not allowed")),
-        e.ExpectColumnValuesToBeBetween(
-            column="labels_with_same_content", max_value=1,
-            meta=q("same content appears under {labels_with_same_content:.0f} labels")),
+            column="min_side",
+            min_value=cfg.min_side,
+            meta=q(f"too small: {{min_side:.0f}} px < {cfg.min_side} px"),
+        ),
         e.ExpectColumnValuesToBeInSet(
-            column="extension_ok", value_set=[True],
-            meta=q("file extension lies: content is {format}", action="flag")),
+            column="mode", value_set=list(cfg.allowed_modes), meta=q("mode {mode} not allowed")
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="labels_with_same_content",
+            max_value=1,
+            meta=q("same content appears under {labels_with_same_content:.0f} labels"),
+        ),
+        e.ExpectColumnValuesToBeInSet(
+            column="extension_ok",
+            value_set=[True],
+            meta=q("file extension lies: content is {format}", action="flag"),
+        ),
     ]
     if domains:
-        suite.append(e.ExpectColumnDistinctValuesToContainSet(column="domain",
-                                                              value_set=["monet", "photo"]))
+        suite.append(
+            e.ExpectColumnDistinctValuesToContainSet(column="domain", value_set=["monet", "photo"])
+        )
     return suite
 
 
@@ -215,13 +250,15 @@ class _Gx:
         self.gx = gx
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(
-            globally=False, metric_calculations=False)
+            globally=False, metric_calculations=False
+        )
         self.source = self.context.data_sources.add_pandas("artflow")
 
     def run(self, name: str, df: pd.DataFrame, expectations: list, index_col: str) -> SuiteResult:
         asset = self.source.add_dataframe_asset(name.replace(" ", "_").replace(".", "_"))
         batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": df})
+            batch_parameters={"dataframe": df}
+        )
         suite = self.gx.ExpectationSuite(name=name, expectations=expectations)
         fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": [index_col]}
         result = batch.validate(suite, result_format=fmt)
@@ -233,14 +270,20 @@ def _row(r: Any, index_col: str) -> dict[str, Any]:
     cfg = r.expectation_config
     kwargs = {k: v for k, v in cfg.kwargs.items() if k not in ("batch_id", "result_format")}
     res = r.result or {}
-    unexpected = [d.get(index_col) for d in res.get("unexpected_index_list") or []
-                  if isinstance(d, dict)]
+    unexpected = [
+        d.get(index_col) for d in res.get("unexpected_index_list") or [] if isinstance(d, dict)
+    ]
     exc = (r.exception_info or {}).get("exception_message") if r.exception_info else None
     return {
-        "expectation": cfg.type, "kwargs": _jsonable(kwargs), "success": bool(r.success),
-        "meta": dict(cfg.meta or {}), "unexpected_count": res.get("unexpected_count"),
-        "element_count": res.get("element_count"), "observed": _jsonable(res.get("observed_value")),
-        "unexpected": [str(u) for u in unexpected], "error": exc,
+        "expectation": cfg.type,
+        "kwargs": _jsonable(kwargs),
+        "success": bool(r.success),
+        "meta": dict(cfg.meta or {}),
+        "unexpected_count": res.get("unexpected_count"),
+        "element_count": res.get("element_count"),
+        "observed": _jsonable(res.get("observed_value")),
+        "unexpected": [str(u) for u in unexpected],
+        "error": exc,
     }
 
 
@@ -262,8 +305,10 @@ def _collect(suite: SuiteResult, df: pd.DataFrame) -> tuple[list[dict], list[dic
             if path not in quarantine and path not in target:
                 values = by_path.loc[path].to_dict()
                 target[path] = template.format(**{k: _fmt(v) for k, v in values.items()})
-    return ([{"path": p, "reason": r} for p, r in quarantine.items()],
-            [{"path": p, "reason": r} for p, r in flagged.items() if p not in quarantine])
+    return (
+        [{"path": p, "reason": r} for p, r in quarantine.items()],
+        [{"path": p, "reason": r} for p, r in flagged.items() if p not in quarantine],
+    )
 
 
 def _fmt(v: Any) -> Any:
@@ -272,9 +317,17 @@ def _fmt(v: Any) -> Any:
 
 # ---- outputs --------------------------------------------------------------------------------
 
-def _summary(suites: list[SuiteResult], quarantine: list, flagged: list, shares: dict,
-             chosen: dict, failures: list, images: pd.DataFrame | None,
-             monet: pd.DataFrame | None) -> dict:
+
+def _summary(
+    suites: list[SuiteResult],
+    quarantine: list,
+    flagged: list,
+    shares: dict,
+    chosen: dict,
+    failures: list,
+    images: pd.DataFrame | None,
+    monet: pd.DataFrame | None,
+) -> dict:
     return {
         "success": not failures,
         "failures": failures,
@@ -285,15 +338,19 @@ def _summary(suites: list[SuiteResult], quarantine: list, flagged: list, shares:
         "flagged": flagged,
         "chosen_classes": chosen,
         "suites": {
-            s.name: {"success": s.success, "expectations": len(s.rows),
-                     "failed": sum(not r["success"] for r in s.rows)}
+            s.name: {
+                "success": s.success,
+                "expectations": len(s.rows),
+                "failed": sum(not r["success"] for r in s.rows),
+            }
             for s in suites
         },
     }
 
 
-def _write_outputs(wd: Workdir, summary: dict, suites: list[SuiteResult], quarantine: list,
-                   flagged: list) -> None:
+def _write_outputs(
+    wd: Workdir, summary: dict, suites: list[SuiteResult], quarantine: list, flagged: list
+) -> None:
     from artflow.data.report_html import render_validation
 
     wd.validation.mkdir(parents=True, exist_ok=True)
@@ -303,9 +360,12 @@ def _write_outputs(wd: Workdir, summary: dict, suites: list[SuiteResult], quaran
     wd.validation_report.write_text(render_validation(summary, suites, quarantine, flagged))
     wd.metrics.mkdir(parents=True, exist_ok=True)
     metrics = {
-        "images": summary["images"], "monet_images": summary["monet_images"],
-        "quarantined": summary["quarantined"], "flagged": len(flagged),
+        "images": summary["images"],
+        "monet_images": summary["monet_images"],
+        "quarantined": summary["quarantined"],
+        "flagged": len(flagged),
         "failed_expectations": sum(s["failed"] for s in summary["suites"].values()),
-        "chosen_classes": len(summary["chosen_classes"]), "success": int(summary["success"]),
+        "chosen_classes": len(summary["chosen_classes"]),
+        "success": int(summary["success"]),
     }
     (wd.metrics / "validation.json").write_text(json.dumps(metrics, indent=2) + "\n")
