@@ -8,6 +8,7 @@ content-hash stamps in `<workdir>/pipeline/stamps/` make an unchanged re-run ski
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 from artflow.data.layout import Workdir
 from artflow.errors import ArtflowError
 from pipelines import load
+
+log = logging.getLogger("artflow.pipelines.local_runner")
 
 
 def run_local(
@@ -84,7 +87,7 @@ def prune_stale_stamps(wd: Workdir) -> list[str]:
         except MlflowException:
             path.unlink()
             pruned.append(path.stem)
-            print(f"[artflow] {path.stem}: {name} v{version} is not in the registry: will re-run")
+            log.info("%s: %s v%s is not in the registry: will re-run", path.stem, name, version)
     return pruned
 
 

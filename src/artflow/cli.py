@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Annotated
 
 import click
 import typer
 from typer.exceptions import TyperException
 
+from artflow import logs
 from artflow.errors import ArtflowError
+from artflow.logs import LogFormat, LogLevel
 
 COMMAND_MODULES = ("data", "classify", "style", "registry", "pipeline", "drift", "serve")
 
@@ -25,6 +28,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _logging(
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            help="How the library's log lines look: auto is rich on a terminal, plain lines"
+            " otherwise. Env: ARTFLOW_LOG_FORMAT.",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(help="Least severe log level shown (default info). Env: ARTFLOW_LOG_LEVEL."),
+    ] = None,
+) -> None:
+    """MLOps for artworks: data, training, style transfer, registry, drift and serving."""
+    logs.configure(log_format, log_level)
+
+
 train_app = typer.Typer(help="Train models (classifier, stylizer, CycleGAN).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 

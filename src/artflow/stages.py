@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from artflow import logs
 from artflow.config import Settings, load_settings
 from artflow.data.layout import Workdir
 
 STAMPS = Path("pipeline") / "stamps"
+log = logging.getLogger(__name__)
 
 
 def context(workdir: str, profile: str = "", mlflow_uri: str = "") -> tuple[Settings, Workdir]:
     """Settings and workdir for a step; the MLflow URI, when given, applies to the process."""
+    logs.ensure_configured()  # a pipeline step's entry: its artflow lines show in the step's log
     if mlflow_uri:
         os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
     return settings_for(profile), Workdir.at(workdir)
@@ -104,13 +108,13 @@ def run_stage(
         except json.JSONDecodeError:
             saved = {}
         if saved.get("key") == key:
-            print(f"[artflow] {stage}: inputs unchanged since {saved.get('finished')}: skipped")
+            log.info("%s: inputs unchanged since %s: skipped", stage, saved.get("finished"))
             return {**saved["result"], "skipped": True}
     start = time.perf_counter()
     result = fn()
     seconds = round(time.perf_counter() - start, 1)
     full = record_stage(wd, stage, key, result, seconds)
-    print(f"[artflow] {stage}: done in {seconds} s")
+    log.info("%s: done in %s s", stage, seconds)
     return {**full, "skipped": False}
 
 
@@ -388,7 +392,7 @@ def gate(
     inputs = {"test": file_digest([wd.split_csv("test"), wd.labels]), "candidate": candidate}
     key = stage_key(f"gate_{model_name}", inputs, _sections(settings, "gate"))
     if not force and champion_moved(wd, model_name):
-        print(f"[artflow] gate_{model_name}: the champion moved since the last decision: deciding")
+        log.info("gate_%s: the champion moved since the last decision: deciding", model_name)
         force = True
 
     def work() -> dict[str, Any]:

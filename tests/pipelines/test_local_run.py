@@ -77,5 +77,6 @@ def test_training_pipeline_local_run_and_unchanged_rerun(
     assert list(summary["gates"]) == [f"{tracking.CLASSIFIER}-v{version}"]
     # the terminal got the gist, the log file every line of the steps
     printed = capsys.readouterr().out
-    assert "[artflow] train_cnn: inputs unchanged" in printed and "executor_input" not in printed
+    assert "INFO artflow.stages: train_cnn: inputs unchanged" in printed
+    assert "executor_input" not in printed
     assert "Got executor_input" in Path(summary["log"]).read_text()
