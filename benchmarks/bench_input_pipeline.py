@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_input_pipeline.py [--workdir DIR] [--size 224]
         [--epochs 3] [--batch 32] [--images N]
 
-The seed used Keras' ImageDataGenerator: per image, a PIL load and resize, then a NumPy/SciPy
-affine augmentation (rotation, shifts, shear, zoom, flip), one image at a time, every epoch.
+The seed (the notebooks artflow grew from, docs/conventions.md) used Keras' ImageDataGenerator:
+per image, a PIL load and resize, then a NumPy/SciPy affine augmentation (rotation, shifts,
+shear, zoom, flip), one image at a time, every epoch.
 `seed_style_batches` reproduces that loop (the same scipy.ndimage.affine_transform call
 ImageDataGenerator.apply_transform makes); `artflow.data.tfdata.dataset` is the new pipeline
 (parallel decode, cache, one batched affine resample via keras.ops, prefetch). Both read the train

@@ -2,5 +2,5 @@
 
 Each body imports artflow inside itself (kfp copies only the function's source into the
 compiled YAML) and runs in an image that already has artflow and kfp installed, so
-`install_kfp_package=False` and no `packages_to_install` (STACK.md).
+`install_kfp_package=False` and no `packages_to_install` (docs/stack-notes.md).
 """

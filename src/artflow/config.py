@@ -1,6 +1,6 @@
 """Typed settings loaded from params.yaml plus an optional profile overlay.
 
-One source of truth (DESIGN.md): the CLI loads a `Settings` once and passes it, or the
+One source of truth (docs/conventions.md): the CLI loads a `Settings` once and passes it, or the
 relevant section, into every stage function. Nothing deeper reads params.yaml.
 """
 

@@ -1,6 +1,6 @@
 """MLflow: tracking URI, experiments, lineage tags, model logging and the registry.
 
-Every run is traceable (DESIGN.md): tags carry the git commit, the data hash and the
+Every run is traceable (docs/conventions.md): tags carry the git commit, the data hash and the
 profile; a registered model version points to its run. Heavy imports stay inside functions.
 """
 
@@ -22,13 +22,14 @@ from artflow.errors import ModelError
 if TYPE_CHECKING:
     import mlflow
 
-# Registered model names (DESIGN.md / issue 5).
+# Registered model names (docs/conventions.md).
 CLASSIFIER = "artflow-artist-classifier"
 STYLIZER = "artflow-style-transfer"
 CYCLEGAN = "artflow-monet-cyclegan"
 CHAMPION, CHALLENGER = "champion", "challenger"
 
-# Requirements recorded with logged models; passing them skips MLflow's slow inference (STACK.md).
+# Requirements recorded with logged models; passing them skips MLflow's slow inference
+# (docs/stack-notes.md).
 PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pillow", "numpy"]
 
 
@@ -204,7 +205,7 @@ def load_keras_model(uri: str) -> Any:
 
 
 def _retry(fn: Any, attempts: int = 5, delay: float = 0.5) -> Any:
-    """sqlite locks under concurrent writers (STACK.md): retry briefly."""
+    """sqlite locks under concurrent writers (docs/stack-notes.md): retry briefly."""
     from mlflow.exceptions import MlflowException
 
     for attempt in range(attempts):

@@ -1,4 +1,7 @@
-"""The seed's exploratory figures for one data version: wd.eda/index.html + PNGs."""
+"""The seed's exploratory figures for one data version: wd.eda/index.html + PNGs.
+
+The seed: the notebooks artflow grew from (docs/conventions.md).
+"""
 
 from __future__ import annotations
 

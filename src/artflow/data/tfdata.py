@@ -133,7 +133,9 @@ def resize(image: Any, size: int) -> Any:
 
 
 def layer_stack(cfg: AugmentCfg, seed: int) -> Any:
-    """The seed's ranges as a chain of Keras preprocessing layers (fill 'nearest').
+    """The seed's ranges (docs/conventions.md) as a chain of Keras preprocessing layers.
+
+    Fill 'nearest', as ImageDataGenerator did.
 
     Kept for comparison (benchmarks/bench_input_pipeline.py): each geometric layer resamples
     the whole batch again, so this costs ~4 resamples and blurs 4 times. Training uses

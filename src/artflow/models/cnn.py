@@ -1,4 +1,7 @@
-"""The seed's custom CNN: three Conv2D blocks, flatten, dense + dropout, softmax."""
+"""The seed's custom CNN: three Conv2D blocks, flatten, dense + dropout, softmax.
+
+The seed: the notebooks artflow grew from (docs/conventions.md).
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def build_cnn(
 
 
 def compile_classifier(model: Any, learning_rate: float) -> None:
-    """Adam + categorical cross-entropy; metrics by keyword (Keras 3, STACK.md)."""
+    """Adam + categorical cross-entropy; metrics by keyword (Keras 3, docs/stack-notes.md)."""
     import keras
 
     model.compile(

@@ -1,4 +1,4 @@
-"""CycleGAN networks (Zhu et al. 2017) as the seed describes them.
+"""CycleGAN networks (Zhu et al. 2017) as the seed (docs/conventions.md) describes them.
 
 generator      encoder (7x7 conv, two stride-2 convs; instance norm + ReLU), a transformer of
                residual blocks, and a decoder of transposed convs that concatenates the

@@ -17,7 +17,8 @@ import numpy as np
 
 from artflow.errors import ModelError
 
-# The seed's layer choice: one mid-level content layer, five style layers shallow -> deep.
+# The seed's layer choice (docs/conventions.md): one mid-level content layer, five style
+# layers shallow -> deep.
 LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "vgg19": (
         "block3_conv4",

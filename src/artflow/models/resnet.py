@@ -57,7 +57,7 @@ def _base(image_size: int, weights: str) -> Any:
 def build_resnet50(
     n_classes: int, image_size: int, weights: str = "none", pooling: str = "flatten"
 ) -> Any:
-    """The seed's transfer model; the base is a nested model named `resnet50`."""
+    """The seed's transfer model (docs/conventions.md); the base is a nested model `resnet50`."""
     import keras
     from keras import layers
 

@@ -1,6 +1,6 @@
 """An ASGI middleware that refuses bad requests before BentoML parses them or a model runs.
 
-BentoML sets no request body limit (STACK.md), and its file inputs also accept a URL in
+BentoML sets no request body limit (docs/stack-notes.md), and its file inputs also accept a URL in
 place of a file, which it then downloads: a server-side request forgery vector. So, in
 front of the API:
   * every POST body is read here, counted against `max_body_bytes` (Content-Length is

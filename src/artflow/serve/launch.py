@@ -15,7 +15,7 @@ SERVICE = "artflow.serve.service:Artflow"
 
 
 def bentoml_home() -> Path:
-    """BENTOML_HOME if set, else ~/bentoml: never inside the project (STACK.md: a build
+    """BENTOML_HOME if set, else ~/bentoml: never inside the project (docs/stack-notes.md: a build
     context that contains the Bento store copies itself until the path is too long)."""
     return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml").expanduser()
 

@@ -4,8 +4,8 @@ Loading happens in a background thread so the HTTP server is up at once: /livez 
 while models load, and /readyz turns 200 only when the classifier champion is in memory
 (the one model every deployment must have). Optional models (a challenger, the stylizer,
 the Monet generator) may be absent: their endpoints answer 503 "model not loaded" and the
-rest works. A failure never kills the worker (BentoML would restart it forever, STACK.md);
-it is recorded and shown by /status, and POST /admin/reload retries.
+rest works. A failure never kills the worker (BentoML would restart it forever,
+docs/stack-notes.md); it is recorded and shown by /status, and POST /admin/reload retries.
 
 Style models have no A/B test: the service uses their `champion`, falling back to their
 `challenger` while none has been promoted yet.

@@ -1,8 +1,8 @@
 """Gatys neural style transfer: optimise the image itself with Adam against a fixed backbone.
 
 Loss = content_weight * content + style_weight * weighted Gram style + tv_weight * TV,
-as in the seed (and the TF tutorial it followed): the image starts as the content image,
-lives in 0..1 and is clipped after every step.
+as in the seed (docs/conventions.md) and the TF tutorial it followed: the image starts as the
+content image, lives in 0..1 and is clipped after every step.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Losses shared by Gatys NST, the stylizer's training and the quality metrics.
 
 Written by hand because they are a few lines each and Keras ships none of them: the Gram
-matrix (normalised by the number of positions, as in the TF tutorial the seed followed),
-mean-squared feature distances and the per-pixel total variation.
+matrix (normalised by the number of positions, as in the TF tutorial the seed followed:
+docs/conventions.md), mean-squared feature distances and the per-pixel total variation.
 """
 
 from __future__ import annotations

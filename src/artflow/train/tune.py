@@ -105,7 +105,8 @@ def tune_cnn(settings: Settings, wd: Workdir, verbose: int = 2) -> dict[str, Any
             max_trials=cfg.max_trials,
             executions_per_trial=cfg.executions_per_trial,
             seed=settings.seed,
-            # 1: a failing trial raises at once instead of surfacing at get_best_models (STACK.md)
+            # 1: a failing trial raises at once instead of surfacing at get_best_models
+            # (docs/stack-notes.md)
             max_consecutive_failed_trials=1,
             directory=str(wd.models / "tuner"),
             project_name=_project_name(settings, wd),
