@@ -7,16 +7,16 @@ import pytest
 from artflow.cli import run
 
 
-def test_unknown_model_name(tmp_path, capsys) -> None:
-    assert run(["train", "classifier", "--model", "vgg16", "--workdir", str(tmp_path)]) == 2
+def test_unknown_family(tmp_path, capsys) -> None:
+    assert run(["train", "classifier", "--family", "vgg16", "--workdir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "unknown model 'vgg16'" in err and "Traceback" not in err
+    assert "'vgg16' is not one of 'cnn', 'resnet50'" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["train", "classifier", "--model", "cnn"],
+        ["train", "classifier", "--family", "cnn"],
         ["tune", "cnn"],
         ["evaluate", "--model-uri", "models:/artflow-artist-classifier/1"],
     ],
@@ -29,7 +29,7 @@ def test_missing_split_file(argv, tmp_path, capsys) -> None:
 
 def test_missing_weights_path(tmp_path, capsys) -> None:
     missing = tmp_path / "resnet50_notop.h5"
-    argv = ["train", "classifier", "--model", "resnet50", "--weights", str(missing)]
+    argv = ["train", "classifier", "--family", "resnet50", "--weights", str(missing)]
     assert run([*argv, "--workdir", str(tmp_path), "--profile", "smoke"]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "does not exist" in err and "Traceback" not in err
@@ -37,7 +37,7 @@ def test_missing_weights_path(tmp_path, capsys) -> None:
 
 def test_unknown_split(tmp_path, capsys) -> None:
     assert run(["evaluate", "--split", "holdout", "--workdir", str(tmp_path)]) == 2
-    assert "unknown split 'holdout'" in capsys.readouterr().err
+    assert "'holdout' is not one of 'train', 'val', 'test'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

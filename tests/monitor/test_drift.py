@@ -117,7 +117,7 @@ def test_too_small_empty_or_foreign_windows_are_clear_errors(
             check_drift(smoke_settings, drift_wd, log, "x", reference=drift_reference)
     with pytest.raises(DataError, match=r"other versions \['999'\]"):
         check_drift(smoke_settings, drift_wd, foreign, "x", reference=drift_reference)
-    args = ["--workdir", str(drift_wd.root), "--model", drift_classifier.uri, "-p", "smoke"]
+    args = ["--workdir", str(drift_wd.root), "--model-uri", drift_classifier.uri, "-p", "smoke"]
     code = cli.run(["drift", "--log", str(few), *args])
     err = capsys.readouterr().err
     assert code == 2 and "fewer than drift.min_window" in err and "Traceback" not in err
@@ -149,7 +149,7 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
     log = tmp_path / "photos.jsonl"
     logged = log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
     assert logged["logged"] == smoke_settings.data.demo.photos
-    args = ["--workdir", str(drift_wd.root), "--model", reg.uri, "-p", "smoke"]
+    args = ["--workdir", str(drift_wd.root), "--model-uri", reg.uri, "-p", "smoke"]
     code = cli.run(["drift", "--log", str(log), "--window", "1d", "--fail-on-drift", *args])
     captured = capsys.readouterr()
     assert code == 1 and "DRIFT" in captured.out and "aspect_ratio" in captured.out

@@ -103,7 +103,7 @@ def test_act_with_an_unreachable_cluster_is_one_clear_error(
     from artflow import cli
 
     _, _, log = verdicts["photos"]
-    args = ["--workdir", str(drift_wd.root), "--model", drift_classifier.uri, "-p", "smoke"]
+    args = ["--workdir", str(drift_wd.root), "--model-uri", drift_classifier.uri, "-p", "smoke"]
     code = cli.run(["drift", "--log", str(log), "--act", "--host", "http://127.0.0.1:9", *args])
     captured = capsys.readouterr()
     assert code == 2 and "DRIFT" in captured.out

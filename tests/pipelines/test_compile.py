@@ -111,7 +111,7 @@ def test_host_not_listening_is_a_clear_error(command, capsys, tmp_path):
 
 def test_bad_input_is_a_clear_error(capsys):
     assert cli(["pipeline", "run", "nope", "--local"]) == 2
-    assert "unknown pipeline 'nope'" in capsys.readouterr().err
+    assert "'nope' is not one of 'training', 'style', 'retrain'" in capsys.readouterr().err
     assert cli(["pipeline", "run", "training"]) == 2
     assert "--local" in capsys.readouterr().err
     assert cli(["pipeline", "schedule", "retrain", "--cron", "daily", "--host", "http://x"]) == 2

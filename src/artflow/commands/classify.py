@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
-from artflow.errors import DataError, ModelError
-
-FAMILIES = ("cnn", "resnet50")
-SPLITS = ("train", "val", "test")
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    Family,
+    FamilyOption,
+    ModelUriOption,
+    ParamsOption,
+    ProfileOption,
+    Split,
+    SplitOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
+from artflow.errors import DataError
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    train_app.command("classifier")(train_classifier)
+    train_app.command(
+        "classifier",
+        epilog=examples(
+            "artflow train classifier --family cnn --workdir data --profile smoke",
+            "artflow train classifier --family resnet50 --weights none -w data -p smoke",
+        ),
+    )(train_classifier)
     tune_app = typer.Typer(help="Hyperparameter searches.", no_args_is_help=True)
-    tune_app.command("cnn")(tune_cnn)
+    tune_app.command("cnn", epilog=examples("artflow tune cnn --workdir data --profile smoke"))(
+        tune_cnn
+    )
     app.add_typer(tune_app, name="tune")
-    app.command("evaluate")(evaluate)
+    app.command(
+        "evaluate",
+        epilog=examples(
+            "artflow evaluate --model-uri models:/artflow-artist-classifier@challenger -w data",
+            "artflow evaluate -m 3 --split val",
+        ),
+    )(evaluate)
 
 
-def _check_workdir(workdir: Path, splits: tuple[str, ...] = SPLITS) -> object:
+def _check_workdir(workdir: Path, splits: tuple[str, ...] = tuple(Split)) -> object:
     """Fail fast (before TensorFlow loads) when the workdir lacks the sampled splits."""
     from artflow.data.layout import Workdir
 
@@ -36,17 +60,19 @@ def _check_workdir(workdir: Path, splits: tuple[str, ...] = SPLITS) -> object:
 
 
 def train_classifier(
-    model: str = typer.Option("cnn", "--model", "-m", help="cnn | resnet50"),
-    weights: str | None = typer.Option(
-        None, "--weights", help="ResNet50 base weights: imagenet | none | <file> (resnet.weights)."
-    ),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    family: FamilyOption = Family.cnn,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="ResNet50 base weights: imagenet | none | <file> (resnet.weights).",
+            show_default=False,
+        ),
+    ] = None,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Train, evaluate and register an artist classifier (challenger alias)."""
-    if model not in FAMILIES:
-        raise ModelError(f"unknown model {model!r}", f"choose one of: {', '.join(FAMILIES)}")
     if weights is not None:
         from artflow.config import load_settings
 
@@ -56,14 +82,14 @@ def train_classifier(
     wd = _check_workdir(workdir)
     from artflow.train.classifier import train_classifier as train
 
-    result = train(cfg, wd, family=model)
-    _summary(f"trained {model}", result)
+    result = train(cfg, wd, family=family.value)
+    _summary(f"trained {family.value}", result)
 
 
 def tune_cnn(
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Random search over the CNN's dense units and learning rate; registers the best model."""
     cfg = settings(params, profile)
@@ -76,24 +102,21 @@ def tune_cnn(
 
 
 def evaluate(
-    model_uri: str = typer.Option(
-        "champion", "--model-uri", help="models:/NAME@alias, models:/NAME/N, an alias or N."
-    ),
-    split: str = typer.Option("test", "--split", help="train | val | test"),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    model_uri: ModelUriOption = "champion",
+    split: SplitOption = Split.test,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Score a registered classifier on a split: metrics, confusion matrix, MLflow run."""
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}", f"choose one of: {', '.join(SPLITS)}")
     cfg = settings(params, profile)
-    wd = _check_workdir(workdir, (split,))
+    wd = _check_workdir(workdir, (split.value,))
     from artflow.evaluate import evaluate as run_eval
 
-    result = run_eval(cfg, wd, model_uri, split)
+    result = run_eval(cfg, wd, model_uri, split.value)
     typer.echo(
-        f"{result['model_uri']} on {split} (n={result['n']}): accuracy {result['accuracy']:.3f}, "
+        f"{result['model_uri']} on {split.value} (n={result['n']}): "
+        f"accuracy {result['accuracy']:.3f}, "
         f"macro-F1 {result['macro_f1']:.3f}, {result['latency_ms_per_image']:.1f} ms/image, "
         f"{result['model_size_mb']:.1f} MB"
     )

@@ -5,11 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ParamsOption,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
 from artflow.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -40,11 +47,13 @@ def _workdir(path: Path):
     return Workdir.at(path)
 
 
-@data_app.command("demo")
+@data_app.command("demo", epilog=examples("artflow data demo --out data/demo_source -p smoke"))
 def demo(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write artworks/ and monet/ to."),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write artworks/ and monet/ to.")
+    ],
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Generate the offline demo data in the Kaggle layouts (seeded, a few seconds)."""
     from artflow.data.demo import generate_demo
@@ -61,20 +70,35 @@ def demo(
     )
 
 
-@data_app.command("ingest")
+@data_app.command(
+    "ingest",
+    epilog=examples(
+        "artflow data ingest --source data/demo_source --workdir data",
+        "artflow data ingest -s ~/Downloads/archive.zip -s ~/Downloads/gan-getting-started.zip",
+        "artflow data ingest --kaggle ikarus777/best-artworks-of-all-time",
+    ),
+)
 def ingest(
-    source: list[Path] = typer.Option(
-        None, "--source", "-s", help="Folder or .zip in the Kaggle layout (repeatable)."
-    ),
-    kaggle: list[str] = typer.Option(
-        None,
-        "--kaggle",
-        help="Download with the Kaggle API, e.g. "
-        "ikarus777/best-artworks-of-all-time or gan-getting-started (repeatable).",
-    ),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    source: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--source",
+            "-s",
+            help="Folder or .zip in the Kaggle layout (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    kaggle: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Download with the Kaggle API, e.g. "
+            "ikarus777/best-artworks-of-all-time or gan-getting-started (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Copy a data set into the workdir's raw/ and write the manifests and ingest report."""
     from artflow.data import kaggle as kaggle_api
@@ -138,11 +162,11 @@ def _recorded(stage: str, wd: Workdir, cfg: Settings, work: Callable[[], dict]) 
     return result
 
 
-@data_app.command("validate")
+@data_app.command("validate", epilog=examples("artflow data validate --workdir data"))
 def validate(
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Great Expectations gate: quarantine bad files, fail when the rest is unusable."""
     from artflow.data.validate import validate as run_validate
@@ -160,11 +184,11 @@ def validate(
     con.print(f"report: {wd.validation_report}")
 
 
-@data_app.command("sample")
+@data_app.command("sample", epilog=examples("artflow data sample --workdir data -p smoke"))
 def sample(
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Choose the artists and write the train/val/frozen-test and style splits."""
     from artflow.data.sample import sample as run_sample
@@ -178,11 +202,11 @@ def sample(
     )
 
 
-@data_app.command("report")
+@data_app.command("report", epilog=examples("artflow data report --workdir data"))
 def report(
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Render the EDA figures and their HTML page for this data version."""
     from artflow.data.eda import report as run_report

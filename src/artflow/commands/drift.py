@@ -1,7 +1,7 @@
 """`artflow drift`: Evidently drift report of the prediction log, and the retrain trigger.
 
-artflow drift [--window 500|1d] [--log PATH] [--model champion] [--act [--force] [--host URL]]
-artflow drift reference --model REF           build + log a version's reference profile
+artflow drift [--window 500|1d] [--log PATH] [--model-uri champion] [--act [--force] [--host URL]]
+artflow drift reference --model-uri REF       build + log a version's reference profile
 artflow drift simulate --images DIR [--url URL | --log PATH] [--darken 0.3]
 """
 
@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ModelUriOption,
+    ParamsOption,
+    PredictionLogOption,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
 from artflow.errors import ConfigError
 
 drift_app = typer.Typer(
     help="Drift of served images vs the training reference (Evidently), and retraining on drift.",
     invoke_without_command=True,
-)
-
-WindowOpt = typer.Option(
-    None, "--window", help="Last N requests (e.g. 500) or a duration (30m, 12h, 1d)."
-)
-LogOpt = typer.Option(None, "--log", help="Prediction log (JSONL). Default: serve.prediction_log.")
-ModelOpt = typer.Option(
-    "champion", "--model", "-m", help="Classifier alias, version or models:/ URI."
+    epilog=examples(
+        "artflow drift --window 500 --log predictions.jsonl --workdir data",
+        "artflow drift --window 1d --act --host http://localhost:8080 --fail-on-drift",
+    ),
 )
 
 
@@ -59,22 +64,37 @@ def _log_path(log: Path | None, cfg: Any) -> Path:
 @drift_app.callback()
 def drift(
     ctx: typer.Context,
-    window: str | None = WindowOpt,
-    log: Path | None = LogOpt,
-    model: str = ModelOpt,
-    act: bool = typer.Option(
-        False, "--act", help="When drifted, start the retrain pipeline (locally or on --host)."
-    ),
-    force: bool = typer.Option(False, "--force", help="With --act: retrain even without drift."),
-    host: str | None = typer.Option(
-        None, "--host", help="With --act: submit to this Kubeflow Pipelines URL, not locally."
-    ),
-    fail_on_drift: bool = typer.Option(
-        False, "--fail-on-drift", help="Exit 1 when the window drifted (for cron / CI)."
-    ),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="Last N requests (e.g. 500) or a duration (30m, 12h, 1d).", show_default=False
+        ),
+    ] = None,
+    log: PredictionLogOption = None,
+    model_uri: ModelUriOption = "champion",
+    act: Annotated[
+        bool,
+        typer.Option(
+            "--act", help="When drifted, start the retrain pipeline (locally or on --host)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --act: retrain even without drift.")
+    ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="With --act: submit to this Kubeflow Pipelines URL, not locally.",
+            show_default=False,
+        ),
+    ] = None,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option("--fail-on-drift", help="Exit 1 when the window drifted (for cron / CI)."),
+    ] = False,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Report drift of the latest window of served predictions against the reference."""
     if ctx.invoked_subcommand is not None:
@@ -86,7 +106,7 @@ def drift(
     cfg = settings(params, profile)
     wd = _workdir(workdir)
     log_path = _log_path(log, cfg)
-    verdict = check_drift(cfg, wd, log_path, model, window)
+    verdict = check_drift(cfg, wd, log_path, model_uri, window)
     _show(verdict)
     if act:
         from artflow.monitor.trigger import trigger_retrain
@@ -149,18 +169,20 @@ def _show_trigger(outcome: dict[str, Any]) -> None:
         console.print(f"  Kubeflow run {result['run_id']} on {result.get('host')}")
 
 
-@drift_app.command("reference")
+@drift_app.command(
+    "reference", epilog=examples("artflow drift reference --model-uri champion --workdir data")
+)
 def reference(
-    model: str = ModelOpt,
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    model_uri: ModelUriOption = "champion",
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Build a classifier version's reference profile and log it with the version."""
     from artflow.monitor.reference import build_reference
 
     cfg = settings(params, profile)
-    path = build_reference(cfg, _workdir(workdir), model)
+    path = build_reference(cfg, _workdir(workdir), model_uri)
     summary = json.loads((path.parent / "summary.json").read_text())
     _console().print(
         f"reference of {summary['model_name']} v{summary['model_version']}: "
@@ -170,22 +192,44 @@ def reference(
     )
 
 
-@drift_app.command("simulate")
+@drift_app.command(
+    "simulate",
+    epilog=examples(
+        "artflow drift simulate --images data/splits/val.csv --url http://127.0.0.1:3000",
+        "artflow drift simulate -i photos/ --darken 0.3 --log predictions.jsonl -n 200",
+    ),
+)
 def simulate(
-    images: Path = typer.Option(
-        ..., "--images", "-i", help="Folder of images, or a split CSV (e.g. splits/val.csv)."
-    ),
-    url: str | None = typer.Option(
-        None, "--url", help="Send to the running service (e.g. http://127.0.0.1:3000)."
-    ),
-    log: Path | None = LogOpt,
-    model: str = ModelOpt,
-    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="Sample this many."),
-    dim: float | None = typer.Option(
-        None, "--darken", min=0.0, max=1.0, help="Scale brightness, e.g. 0.3 (underexposed)."
-    ),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    images: Annotated[
+        Path,
+        typer.Option(
+            "--images", "-i", help="Folder of images, or a split CSV (e.g. splits/val.csv)."
+        ),
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Send to the running service (e.g. http://127.0.0.1:3000).", show_default=False
+        ),
+    ] = None,
+    log: PredictionLogOption = None,
+    model_uri: ModelUriOption = "champion",
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", min=1, help="Sample this many.", show_default=False),
+    ] = None,
+    dim: Annotated[
+        float | None,
+        typer.Option(
+            "--darken",
+            min=0.0,
+            max=1.0,
+            help="Scale brightness, e.g. 0.3 (underexposed).",
+            show_default=False,
+        ),
+    ] = None,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Send images to the service (--url), or classify them here and append to the log."""
     from artflow.monitor import simulate as sim
@@ -199,7 +243,7 @@ def simulate(
     else:
         from artflow.models.classifier_io import load_classifier
 
-        out = sim.log_images(load_classifier(model), paths, _log_path(log, cfg), dim=dim)
+        out = sim.log_images(load_classifier(model_uri), paths, _log_path(log, cfg), dim=dim)
         console.print(f"logged {out['logged']} predictions to {out['log']}")
     top = sorted(out["artists"].items(), key=lambda kv: -kv[1])[:5]
     console.print("predicted: " + ", ".join(f"{a} x{n}" for a, n in top))

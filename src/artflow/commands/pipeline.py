@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from artflow.commands.options import ProfileOpt, WorkdirOpt
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ExperimentOption,
+    KfpHostOption,
+    PipelineArgsOption,
+    PipelineArgument,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+)
 from artflow.config import PROJECT_ROOT
 from artflow.errors import ConfigError
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "pipelines"
-NameArg = typer.Argument(..., help="training | style | retrain")
-HostOpt = typer.Option(..., "--host", help="Kubeflow Pipelines API URL, e.g. http://localhost:8080")
-ArgOpt = typer.Option(
-    [], "--arg", "-a", help="Pipeline argument KEY=VALUE (repeatable), e.g. -a tune=true"
-)
+CLUSTER_WORKDIR = Path("/data/artflow")  # the data volume's mount path inside the steps
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -25,10 +31,24 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     pipeline_app = typer.Typer(
         help="Kubeflow pipelines: compile, run locally, submit, schedule.", no_args_is_help=True
     )
-    pipeline_app.command("compile")(compile_cmd)
-    pipeline_app.command("run")(run_cmd)
-    pipeline_app.command("submit")(submit_cmd)
-    pipeline_app.command("schedule")(schedule_cmd)
+    host = "--host http://localhost:8080"
+    pipeline_app.command(
+        "compile", epilog=examples("artflow pipeline compile --out build/pipelines")
+    )(compile_cmd)
+    pipeline_app.command(
+        "run",
+        epilog=examples(
+            "artflow pipeline run training --local --workdir data -p smoke",
+            "artflow pipeline run training --local -a tune=true -a train_resnet=false",
+        ),
+    )(run_cmd)
+    pipeline_app.command(
+        "submit", epilog=examples(f"artflow pipeline submit training {host} -p full")
+    )(submit_cmd)
+    pipeline_app.command(
+        "schedule",
+        epilog=examples(f"artflow pipeline schedule retrain --cron '0 3 * * 1' {host}"),
+    )(schedule_cmd)
     app.add_typer(pipeline_app, name="pipeline")
 
 
@@ -55,8 +75,10 @@ def _arguments(pairs: list[str], workdir: Path | None = None) -> dict[str, objec
 
 
 def compile_cmd(
-    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for the YAML files."),
-    profile: str | None = ProfileOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the YAML files.")] = (
+        DEFAULT_OUT
+    ),
+    profile: ProfileOption = None,
 ) -> None:
     """Compile every pipeline to Kubeflow's YAML (IR)."""
     _set_profile(profile)
@@ -76,15 +98,22 @@ def _set_profile(profile: str | None) -> None:
 
 
 def run_cmd(
-    name: str = NameArg,
-    local: bool = typer.Option(False, "--local", help="Run here with kfp's SubprocessRunner."),
-    workdir: Path = WorkdirOpt,
-    profile: str | None = ProfileOpt,
-    force: bool = typer.Option(False, "--force", help="Re-run every stage (ignore stamps)."),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Print the steps' whole output (it is always in the log)."
-    ),
-    args: list[str] = ArgOpt,
+    name: PipelineArgument,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run here with kfp's SubprocessRunner.")
+    ] = False,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    profile: ProfileOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run every stage (ignore stamps).")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print the steps' whole output (it is always in the log)."
+        ),
+    ] = False,
+    args: PipelineArgsOption = None,
 ) -> None:
     """Run a pipeline on this machine (--local); for a cluster use `pipeline submit`."""
     if not local:
@@ -96,9 +125,9 @@ def run_cmd(
     from pipelines.local_runner import run_local
 
     result = run_local(
-        name, workdir, profile or "", verbose=verbose, force=force, **_arguments(args)
+        name.value, workdir, profile or "", verbose=verbose, force=force, **_arguments(args or [])
     )
-    typer.secho(f"pipeline {name}: finished in {result['seconds']} s", fg="green")
+    typer.secho(f"pipeline {name.value}: finished in {result['seconds']} s", fg="green")
     for stem, decision in result["gates"].items():
         verdict = (
             "promoted"
@@ -106,21 +135,19 @@ def run_cmd(
             else ("passed" if decision.get("passed") else "refused")
         )
         typer.echo(f"  gate {stem}: {verdict} ({decision.get('reason')})")
-    summary = Path(workdir) / "pipeline" / f"last_run_{name}.json"
+    summary = Path(workdir) / "pipeline" / f"last_run_{name.value}.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps(result, indent=2, default=str))
     typer.echo(f"summary: {summary}\nsteps' whole output: {result['log']}")
 
 
 def submit_cmd(
-    name: str = NameArg,
-    host: str = HostOpt,
-    workdir: Path = typer.Option(
-        Path("/data/artflow"), "--workdir", "-w", help="Data volume path inside the steps."
-    ),
-    experiment: str = typer.Option("artflow", "--experiment"),
-    profile: str | None = ProfileOpt,
-    args: list[str] = ArgOpt,
+    name: PipelineArgument,
+    host: KfpHostOption,
+    workdir: WorkdirOption = CLUSTER_WORKDIR,
+    experiment: ExperimentOption = "artflow",
+    profile: ProfileOption = None,
+    args: PipelineArgsOption = None,
 ) -> None:
     """Submit one run of a pipeline to a Kubeflow Pipelines endpoint."""
     _set_profile(profile)
@@ -128,23 +155,19 @@ def submit_cmd(
     from pipelines.kubeflow_runner import submit
 
     load(name)  # unknown names fail before any network call
-    arguments = {"profile": profile or "", **_arguments(args, workdir)}
+    arguments = {"profile": profile or "", **_arguments(args or [], workdir)}
     run_id = submit(name, host, arguments, experiment)
     typer.secho(f"submitted {name}: run {run_id} on {host}", fg="green")
 
 
 def schedule_cmd(
-    name: str = NameArg,
-    cron: str = typer.Option(
-        ..., "--cron", help="Cron expression, e.g. '0 3 * * 1' (5 or 6 fields)."
-    ),
-    host: str = HostOpt,
-    workdir: Path = typer.Option(
-        Path("/data/artflow"), "--workdir", "-w", help="Data volume path inside the steps."
-    ),
-    experiment: str = typer.Option("artflow", "--experiment"),
-    profile: str | None = ProfileOpt,
-    args: list[str] = ArgOpt,
+    name: PipelineArgument,
+    cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * 1' (5 or 6 fields).")],
+    host: KfpHostOption,
+    workdir: WorkdirOption = CLUSTER_WORKDIR,
+    experiment: ExperimentOption = "artflow",
+    profile: ProfileOption = None,
+    args: PipelineArgsOption = None,
 ) -> None:
     """Create a recurring run of a pipeline (e.g. the weekly retrain)."""
     _set_profile(profile)
@@ -153,6 +176,6 @@ def schedule_cmd(
 
     load(name)
     kfp_cron(cron)  # a bad expression fails before any network call
-    arguments = {"profile": profile or "", **_arguments(args, workdir)}
+    arguments = {"profile": profile or "", **_arguments(args or [], workdir)}
     job = schedule(name, cron, host, arguments, DEFAULT_OUT, experiment)
     typer.secho(f"scheduled {name} ({cron}): recurring run {job} on {host}", fg="green")

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ModelNameArgument,
+    ParamsOption,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
+from artflow.tracking import CLASSIFIER
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -14,11 +24,19 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     models_app = typer.Typer(
         help="Registered models: versions, aliases, metrics.", no_args_is_help=True
     )
-    models_app.command("list")(list_models)
-    models_app.command("compare")(compare)
+    models_app.command("list", epilog=examples("artflow models list"))(list_models)
+    models_app.command(
+        "compare", epilog=examples(f"artflow models compare {CLASSIFIER} --markdown models.md")
+    )(compare)
     app.add_typer(models_app, name="models")
-    app.command("promote")(promote)
-    app.command("rollback")(rollback)
+    app.command(
+        "promote",
+        epilog=examples(
+            f"artflow promote {CLASSIFIER} --candidate challenger --workdir data",
+            f"artflow promote {CLASSIFIER} --candidate 4 --report-dir build/gate",
+        ),
+    )(promote)
+    app.command("rollback", epilog=examples(f"artflow rollback {CLASSIFIER}"))(rollback)
 
 
 def list_models() -> None:
@@ -51,10 +69,11 @@ def _console():
 
 
 def compare(
-    name: str = typer.Argument(..., help="Registered model name, e.g. artflow-artist-classifier."),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", "-m", help="Also write the table as Markdown (a PR comment)."
-    ),
+    name: ModelNameArgument,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(help="Also write the table as Markdown (a PR comment).", show_default=False),
+    ] = None,
 ) -> None:
     """Show every version of NAME side by side: family, aliases, metrics, data, gate."""
     from artflow import registry
@@ -66,16 +85,17 @@ def compare(
 
 
 def promote(
-    name: str = typer.Argument(..., help="Registered model name."),
-    candidate: str = typer.Option(
-        "challenger", "--candidate", "-c", help="Version number or alias to judge."
-    ),
-    report_dir: Path | None = typer.Option(
-        None, "--report-dir", help="Also write the decision (JSON + Markdown) here."
-    ),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    name: ModelNameArgument,
+    candidate: Annotated[
+        str, typer.Option(help="Version number or alias to judge.")
+    ] = "challenger",
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also write the decision (JSON + Markdown) here.", show_default=False),
+    ] = None,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Run the gate on a candidate; promote it to champion only if it passes (exit 1 if not)."""
     from artflow.data.layout import Workdir
@@ -100,7 +120,7 @@ def _num(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def rollback(name: str = typer.Argument(..., help="Registered model name.")) -> None:
+def rollback(name: ModelNameArgument) -> None:
     """Restore the previous champion of NAME (from its champion history)."""
     from artflow.promote import rollback as run_rollback
 

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, settings
+from artflow.commands.options import ParamsOption, ProfileOption, examples, settings
 
 bento_app = typer.Typer(help="Package the service as a Bento.", no_args_is_help=True)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command("serve")(serve)
+    app.command(
+        "serve", epilog=examples("artflow serve", "artflow serve --port 3001 --profile smoke")
+    )(serve)
     app.add_typer(bento_app, name="bento")
-    bento_app.command("build")(build)
+    bento_app.command("build", epilog=examples("artflow bento build"))(build)
 
 
 def serve(
-    port: int | None = typer.Option(None, "--port", help="Port (default: serve.port in params)."),
-    host: str | None = typer.Option(
-        None, "--host", help="Interface to bind (default: serve.host, 127.0.0.1)."
-    ),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (default: serve.port in params).", show_default=False),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface to bind (default: serve.host, 127.0.0.1).", show_default=False
+        ),
+    ] = None,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Serve classify / stylize / Monet with A/B routing on 127.0.0.1 (BentoML)."""
     from rich import print as rprint
@@ -41,11 +49,11 @@ def serve(
 
 
 def build(
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
-    version: str | None = typer.Option(
-        None, "--version", help="Bento version (default: a new one)."
-    ),
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
+    version: Annotated[
+        str | None, typer.Option(help="Bento version (default: a new one).", show_default=False)
+    ] = None,
 ) -> None:
     """Build the Bento, labelled with the registry versions it was built against."""
     from rich import print as rprint

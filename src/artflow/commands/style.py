@@ -5,10 +5,19 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ModelUriOption,
+    ParamsOption,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
 from artflow.errors import ConfigError
 
 
@@ -24,25 +33,46 @@ class Backbone(StrEnum):
 
 
 def stylize(
-    content: Path = typer.Option(..., "--content", "-c", help="Image to restyle (any size)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output image; same size as the content."),
-    style: Path | None = typer.Option(None, "--style", "-s", help="Style image (fast, gatys)."),
-    method: Method = typer.Option(Method.fast, "--method", "-m", help="fast | gatys | monet."),
-    backbone: Backbone | None = typer.Option(None, help="Gatys feature network (nst.backbone)."),
-    steps: int | None = typer.Option(None, min=1, help="Gatys steps (nst.steps)."),
-    size: int | None = typer.Option(None, min=32, help="Working size: longer side in px."),
-    strength: float | None = typer.Option(
-        None, min=0.0, max=1.0, help="Fast: style strength 0..1 (stylizer.strength)."
+    content: Annotated[Path, typer.Option("--content", "-c", help="Image to restyle (any size).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output image; same size as the content.")
+    ],
+    style: Annotated[
+        Path | None, typer.Option(help="Style image (fast, gatys).", show_default=False)
+    ] = None,
+    method: Annotated[Method, typer.Option(help="Fast AdaIN, Gatys or photo -> Monet.")] = (
+        Method.fast
     ),
-    weights: str | None = typer.Option(None, help="Gatys: imagenet | none | <path> (nst.weights)."),
-    search: bool = typer.Option(
-        False, "--search", help="Gatys: random search (nst.search_trials)."
-    ),
-    model_uri: str = typer.Option(
-        "champion", "--model-uri", help="Fast/monet model: alias, version, models:/ URI or .keras."
-    ),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    backbone: Annotated[
+        Backbone | None,
+        typer.Option(help="Gatys feature network (nst.backbone).", show_default=False),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Gatys steps (nst.steps).", show_default=False)
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(min=32, help="Working size: longer side in px.", show_default=False),
+    ] = None,
+    strength: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Fast: style strength 0..1 (stylizer.strength).",
+            show_default=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Gatys: imagenet | none | <path> (nst.weights).", show_default=False),
+    ] = None,
+    search: Annotated[
+        bool, typer.Option("--search", help="Gatys: random search (nst.search_trials).")
+    ] = (False),
+    model_uri: ModelUriOption = "champion",
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Restyle an image: real-time AdaIN (fast), Gatys optimisation, or photo -> Monet."""
     from rich import print as rprint
@@ -108,7 +138,9 @@ def stylize(
 
 
 def train_stylizer(
-    workdir: Path = WorkdirOpt, params: Path | None = ParamsOpt, profile: str | None = ProfileOpt
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Train the AdaIN decoder on the workdir's content and style images; register it."""
     from rich import print as rprint
@@ -126,10 +158,12 @@ def train_stylizer(
 
 
 def train_cyclegan(
-    workdir: Path = WorkdirOpt,
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint.")
+    ] = False,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Train the photo -> Monet CycleGAN (checkpoints under models/cyclegan); register it."""
     from rich import print as rprint
@@ -147,6 +181,17 @@ def train_cyclegan(
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command("stylize")(stylize)
-    train_app.command("stylizer")(train_stylizer)
-    train_app.command("cyclegan")(train_cyclegan)
+    app.command(
+        "stylize",
+        epilog=examples(
+            "artflow stylize -c photo.jpg --style starry.jpg -o out.png",
+            "artflow stylize -c photo.jpg --style starry.jpg -o out.png --method gatys --steps 100",
+            "artflow stylize -c photo.jpg -o monet.png --method monet -m challenger",
+        ),
+    )(stylize)
+    train_app.command(
+        "stylizer", epilog=examples("artflow train stylizer --workdir data --profile smoke")
+    )(train_stylizer)
+    train_app.command(
+        "cyclegan", epilog=examples("artflow train cyclegan --workdir data --resume")
+    )(train_cyclegan)

@@ -72,7 +72,7 @@ def take_window(
         raise DataError(
             f"the drift window {window!r} of {log_path} holds {len(frame)} prediction(s) of "
             f"model version {version}, fewer than drift.min_window={need}{also}",
-            "send more requests, widen --window, or pick the version that served (--model)",
+            "send more requests, widen --window, or pick the version that served (--model-uri)",
         )
     return frame, embeddings, info
 

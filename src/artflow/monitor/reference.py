@@ -176,7 +176,7 @@ def load_reference(
         if not build_missing:
             raise DataError(
                 f"{name} v{version} has no drift reference",
-                "build it with `artflow drift reference --model ...`",
+                "build it with `artflow drift reference --model-uri ...`",
             )
         build_reference(settings, wd, model_ref)
         uri = dict(tracking.client().get_model_version(name, version).tags or {})[TAG]
