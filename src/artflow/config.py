@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from artflow.errors import ConfigError
 
@@ -70,7 +77,8 @@ class AugmentCfg(Section):
 class CnnCfg(Section):
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(30, ge=1)
-    dense_units: int = Field(256, ge=1)
+    dense_units: int = Field(64, ge=1)
+    dense_layers: int = Field(2, ge=1, le=8)  # the study's head: Dense 64 -> Dense 64
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     learning_rate: float = Field(1e-3, gt=0.0, le=1.0)
     early_stopping_patience: int = Field(3, ge=0)
@@ -80,8 +88,19 @@ class TunerCfg(Section):
     max_trials: int = Field(5, ge=1)
     executions_per_trial: int = Field(2, ge=1)
     epochs: int = Field(10, ge=1)
-    dense_units: list[int] = [128, 256, 512]
+    # keras-tuner Int("dense_units", units_min, units_max, step=units_step): 64..512 by 64
+    # reaches the study's best trial (384 units).
+    units_min: int = Field(64, ge=1)
+    units_max: int = Field(512, ge=1)
+    units_step: int = Field(64, ge=1)
     learning_rates: list[float] = [1e-2, 1e-3, 1e-4]
+    retrain: bool = True  # retrain the best configuration with cnn.epochs before registering
+
+    @model_validator(mode="after")
+    def _units(self) -> TunerCfg:
+        if self.units_max < self.units_min:
+            raise ValueError(f"units_max {self.units_max} is below units_min {self.units_min}")
+        return self
 
 
 class ResnetCfg(Section):
@@ -93,7 +112,7 @@ class ResnetCfg(Section):
     phase1_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
     phase2_epochs: int = Field(10, ge=0)
     phase2_learning_rate: float = Field(1e-5, gt=0.0, le=1.0)
-    unfreeze_top_layers: int = Field(10, ge=0)
+    unfreeze_top_layers: int = Field(50, ge=0)
     early_stopping_patience: int = Field(3, ge=0)
 
     @field_validator("weights")
@@ -107,6 +126,17 @@ class TrainingCfg(Section):
     distribute: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
 
 
+class NstPreset(Section):
+    """Per-backbone Gatys settings; a value left out falls back to the nst section's."""
+
+    learning_rate: float | None = Field(None, gt=0.0)
+    content_weight: float | None = Field(None, ge=0.0)
+    style_weight: float | None = Field(None, ge=0.0)
+    tv_weight: float | None = Field(None, ge=0.0)
+    style_layer_weights: list[float] | None = None
+    pixel_range: float | None = Field(None, gt=0.0)
+
+
 class NstCfg(Section):
     backbone: Literal["vgg19", "resnet50"] = "vgg19"
     weights: str = "imagenet"
@@ -117,7 +147,22 @@ class NstCfg(Section):
     style_weight: float = Field(1e-2, ge=0.0)
     tv_weight: float = Field(30.0, ge=0.0)
     style_layer_weights: list[float] = [1.0] * 5
+    # The optimised image lives in 0..pixel_range: 1 (the TF tutorial) or 255 (pixel units,
+    # where the study's searched learning rates of ~2 mean a step of ~2 grey levels).
+    pixel_range: float = Field(1.0, gt=0.0)
     search_trials: int = Field(10, ge=1)
+    search_images: int = Field(2, ge=1)  # content/style pairs of the style test split per trial
+    presets: dict[Literal["vgg19", "resnet50"], NstPreset] = {}
+
+    def for_backbone(self, backbone: str | None = None) -> NstCfg:
+        """This config with `backbone` selected and its preset applied (presets cleared)."""
+        name = backbone or self.backbone
+        preset = self.presets.get(name)  # type: ignore[call-overload]
+        update: dict[str, Any] = {"backbone": name}
+        if preset is not None:
+            update.update(preset.model_dump(exclude_none=True))
+        update["presets"] = {}  # applied: a second call keeps later explicit changes
+        return self.model_copy(update=update)
 
     @field_validator("weights")
     @classmethod
@@ -200,6 +245,23 @@ class DriftCfg(Section):
         return text
 
 
+class AbTestCfg(Section):
+    """When the online A/B test may conclude (artflow.abtest)."""
+
+    min_samples: int = Field(200, ge=1)  # labelled outcomes per variant before any verdict
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # two-sided significance of the difference
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # level of the per-variant intervals
+
+
+class NoveltyCfg(Section):
+    """ "This does not look like a painting": kNN distance to the training embeddings."""
+
+    enabled: bool = True
+    k: int = Field(5, ge=1)
+    false_alarm_rate: float = Field(0.05, gt=0.0, lt=1.0)  # share of val paintings flagged
+    max_reference: int = Field(2000, ge=10)  # training embeddings kept (seeded sample)
+
+
 class PipelineCfg(Section):
     base_image: str = "ghcr.io/artflow/artflow:latest"
     gpu_image: str = "ghcr.io/artflow/artflow-gpu:latest"
@@ -225,6 +287,8 @@ class Settings(Section):
     gate: GateCfg = GateCfg(min_accuracy=0.5, min_macro_f1=0.45)
     serve: ServeCfg = ServeCfg(challenger_weight=0.1)
     drift: DriftCfg = DriftCfg(drift_share=0.3)
+    abtest: AbTestCfg = AbTestCfg()
+    novelty: NoveltyCfg = NoveltyCfg()
     pipeline: PipelineCfg = PipelineCfg()
     # Set by the loader, not by params.yaml: which profile overlay was applied.
     profile: str = "default"

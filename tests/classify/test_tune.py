@@ -15,11 +15,14 @@ def test_tune_runs_trials_as_child_runs_and_records_the_best(tiny_workdir) -> No
     from artflow.config import load_settings
     from artflow.train.tune import tune_cnn
 
-    settings = load_settings(profile="smoke", overrides={"tuner": {"epochs": 2}})
+    settings = load_settings(
+        profile="smoke", overrides={"tuner": {"epochs": 2}, "cnn": {"epochs": 2}}
+    )
     result = tune_cnn(settings, tiny_workdir, verbose=0)
     cfg = settings.tuner
     assert len(result["trials"]) >= 2
-    assert result["best"]["dense_units"] in cfg.dense_units
+    units = range(cfg.units_min, cfg.units_max + 1, cfg.units_step)
+    assert result["best"]["dense_units"] in units
     assert result["best"]["learning_rate"] in cfg.learning_rates
 
     client = tracking.client()
@@ -28,7 +31,12 @@ def test_tune_runs_trials_as_child_runs_and_records_the_best(tiny_workdir) -> No
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{result['run_id']}'",
     )
+    retrain = [c for c in children if c.data.tags["artflow.stage"] == "tune-retrain"]
+    children = [c for c in children if c.data.tags["artflow.stage"] == "tune-trial"]
     assert len(children) == len(result["trials"])
+    # The best configuration was retrained for cnn.epochs before it was registered.
+    assert len(retrain) == 1 and retrain[0].data.params["epochs"] == str(settings.cnn.epochs)
+    assert retrain[0].data.params["dense_units"] == str(result["best"]["dense_units"])
     for child in children:
         assert {"dense_units", "learning_rate"} <= set(child.data.params)
         assert 0.0 <= child.data.metrics["val_accuracy"] <= 1.0

@@ -1,4 +1,4 @@
-"""The seed's custom CNN: three Conv2D blocks, flatten, dense + dropout, softmax.
+"""The seed's custom CNN: three Conv2D blocks, flatten, dense 64 -> dense 64, dropout, softmax.
 
 The seed: the notebooks artflow grew from (docs/conventions.md).
 """
@@ -15,11 +15,15 @@ PROBS = "probs"
 def build_cnn(
     n_classes: int,
     image_size: int,
-    dense_units: int = 256,
+    dense_units: int = 64,
     dropout: float = 0.5,
     learning_rate: float | None = None,
+    dense_layers: int = 2,
 ) -> Any:
     """Build (and compile when `learning_rate` is given) the custom CNN.
+
+    The head is `dense_layers` ReLU Dense layers of `dense_units` (the study: two of 64); the
+    last one is the embedding that drift monitoring and the novelty score read.
 
     Input: float32 raw pixels 0..255; the Rescaling to [0, 1] lives inside the model.
     Under a mixed-precision policy the softmax still runs in float32 (numerically safe).
@@ -33,6 +37,8 @@ def build_cnn(
         x = layers.Conv2D(filters, 3, activation="relu", padding="same", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
+    for i in range(1, dense_layers):
+        x = layers.Dense(dense_units, activation="relu", name=f"dense{i}")(x)
     x = layers.Dense(dense_units, activation="relu", name=EMBEDDING)(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(n_classes, name="logits")(x)

@@ -80,19 +80,37 @@ def build_resnet50(
     return keras.Model(inputs, outputs, name="artflow_resnet50")
 
 
-def freeze_base_except_top(model: Any, unfreeze_top_layers: int) -> int:
-    """Phase 2: freeze the ResNet50 base except its top layers; returns how many are trainable.
+def _is_batch_norm(layer: Any) -> bool:
+    return layer.__class__.__name__ == "BatchNormalization"
 
-    BatchNormalization layers of the base stay frozen (the usual fine-tuning practice: their
-    moving statistics would otherwise be wrecked by small batches).
+
+def set_phase(model: Any, phase: int, unfreeze_top_layers: int) -> dict[str, int]:
+    """Make the layers of training phase 1 or 2 trainable; returns what is trainable now.
+
+    Phase 1 (the study's first phase) trains the whole model; phase 2 trains the head and the
+    top `unfreeze_top_layers` layers of the base (the study: 50). In both phases the base's
+    BatchNormalization layers stay frozen, which in Keras 3 also runs them in inference mode:
+    their ImageNet moving statistics would otherwise be overwritten by the statistics of
+    small batches of paintings, and unfreezing them mid-way shifts every activation above them
+    (see docs/classifier.md). The in-model preprocessing layer is never trainable.
     """
+    if phase not in (1, 2):
+        raise ValueError(f"ResNet50 training has phases 1 and 2, not {phase}")
     base = model.get_layer(BASE)
     base.trainable = True
     n = len(base.layers)
-    trainable = 0
     for i, layer in enumerate(base.layers):
-        top = i >= n - unfreeze_top_layers
-        is_bn = layer.__class__.__name__ == "BatchNormalization"
-        layer.trainable = top and not is_bn
-        trainable += int(layer.trainable)
-    return trainable
+        selected = phase == 1 or i >= n - unfreeze_top_layers
+        layer.trainable = selected and not _is_batch_norm(layer)
+    with_weights = [layer for layer in base.layers if layer.weights]
+    return {
+        "trainable_base_layers": sum(layer.trainable for layer in with_weights),
+        "frozen_base_layers": sum(not layer.trainable for layer in with_weights),
+        "trainable_weights": len(model.trainable_weights),
+    }
+
+
+def freeze_base_except_top(model: Any, unfreeze_top_layers: int) -> int:
+    """Phase 2: freeze the ResNet50 base except its top layers; returns how many are trainable."""
+    set_phase(model, 2, unfreeze_top_layers)
+    return sum(layer.trainable for layer in model.get_layer(BASE).layers)

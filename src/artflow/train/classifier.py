@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def _fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verb
     from artflow.models.cnn import build_cnn
 
     cfg = settings.cnn
-    model = build_cnn(n, settings.images.size, cfg.dense_units, cfg.dropout, cfg.learning_rate)
+    size = settings.images.size
+    model = build_cnn(n, size, cfg.dense_units, cfg.dropout, cfg.learning_rate, cfg.dense_layers)
     history = model.fit(
         data["train"].dataset,
         validation_data=data["val"].dataset,
@@ -107,14 +109,15 @@ def _fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verb
     return model, [history]
 
 
-def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
-    """Phase 1 trains the whole model; phase 2 freezes the base but its top layers."""
-    from artflow.models.cnn import compile_classifier
-    from artflow.models.resnet import build_resnet50, freeze_base_except_top
+def resnet_phases(model: Any, cfg: Any) -> Iterator[tuple[int, int, dict[str, int]]]:
+    """Set up each ResNet50 phase that has epochs: trainable layers, then a fresh compile.
 
-    cfg = settings.resnet
-    model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
-    histories, done = [], 0
+    Yields (phase, epochs, trainable counts) with `model` ready to fit; the caller fits it
+    before asking for the next phase (a generator, so the set-up is testable without a fit).
+    """
+    from artflow.models.cnn import compile_classifier
+    from artflow.models.resnet import set_phase
+
     phases = [
         (1, cfg.phase1_epochs, cfg.phase1_learning_rate),
         (2, cfg.phase2_epochs, cfg.phase2_learning_rate),
@@ -122,12 +125,22 @@ def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, v
     for phase, epochs, lr in phases:
         if epochs == 0:
             continue
-        if phase == 2:
-            import mlflow
+        counts = set_phase(model, phase, cfg.unfreeze_top_layers)
+        compile_classifier(model, lr)  # trainability is read when the train step is built
+        yield phase, epochs, counts
 
-            trainable = freeze_base_except_top(model, cfg.unfreeze_top_layers)
-            mlflow.log_param("phase2_trainable_base_layers", trainable)
-        compile_classifier(model, lr)
+
+def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+    """Phase 1 trains the whole model; phase 2 the head and the base's top layers."""
+    import mlflow
+
+    from artflow.models.resnet import build_resnet50
+
+    cfg = settings.resnet
+    model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
+    histories, done = [], 0
+    for phase, epochs, counts in resnet_phases(model, cfg):
+        mlflow.log_params({f"phase{phase}_{k}": v for k, v in counts.items()})
         name, patience = f"resnet50_phase{phase}", cfg.early_stopping_patience
         cbs = callbacks(wd, name, patience, data["run_key"], epoch_offset=done)
         history = model.fit(

@@ -1,8 +1,10 @@
 """keras-tuner RandomSearch over the CNN's dense units and learning rate, tracked in MLflow.
 
 The search is one parent run; every trial is a child run with its hyperparameters and per-epoch
-metrics. The best model is kept (keras-tuner checkpoints its best epoch), evaluated, registered,
-and the best values are written to wd.metrics/tune_cnn.json.
+metrics. As in the study, the best configuration is then retrained from scratch for
+`cnn.epochs` (a trial trains only `tuner.epochs`) as one more child run; that model is
+evaluated and registered, and the best values are written to wd.metrics/tune_cnn.json.
+With `tuner.retrain: false` the search's best checkpoint is registered instead.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def tune_cnn(settings: Settings, wd: Workdir, verbose: int = 2) -> dict[str, Any
     strategy = runtime.configure(settings.training, settings.seed)
 
     def build(hp: Any) -> Any:
-        units = hp.Choice("dense_units", cfg.dense_units)
+        units = hp.Int("dense_units", cfg.units_min, cfg.units_max, step=cfg.units_step)
         lr = hp.Choice("learning_rate", cfg.learning_rates)
-        return build_cnn(n, size, units, settings.cnn.dropout, lr)
+        return build_cnn(n, size, units, settings.cnn.dropout, lr, settings.cnn.dense_layers)
 
     default = type(strategy).__name__ == "_DefaultDistributionStrategy"
     params = {f"tuner.{k}": v for k, v in cfg.model_dump().items()}
@@ -129,12 +131,39 @@ def tune_cnn(settings: Settings, wd: Workdir, verbose: int = 2) -> dict[str, Any
         mlflow.log_params({f"best.{k}": v for k, v in best.items()})
         mlflow.log_metric("best_val_accuracy", trials[0]["score"])
         mlflow.log_dict(trials, "trials.json")
-        model = tuner.get_best_models(1)[0]
+        if cfg.retrain:
+            model = _retrain(build, tuner.get_best_hyperparameters(1)[0], data, settings, wd)
+        else:
+            model = tuner.get_best_models(1)[0]
         out = wd.reports / "classifier" / "tune_cnn"
         result = finalize(model, settings, wd, "cnn", data["labels"], size, out)
         result.update(run_id=run.info.run_id, best=best, trials=trials, epochs=cfg.epochs)
     _write(wd, result)
     return result
+
+
+def _retrain(build: Any, hp: Any, data: dict[str, Any], settings: Settings, wd: Workdir) -> Any:
+    """The best configuration trained afresh for cnn.epochs (early stopping on val_loss)."""
+    import mlflow
+
+    from artflow.train.classifier import callbacks, run_key
+
+    tags = {"artflow.stage": "tune-retrain"}
+    with mlflow.start_run(run_name="retrain-best", nested=True, tags=tags):
+        mlflow.log_params({**hp.values, "epochs": settings.cnn.epochs})
+        model = build(hp)
+        best = json.dumps(hp.values, sort_keys=True)
+        key = hashlib.md5(f"{run_key(settings, wd, 'cnn')}|{best}".encode()).hexdigest()[:10]
+        model.fit(
+            data["train"].dataset,
+            validation_data=data["val"].dataset,
+            epochs=settings.cnn.epochs,
+            class_weight=data["class_weight"],
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            callbacks=callbacks(wd, "cnn_tuned", settings.cnn.early_stopping_patience, key),
+            verbose=0,
+        )
+    return model
 
 
 def _trials(tuner: Any) -> list[dict[str, Any]]:
