@@ -112,9 +112,12 @@ def stylize(
                 f"{best['fixed_cost']:.4g}) -> {out}  run {summary['run_id']}"
             )
             return
-        summary = gatys_run(cfg, photo, style_img, out)
+        from artflow.style.nst_settings import resolve
+
+        chosen = resolve(cfg.nst)  # the style pipeline's registered best, else the preset
+        summary = gatys_run(cfg, photo, style_img, out, chosen.cfg)
         rprint(
-            f"[green]gatys {cfg.nst.backbone}[/] {cfg.nst.steps} steps in "
+            f"[green]gatys {chosen.cfg.backbone}[/] ({chosen.label}) {cfg.nst.steps} steps in "
             f"{summary['seconds']:.1f} s, style loss {summary['style_loss']:.4g} (content "
             f"image: {summary['content_style_loss']:.4g}) -> {out}  run {summary['run_id']}"
         )

@@ -2,7 +2,9 @@
 
 Loss = content_weight * content + style_weight * weighted Gram style + tv_weight * TV,
 as in the seed (docs/conventions.md) and the TF tutorial it followed: the image starts as the
-content image, lives in 0..1 and is clipped after every step.
+content image, lives in 0..`pixel_range` (1 in the tutorial, 255 for the study's searched
+presets) and is clipped after every step. `cfg` is the nst section: the backbone's preset
+(`nst.presets.<backbone>`) is applied here, so every caller gets the same settings.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def run_gatys(
     from artflow.models.nst import MIN_SIDE, build_extractor
     from artflow.style.losses import content_loss, gram, style_loss, tv_loss
 
-    backbone = backbone or cfg.backbone
+    cfg = cfg.for_backbone(backbone)
+    backbone = cfg.backbone
     steps = steps or cfg.steps
     longest = size or cfg.image_size
     need = MIN_SIDE.get(backbone, 32)
@@ -71,7 +74,8 @@ def run_gatys(
     style_targets = [gram(f) for f in style_feats]
     layer_w = [float(x) for x in cfg.style_layer_weights]
 
-    image = tf.Variable(content_px / 255.0)
+    scale = float(cfg.pixel_range)
+    image = tf.Variable(content_px / 255.0 * scale)
     import keras
 
     opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate, beta_1=0.99, epsilon=1e-1)
@@ -79,13 +83,13 @@ def run_gatys(
     @tf.function
     def step() -> dict[str, Any]:
         with tf.GradientTape() as tape:
-            c_feat, s_feats = extractor(image * 255.0)
+            c_feat, s_feats = extractor(image * (255.0 / scale))
             lc = content_loss(c_feat, content_target)
             ls = style_loss(s_feats, style_targets, layer_w)
-            lt = tv_loss(image)
+            lt = tv_loss(image / scale)
             total = cfg.content_weight * lc + cfg.style_weight * ls + cfg.tv_weight * lt
         opt.apply_gradients([(tape.gradient(total, image), image)])
-        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        image.assign(tf.clip_by_value(image, 0.0, scale))
         return {"total": total, "content": lc, "style": ls, "tv": lt}
 
     result = GatysResult(image=content, work_size=(h, w))
@@ -96,7 +100,7 @@ def run_gatys(
         if on_step:
             on_step(i, losses)
     result.seconds = time.perf_counter() - start
-    out = to_uint8(image.numpy()[0] * 255.0)
+    out = to_uint8(image.numpy()[0] * (255.0 / scale))
     result.image = resize(out, *content.shape[:2])
     return result
 

@@ -72,7 +72,8 @@ def _log_images(images: dict[str, np.ndarray]) -> None:
 
 
 def _nst_params(cfg: NstCfg) -> dict[str, Any]:
-    return {f"nst.{k}": v for k, v in cfg.model_dump().items() if k != "search_trials"}
+    skip = {"search_trials", "search_images", "presets"}
+    return {f"nst.{k}": v for k, v in cfg.model_dump().items() if k not in skip}
 
 
 def gatys_run(
@@ -91,7 +92,7 @@ def gatys_run(
     from artflow.style.metrics import style_metrics
     from artflow.style.plots import loss_curve
 
-    cfg = cfg or settings.nst
+    cfg = (cfg or settings.nst).for_backbone()
     params = {**_nst_params(cfg), "method": "gatys"}
     with tracking.start_run(EXPERIMENT, run_name, settings, params=params, nested=nested) as run:
         result = _run_with_progress(content, style, cfg, settings.seed, f"gatys {cfg.backbone}")
@@ -152,7 +153,7 @@ def gatys_search(
     from artflow import tracking
     from artflow.style.gatys import fixed_cost
 
-    base = settings.nst
+    base = settings.nst.for_backbone()
     rng = np.random.default_rng(settings.seed)
     trials: list[dict[str, Any]] = []
     params = {**_nst_params(base), "method": "gatys-search", "trials": base.search_trials}
@@ -190,3 +191,85 @@ def gatys_search(
         report.write_text(json.dumps({"best": best, "trials": trials}, indent=2))
         mlflow.log_artifact(str(report))
         return {"run_id": parent.info.run_id, "best": best, "trials": trials, "out": str(out)}
+
+
+def _score_trial(
+    cand: NstCfg, base: NstCfg, pairs: list[tuple[np.ndarray, np.ndarray]], seed: int
+) -> tuple[float, list[np.ndarray]]:
+    """Mean fixed cost of `cand`'s results over the pairs (scored with `base`'s weights)."""
+    from artflow.style.gatys import fixed_cost, run_gatys
+
+    costs, images = [], []
+    for content, style in pairs:
+        result = run_gatys(content, style, cand, seed=seed)
+        costs.append(fixed_cost(result.image, content, style, base, seed))
+        images.append(result.image)
+    return float(np.mean(costs)), images
+
+
+def search_backbone(
+    settings: Settings, backbone: str, pairs: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, Any]:
+    """Random search for one backbone: trial 0 is its preset, the rest sampled around it.
+
+    One parent run per backbone, one child run per trial (params, mean fixed cost, the
+    first pair's result); the winner is registered (artflow.style.nst_settings).
+    """
+    import mlflow
+
+    from artflow import tracking
+    from artflow.style.nst_settings import register_best
+
+    base = settings.nst.for_backbone(backbone)
+    rng = np.random.default_rng(settings.seed)
+    params = {**_nst_params(base), "method": "gatys-search", "pairs": len(pairs)}
+    trials: list[dict[str, Any]] = []
+    with tracking.start_run(EXPERIMENT, f"gatys-search-{backbone}", settings, params=params) as run:
+        for i in range(base.search_trials):
+            cand = base if i == 0 else sample_candidate(base, rng)
+            with mlflow.start_run(run_name=f"trial-{i}", nested=True) as child:
+                mlflow.log_params({**_nst_params(cand), "trial": i})
+                cost, images = _score_trial(cand, base, pairs, settings.seed)
+                mlflow.log_metric("fixed_cost", cost)
+                _log_images({"result": images[0]})
+            trials.append(
+                {"trial": i, "run_id": child.info.run_id, "fixed_cost": cost, "cfg": cand}
+            )
+        best = min(trials, key=lambda t: t["fixed_cost"])
+        mlflow.log_metric("best_fixed_cost", best["fixed_cost"])
+        mlflow.log_param("best_trial", best["trial"])
+        version = register_best(best["cfg"], run.info.run_id, best["fixed_cost"])
+        return {
+            "backbone": backbone,
+            "run_id": run.info.run_id,
+            "version": version,
+            "best_trial": best["trial"],
+            "best_fixed_cost": best["fixed_cost"],
+            "best": {k: v for k, v in best["cfg"].model_dump().items() if k != "presets"},
+            "trials": [{k: v for k, v in t.items() if k != "cfg"} for t in trials],
+        }
+
+
+def search_pairs(settings: Settings, wd: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """nst.search_images (photo, Monet painting) pairs from the style test split."""
+    from artflow.style.data import require, style_images
+
+    n = settings.nst.search_images
+    photos = require(style_images(wd, "test", "photo"), "style test photo", wd)[:n]
+    paintings = require(style_images(wd, "test", "monet"), "style test Monet", wd)[:n]
+    return [(load_rgb(p), load_rgb(s)) for p, s in zip(photos, paintings, strict=False)]
+
+
+def search_backbones(
+    settings: Settings, wd: Any, backbones: tuple[str, ...] = ("vgg19", "resnet50")
+) -> dict[str, Any]:
+    """The style pipeline's Gatys stage: search and register each backbone's best settings."""
+    pairs = search_pairs(settings, wd)
+    results = {b: search_backbone(settings, b, pairs) for b in backbones}
+    wd.metrics.mkdir(parents=True, exist_ok=True)
+    summary = {
+        b: {k: r[k] for k in ("version", "best_trial", "best_fixed_cost", "run_id")}
+        for b, r in results.items()
+    }
+    (wd.metrics / "gatys_search.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return {"backbones": results, "metrics": summary}
