@@ -19,7 +19,7 @@ from artflow import logs
 from artflow.errors import ArtflowError
 from artflow.logs import LogFormat, LogLevel
 
-COMMAND_MODULES = ("data", "classify", "style", "registry", "pipeline", "drift", "serve")
+COMMAND_MODULES = ("data", "classify", "style", "registry", "pipeline", "drift", "serve", "ab")
 
 app = typer.Typer(
     name="artflow",

@@ -276,6 +276,10 @@ def promote(
         created=_now(),
     )
     _record(settings, wd, decision, report_dir)
+    if not is_style_model(name):  # the family's best that met the absolute thresholds
+        from artflow import families
+
+        families.record(name, cand_version, checks, float(evaluations["candidate"]["accuracy"]))
     if decision.passed:
         _move_champion(name, cand_version)  # the last step, only on pass
         decision.promoted = True

@@ -1,0 +1,145 @@
+"""A/B test and novelty commands: `artflow ab report`, `artflow novelty calibrate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.config import Settings
+
+if TYPE_CHECKING:
+    from artflow.abtest import Verdict
+
+ab_app = typer.Typer(help="The online A/B test: feedback, accuracy per variant, verdict.")
+novelty_app = typer.Typer(help='"This does not look like a painting": the novelty model.')
+
+
+def feedback_path(cfg: Settings) -> Path:
+    """The feedback log beside the service's prediction log (artflow.serve.feedback)."""
+    from artflow.serve.feedback import FILE_NAME
+    from artflow.serve.predlog import resolve_log_path
+
+    return resolve_log_path(cfg.serve.prediction_log).with_name(FILE_NAME)
+
+
+@ab_app.command("report")
+def report(
+    feedback: Path | None = typer.Option(
+        None, "--feedback", help="Feedback log (default: feedback.jsonl beside the prediction log)."
+    ),
+    out: Path = typer.Option(Path("ab_report.md"), "--out", "-o", help="Markdown report."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Log an MLflow run."),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Online accuracy per variant, the z-test and the verdict (keep / promote / not enough)."""
+    from rich import print as rprint
+
+    from artflow import abtest
+    from artflow.errors import DataError
+    from artflow.serve.feedback import ab_outcomes, read
+
+    cfg = settings(params, profile)
+    path = (feedback or feedback_path(cfg)).expanduser()
+    if feedback is not None and not path.is_file():
+        raise DataError(f"feedback log {path} not found", "pass --feedback with an existing file")
+    outcomes = ab_outcomes(read(path))
+    verdict = abtest.verdict(outcomes["champion"], outcomes["challenger"], cfg.abtest)
+    text = abtest.markdown(verdict)
+    versions = outcomes["versions"]
+    if versions:
+        text += "\nVersions: " + ", ".join(f"{v} v{n}" for v, n in sorted(versions.items())) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(
+        json.dumps({**verdict.as_dict(), "versions": versions}, indent=2)
+    )
+    if track:
+        _track(cfg, verdict, out, versions)
+    rprint(text)
+    rprint(f"[green]{verdict.decision}[/] -> {out}")
+
+
+def _track(cfg: Settings, verdict: Verdict, out: Path, versions: dict[str, str]) -> None:
+    import mlflow
+
+    from artflow import tracking
+
+    params = {
+        "min_samples": verdict.min_samples,
+        "alpha": verdict.alpha,
+        "test": "two-proportion z",
+    }
+    params.update({f"{k}_version": v for k, v in versions.items()})
+    tags = {"artflow.stage": "ab-report", "artflow.ab_decision": verdict.decision}
+    with tracking.start_run("artflow-ab", "ab-report", cfg, params=params, tags=tags):
+        metrics: dict[str, float] = {}
+        for variant in ("champion", "challenger"):
+            acc = getattr(verdict, variant)
+            metrics[f"{variant}_n"] = acc.n
+            if acc.accuracy is not None:
+                metrics.update(
+                    {
+                        f"{variant}_accuracy": acc.accuracy,
+                        f"{variant}_lower": acc.lower,
+                        f"{variant}_upper": acc.upper,
+                    }
+                )
+        if verdict.p_value is not None and verdict.z is not None:
+            metrics.update(p_value=verdict.p_value, z=verdict.z)
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifact(str(out))
+        mlflow.log_artifact(str(out.with_suffix(".json")))
+
+
+@novelty_app.command("calibrate")
+def calibrate(
+    model: str = typer.Option("champion", "--model", help="Classifier alias, version or URI."),
+    workdir: Path = WorkdirOpt,
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Fit the novelty score on the training reference and calibrate it on the val split."""
+    from rich import print as rprint
+
+    from artflow.data.layout import Workdir
+    from artflow.monitor.novelty import build_novelty
+
+    _, summary = build_novelty(settings(params, profile), Workdir.at(workdir), model)
+    rprint(
+        f"[green]novelty[/] {summary['model_name']} v{summary['model_version']}: threshold "
+        f"{summary['threshold']:.3f} (k {summary['k']}), {summary['validation_flagged']:.1%} "
+        f"of {summary['validation']} validation paintings flagged"
+    )
+
+
+def gallery(
+    workdir: Path = WorkdirOpt,
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder (default: gallery/ beside the service's prediction log)."
+    ),
+    params: Path | None = ParamsOpt,
+    profile: str | None = ProfileOpt,
+) -> None:
+    """Write the web page's style gallery: one training painting per artist."""
+    from rich import print as rprint
+
+    from artflow.data.layout import Workdir
+    from artflow.serve.gallery import FOLDER, build_gallery
+    from artflow.serve.predlog import resolve_log_path
+
+    cfg = settings(params, profile)
+    folder = out or resolve_log_path(cfg.serve.prediction_log).parent / FOLDER
+    files = build_gallery(Workdir.at(workdir), folder.expanduser())
+    rprint(f"[green]gallery[/] {len(files)} artists -> {folder}")
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("gallery")(gallery)
+    app.add_typer(ab_app, name="ab")
+    app.add_typer(novelty_app, name="novelty")
