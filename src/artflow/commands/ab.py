@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from artflow.commands.options import ParamsOpt, ProfileOpt, WorkdirOpt, settings
+from artflow.commands.options import (
+    DEFAULT_WORKDIR,
+    ModelUriOption,
+    ParamsOption,
+    ProfileOption,
+    WorkdirOption,
+    examples,
+    settings,
+)
 from artflow.config import Settings
 
 if TYPE_CHECKING:
@@ -26,15 +34,21 @@ def feedback_path(cfg: Settings) -> Path:
     return resolve_log_path(cfg.serve.prediction_log).with_name(FILE_NAME)
 
 
-@ab_app.command("report")
+@ab_app.command(
+    "report",
+    epilog=examples(
+        "artflow ab report",
+        "artflow ab report --feedback data/serving/feedback.jsonl --out reports/ab.md --no-track",
+    ),
+)
 def report(
     feedback: Path | None = typer.Option(
         None, "--feedback", help="Feedback log (default: feedback.jsonl beside the prediction log)."
     ),
     out: Path = typer.Option(Path("ab_report.md"), "--out", "-o", help="Markdown report."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log an MLflow run."),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Online accuracy per variant, the z-test and the verdict (keep / promote / not enough)."""
     from rich import print as rprint
@@ -96,12 +110,15 @@ def _track(cfg: Settings, verdict: Verdict, out: Path, versions: dict[str, str])
         mlflow.log_artifact(str(out.with_suffix(".json")))
 
 
-@novelty_app.command("calibrate")
+@novelty_app.command(
+    "calibrate",
+    epilog=examples("artflow novelty calibrate --model-uri champion --workdir data"),
+)
 def calibrate(
-    model: str = typer.Option("champion", "--model", help="Classifier alias, version or URI."),
-    workdir: Path = WorkdirOpt,
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    model_uri: ModelUriOption = "champion",
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Fit the novelty score on the training reference and calibrate it on the val split."""
     from rich import print as rprint
@@ -109,7 +126,7 @@ def calibrate(
     from artflow.data.layout import Workdir
     from artflow.monitor.novelty import build_novelty
 
-    _, summary = build_novelty(settings(params, profile), Workdir.at(workdir), model)
+    _, summary = build_novelty(settings(params, profile), Workdir.at(workdir), model_uri)
     rprint(
         f"[green]novelty[/] {summary['model_name']} v{summary['model_version']}: threshold "
         f"{summary['threshold']:.3f} (k {summary['k']}), {summary['validation_flagged']:.1%} "
@@ -118,12 +135,12 @@ def calibrate(
 
 
 def gallery(
-    workdir: Path = WorkdirOpt,
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
     out: Path | None = typer.Option(
         None, "--out", help="Folder (default: gallery/ beside the service's prediction log)."
     ),
-    params: Path | None = ParamsOpt,
-    profile: str | None = ProfileOpt,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Write the web page's style gallery: one training painting per artist."""
     from rich import print as rprint
@@ -140,6 +157,6 @@ def gallery(
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command("gallery")(gallery)
+    app.command("gallery", epilog=examples("artflow gallery --workdir data"))(gallery)
     app.add_typer(ab_app, name="ab")
     app.add_typer(novelty_app, name="novelty")
