@@ -226,6 +226,13 @@ class ServeCfg(Section):
     log_rotate_mb: float = Field(50, gt=0)
     log_embedding: bool = True
     batching: bool = True
+    max_aspect_ratio: float = Field(20, ge=1)
+    max_decode_mb: float = Field(400, gt=0)
+    large_decode_mb: float = Field(64, gt=0)
+    large_decodes: int = Field(2, ge=1)
+    max_output_side: int = Field(1024, ge=32)
+    shutdown_grace_s: int = Field(20, ge=1)
+    admin_max_failures: int = Field(10, ge=1)
 
 
 class DriftCfg(Section):

@@ -7,6 +7,7 @@ grayscale, CMYK, palette, 16-bit, alpha and lying extensions the same way.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,22 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from artflow.errors import DataError
 
+log = logging.getLogger(__name__)
+
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default bomb guard, kept explicitly on
+
+
+def _register_heif() -> bool:
+    """HEIC/HEIF (iPhone photos) through pillow-heif's Pillow plugin; AVIF is Pillow's own."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # optional at import time: HEIF uploads then read as unidentified
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF = _register_heif()
 
 
 def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Image.Image:
@@ -46,9 +62,23 @@ def open_image(source: str | Path | bytes, max_pixels: int | None = None) -> Ima
     return img
 
 
+def orient(img: Image.Image) -> Image.Image:
+    """The image turned upright by its EXIF orientation; unchanged when the EXIF is broken.
+
+    A phone photo's pixels are stored sideways with a tag saying how to turn them. Hostile or
+    damaged EXIF (not TIFF, bad offsets) makes Pillow raise all sorts of errors: the pixels
+    are still good, so they are used as stored.
+    """
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:  # noqa: BLE001 - any parse error of untrusted metadata
+        log.debug("ignoring unreadable EXIF orientation: %s", exc)
+        return img
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB from L, LA, P, RGBA, CMYK and 16/32-bit modes; EXIF orientation applied."""
-    img = ImageOps.exif_transpose(img)
+    img = orient(img)
     if img.mode in {"I;16", "I;16B", "I;16L", "I"}:
         arr = np.asarray(img, dtype=np.float64)
         hi = arr.max() or 1.0

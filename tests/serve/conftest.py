@@ -122,8 +122,22 @@ def _wait(server: Server, path: str) -> None:
     pytest.fail(f"{path} not 200 after {READY_DEADLINE_S} s:\n{server.log_tail()}")
 
 
-def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
+def params_with(tmp: Path, **serve: object) -> Path:
+    """A copy of params.yaml with `serve:` settings overridden, for a server under test."""
+    import yaml
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["serve"].update(serve)
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def start_server(
+    tmp: Path, env_extra: dict[str, str] | None = None, params: Path | None = None
+) -> Server:
     port = free_port()
+    params = params or params_with(tmp, admin_max_failures=1000)  # tests fail tokens on purpose
     env = {
         **os.environ,
         "ARTFLOW_PROFILE": "smoke",
@@ -138,7 +152,8 @@ def start_server(tmp: Path, env_extra: dict[str, str] | None = None) -> Server:
     artflow = Path(sys.executable).parent / "artflow"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(artflow), "serve", "--port", str(port), "--host", "127.0.0.1"],
+            [str(artflow), "serve", "--port", str(port), "--host", "127.0.0.1"]
+            + ["--params", str(params)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,

@@ -15,7 +15,7 @@ from PIL import Image
 
 from artflow.serve.router import CHALLENGER, CHAMPION, Router
 from tests.serve import images
-from tests.serve.conftest import set_champion
+from tests.serve.conftest import ADMIN_TOKEN, set_champion
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,8 @@ def classify(client: httpx.Client, data: bytes, key: str | None = None, **form) 
 
 
 def status(client: httpx.Client) -> dict:
-    return client.get("/status").json()
+    """The full status (the admin view)."""
+    return client.get("/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
 
 
 def wait_loaded(client: httpx.Client, key: str, timeout: float = 120) -> dict:
@@ -119,7 +120,7 @@ def test_stylize_gatys_is_bounded_and_works(client):
     }
     r = client.post("/stylize", files=files, data={"method": "gatys", "steps": "2", "size": "32"})
     assert r.status_code == 200, r.text
-    assert Image.open(io.BytesIO(r.content)).size == (40, 40)
+    assert Image.open(io.BytesIO(r.content)).size == (32, 32)  # the working size
     assert "vgg19" in r.headers["X-Artflow-Model-Version"]
 
 
@@ -128,7 +129,8 @@ def test_monet_translates_a_photo(client):
     files = {"photo": ("p.jpg", images.jpeg(5), "image/jpeg")}
     r = client.post("/monet", files=files)
     assert r.status_code == 200, r.text
-    assert Image.open(io.BytesIO(r.content)).size == (48, 40)
+    # The working size: the generator's training size (32 px in the tests) on the shorter side.
+    assert Image.open(io.BytesIO(r.content)).size == (38, 32)
     assert r.headers["X-Artflow-Model-Version"]
 
 
@@ -186,7 +188,46 @@ def test_metrics_count_per_variant(client, admin_headers):
         set_weight(client, admin_headers, 0.1)
 
 
+def test_outputs_are_capped_at_the_working_size(client):
+    big = images.png(13, w=1600, h=1200)
+    files = {"content": ("c.png", big, "image/png"), "style": ("s.png", images.png(2), "image/png")}
+    r = client.post("/stylize", files=files, data={"size": "96"})
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (96, 72)
+    r = client.post("/monet", files={"photo": ("p.png", big, "image/png")}, data={"size": "64"})
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (64, 48)
+
+
 # --------------------------------------------------------------------------- admin
+
+
+def test_public_status_shows_only_health(client):
+    public = client.get("/status").json()
+    assert set(public) == {"state", "ready", "models"}
+    text = client.get("/status").text
+    for secret in ("tracking_uri", "sqlite", "prediction_log", "error", "predictions.jsonl"):
+        assert secret not in text, secret
+    full = status(client)
+    assert {"tracking_uri", "prediction_log", "challenger_weight", "gatys"} <= set(full)
+    wrong = client.get("/status", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and "tracking_uri" not in wrong.text
+
+
+def test_rollback_to_a_version_that_does_not_load_moves_nothing(client, server, admin_headers):
+    v1, v2 = server.versions["v1"], server.versions["v2"]
+    set_champion(v2, history=["999", v2])  # the previous champion was deleted since
+    try:
+        r = client.post("/admin/rollback", json={}, headers=admin_headers)
+        assert r.status_code == 409, r.text
+        assert "999" in r.json()["error"] and "nothing was changed" in r.json()["hint"]
+        from artflow import tracking
+
+        assert str(tracking.alias_version(tracking.CLASSIFIER, tracking.CHAMPION).version) == v2
+        assert status(client)["models"]["classifier:champion"]["version"] == v2
+        assert client.get("/readyz", timeout=5).status_code == 200
+    finally:
+        set_champion(v2, history=[v1, v2])
 
 
 def test_admin_requires_the_token(client, admin_headers):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from artflow.serve.validation import ApiError, decode_upload
+from artflow.serve.validation import ApiError, Limits, decode_upload
 from tests.serve import images
 
 MAX_PIXELS = 40_000_000
@@ -39,5 +39,5 @@ def test_bad_uploads_are_4xx_with_a_reason(name):
 
 def test_pixel_limit_is_configurable():
     with pytest.raises(ApiError) as err:
-        decode_upload(images.png(w=100, h=100), "photo", max_pixels=5000)
+        decode_upload(images.png(w=100, h=100), "photo", Limits(max_pixels=5000))
     assert err.value.status == 413 and "photo" in err.value.message

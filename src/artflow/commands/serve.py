@@ -45,7 +45,7 @@ def serve(
     for line in preflight():
         rprint(line)
     rprint(f"[bold]artflow serve[/] on http://{host}:{port}  (web page: /ui, readiness: /readyz)")
-    raise typer.Exit(run_server(host, port, params, cfg.profile))
+    run_server(host, port, params, cfg.profile, cfg.serve.shutdown_grace_s)  # exec: no return
 
 
 def build(

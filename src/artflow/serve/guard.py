@@ -7,7 +7,9 @@ front of the API:
     checked first, and the stream is counted too, since the header can lie or be absent);
   * the upload endpoints accept only multipart/form-data whose image fields are real file
     parts (not text, hence not URLs), and an empty body is refused;
-  * JSON endpoints (admin) must carry valid JSON.
+  * JSON endpoints (admin) must carry a JSON object of at most `max_json_bytes`, nested at
+    most `max_json_depth` deep: checked here, before the admin token, so no body shape can
+    reach a parser that recurses (Python's json raises RecursionError, pydantic worse).
 The buffered body is then replayed to the application unchanged.
 Every refusal is a 4xx JSON body {"error": ...}.
 """
@@ -41,10 +43,14 @@ class RequestGuard:
         upload_fields: Mapping[str, Sequence[str]],
         json_paths: Sequence[str] = (),
         on_refuse: Callable[[str, int], None] | None = None,
+        max_json_bytes: int = 64 * 1024,
+        max_json_depth: int = 8,
     ) -> None:
         self.app = app
         self.on_refuse = on_refuse
         self.max_body_bytes = int(max_body_bytes)
+        self.max_json_bytes = int(max_json_bytes)
+        self.max_json_depth = int(max_json_depth)
         self.upload_fields = {p.rstrip("/"): tuple(f) for p, f in upload_fields.items()}
         self.json_paths = tuple(p.rstrip("/") for p in json_paths)
 
@@ -92,11 +98,55 @@ class RequestGuard:
         if path in self.upload_fields:
             return await _check_upload(scope, body, self.upload_fields[path])
         if any(path == p or path.startswith(p + "/") for p in self.json_paths) and body.strip():
-            try:
-                json.loads(body)
-            except ValueError:
-                return 400, "the request body is not valid JSON"
+            return self._check_json(scope, body)
         return None
+
+    def _check_json(self, scope: Scope, body: bytes) -> tuple[int, str] | None:
+        if len(body) > self.max_json_bytes:
+            return 413, f"JSON body larger than {self.max_json_bytes} bytes"
+        content_type = Request(scope).headers.get("content-type", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if kind and kind != "application/json":
+            return 415, f"content type {kind!r} is not accepted here: send application/json"
+        depth = json_depth(body)
+        if depth > self.max_json_depth:
+            return 400, f"JSON nested {depth} levels deep, more than {self.max_json_depth}"
+        try:
+            value = json.loads(body, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            return 400, f"the request body is not valid JSON ({exc})"
+        if not isinstance(value, dict):
+            return 400, f"the JSON body must be an object, not {type(value).__name__}"
+        return None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_depth(body: bytes) -> int:
+    """Deepest nesting of [ and { in a JSON text, strings skipped, without parsing it.
+
+    Hand-written because the point is to measure before any recursive parser runs.
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 async def _check_upload(scope: Scope, body: bytes, fields: Sequence[str]) -> tuple[int, str] | None:

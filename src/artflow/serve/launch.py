@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -56,12 +55,31 @@ def preflight() -> list[str]:
     return []
 
 
-def run_server(host: str, port: int, params: Path | None, profile: str) -> int:
-    """Run `bentoml serve` in the foreground; returns its exit code (Ctrl-C stops it)."""
-    cmd = [bentoml_exe(), "serve", SERVICE, "--host", host, "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=server_env(params, profile))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait(timeout=30)
+def server_command(host: str, port: int, grace_s: int) -> list[str]:
+    return [
+        bentoml_exe(),
+        "serve",
+        SERVICE,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        # SIGTERM: stop accepting, let in-flight requests finish for this long, then exit.
+        "--timeout-graceful-shutdown",
+        str(grace_s),
+    ]
+
+
+def run_server(host: str, port: int, params: Path | None, profile: str, grace_s: int) -> None:
+    """Replace this process with `bentoml serve` (never returns).
+
+    exec rather than a child process: SIGTERM from systemd, a container runtime or `kill`
+    (and Ctrl-C) then reach the server itself, which drains and exits; nothing is left
+    behind holding the port, and the exit status is the server's.
+    """
+    cmd = server_command(host, port, grace_s)
+    env = server_env(params, profile)
+    os.chdir(PROJECT_ROOT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, env)

@@ -23,6 +23,7 @@ class Metrics:
     predictions: Any  # Counter: artflow_predictions_total{variant, model_version, artist}
     rejected: Any  # Counter: artflow_rejected_inputs_total{endpoint, status}
     batch_size: Any  # Histogram: artflow_batch_size{variant}
+    cancelled: Any  # Counter: artflow_cancelled_work_total{endpoint}
 
     def observe(self, endpoint: str, variant: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint=endpoint, variant=variant, status=str(status)).inc()
@@ -63,5 +64,10 @@ def metrics() -> Metrics:
             "Images per classifier call (adaptive batching), by A/B variant.",
             ["variant"],
             buckets=(1, 2, 4, 8, 16, 32, 64),
+        ),
+        cancelled=Counter(
+            "artflow_cancelled_work",
+            "Computations stopped because their request timed out, by endpoint.",
+            ["endpoint"],
         ),
     )

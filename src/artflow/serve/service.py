@@ -41,7 +41,14 @@ from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet
 from artflow.serve.predlog import PredictionLog, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
-from artflow.serve.validation import ApiError, DecodedImage, decode_upload
+from artflow.serve.validation import (
+    ApiError,
+    DecodedImage,
+    Fit,
+    Limits,
+    decode_upload,
+    inspect_upload,
+)
 from artflow.serve.web import web_app
 
 log = logging.getLogger("artflow.serve")
@@ -52,6 +59,14 @@ SETTINGS = load_settings(
 SERVE = SETTINGS.serve
 UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
 ImageFormat = Literal["png", "jpeg"]
+LIMITS = Limits(SERVE.max_pixels, SERVE.max_aspect_ratio, SERVE.max_decode_mb)
+MIN_SIDE = 32  # the style networks pool 3-5 times (artflow.style.inference.MIN_SIDE)
+STYLE_SIDE = 256  # AdaIN reads only the style's channel statistics, at this side
+DEFAULT_CLASSIFIER_SIZE = 224  # decode size while no classifier is loaded (the answer is 503)
+
+
+class Cancelled(Exception):
+    """Raised inside a computation whose request timed out: the work stops there."""
 
 
 @bentoml.service(
@@ -72,6 +87,10 @@ class Artflow:
         self.predictions = PredictionLog(log_path, SERVE.log_rotate_mb)
         self.metrics = metrics()
         self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
+        self.gatys = {"running": False, "steps_done": 0, "cancelled": 0}
+        self.admin_failures = admin.FailureLimiter(SERVE.admin_max_failures)
+        # At most `large_decodes` big decodes at once; created on the event loop, on first use.
+        self._decode_gate: asyncio.Semaphore | None = None
         self.batchers = {
             variant: VariantBatcher(
                 functools.partial(self._infer, variant),
@@ -99,12 +118,14 @@ class Artflow:
         """An image -> top-k artists with probabilities, the variant and model version."""
         started, variant = time.perf_counter(), "none"
         try:
-            decoded = await self._decode(image, "image")
             variant = self.router.assign(self._client_key(ctx), self.models.challenger_available())
             slot = self.models.classifier(variant)
-            if not slot.loaded:
-                raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
             runner = slot.model
+            side = runner.size if runner is not None else DEFAULT_CLASSIFIER_SIZE
+            # Both sides at least the model's input: the resize to SxS does the rest.
+            decoded = await self._decode(image, "image", Fit(None, side))
+            if runner is None:
+                raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
             prepared = await anyio.to_thread.run_sync(runner.prepare, decoded.rgb)
             out = await self._with_timeout(self._classify_prepared(variant, prepared), "classify")
         except ApiError as exc:
@@ -147,33 +168,35 @@ class Artflow:
         size: Annotated[int, Field(ge=32, le=1024)] | None = None,
         steps: Annotated[int, Field(ge=1)] | None = None,
         format: ImageFormat = "png",
+        timeout_s: Annotated[float, Field(gt=0, le=SERVE.timeout_s)] | None = None,
     ) -> Image.Image:
-        """Content + style images -> the stylized image (fast feed-forward, or bounded Gatys)."""
+        """Content + style images -> the stylized image (fast feed-forward, or bounded Gatys),
+        at the working size: `size`, else the content's, at most serve.max_output_side."""
         started, variant = time.perf_counter(), method
         try:
-            content_img = await self._decode(content, "content")
-            style_img = await self._decode(style, "style")
             if method == "fast":
+                side = min(size or SERVE.max_output_side, SERVE.max_output_side)
+                content_img = await self._decode(content, "content", Fit(side, MIN_SIDE, True))
+                style_img = await self._decode(style, "style", Fit(STYLE_SIDE, MIN_SIDE, True))
                 slot = self._style_slot("stylizer")
                 name, version = slot.name, slot.version or "?"
 
-                def run() -> np.ndarray:
-                    with slot.lock:
-                        return slot.model.stylize(
-                            content_img.rgb, style_img.rgb, strength=strength, size=size
-                        )
+                def run(cancel: threading.Event) -> np.ndarray:
+                    with _locked(slot.lock, cancel):
+                        return slot.model.stylize(content_img.rgb, style_img.rgb, strength=strength)
 
-                result = await self._with_timeout(_in_thread(run), "stylize")
+                result = await self._run("stylize", run)
             else:
+                side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
+                content_img = await self._decode(content, "content", Fit(side, MIN_SIDE, True))
+                style_img = await self._decode(style, "style", Fit(side, MIN_SIDE, True))
                 name, version = "gatys", f"{SETTINGS.nst.backbone}-{SETTINGS.nst.weights}"
-                result = await self._with_timeout(
-                    self._gatys(content_img.rgb, style_img.rgb, size, steps), "stylize"
-                )
+                result = await self._gatys(content_img.rgb, style_img.rgb, side, steps, timeout_s)
         except ApiError as exc:
             return self._fail(ctx, "stylize", variant, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
         self._record("stylize", variant, name, version, latency_ms, content_img, method=method)
-        return self._image(ctx, "stylize", variant, started, result, format, version)
+        return await self._image(ctx, "stylize", variant, started, result, format, version)
 
     @bentoml.api(route="/monet")
     async def monet(
@@ -183,23 +206,27 @@ class Artflow:
         size: Annotated[int, Field(ge=32, le=1024)] | None = None,
         format: ImageFormat = "png",
     ) -> Image.Image:
-        """A photo -> the same scene as a Monet painting (CycleGAN generator)."""
+        """A photo -> the same scene as a Monet painting (CycleGAN generator), at the working
+        size: `size`, else the generator's training size, at most serve.max_output_side."""
         started, variant = time.perf_counter(), "none"
         try:
-            decoded = await self._decode(photo, "photo")
+            slot = self.models.slot("monet")
+            trained = getattr(slot.model, "image_size", 256)
+            side = min(size or trained, SERVE.max_output_side)
+            decoded = await self._decode(photo, "photo", Fit(side, MIN_SIDE, True))
             slot = self._style_slot("monet")
             variant = slot.alias or "none"
 
-            def run() -> np.ndarray:
-                with slot.lock:
-                    return slot.model.translate(decoded.rgb, size=size)
+            def run(cancel: threading.Event) -> np.ndarray:
+                with _locked(slot.lock, cancel):
+                    return slot.model.translate(decoded.rgb, size=side)
 
-            result = await self._with_timeout(_in_thread(run), "monet")
+            result = await self._run("monet", run)
         except ApiError as exc:
             return self._fail(ctx, "monet", variant, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
         self._record("monet", variant, slot.name, slot.version, latency_ms, decoded)
-        return self._image(ctx, "monet", variant, started, result, format, slot.version)
+        return await self._image(ctx, "monet", variant, started, result, format, slot.version)
 
     # ------------------------------------------------------------------ classifier calls
     def _infer(self, variant: str, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
@@ -250,71 +277,139 @@ class Artflow:
     async def admin_rollback(
         self, ctx: bentoml.Context, model: Literal["classifier", "stylizer", "monet"] = "classifier"
     ) -> dict[str, Any]:
-        """Restore the previous champion in the registry (the gate's history), then reload."""
+        """Restore the previous champion: check that it exists and loads, move the alias,
+        reload. A failed check moves nothing (409); after the move the answer is 200, with
+        the reload's outcome."""
         if (denied := self._deny(ctx)) is not None:
             return denied
-        from artflow import tracking
-
-        name = {
-            "classifier": tracking.CLASSIFIER,
-            "stylizer": tracking.STYLIZER,
-            "monet": tracking.CYCLEGAN,
-        }[model]
-
-        def rollback() -> tuple[str, str]:
-            with self.models.registry_lock:  # not while the first load is importing mlflow
-                from artflow import promote
-
-                return promote.rollback(name)
-
         try:
-            demoted, restored = await anyio.to_thread.run_sync(rollback)
+            name, target = await anyio.to_thread.run_sync(self._rollback_check, model)
+            demoted, restored = await anyio.to_thread.run_sync(self._rollback_move, name)
         except ArtflowError as exc:
             ctx.response.status_code = 409
             return {"error": exc.message, "hint": exc.hint}
         log.warning("artflow admin: rolled back %s v%s -> v%s", name, demoted, restored)
-        refreshed = await anyio.to_thread.run_sync(self.models.refresh)
+        try:
+            refreshed = await anyio.to_thread.run_sync(self.models.refresh)
+        except Exception as exc:  # the alias has moved: report, never a 500
+            log.exception("artflow admin: reload after rollback failed")
+            refreshed = {"error": f"reload failed: {exc}"}
         return {"model": name, "demoted": demoted, "champion": restored, "reload": refreshed}
+
+    def _rollback_check(self, model: str) -> tuple[str, str]:
+        """(registered name, version to restore) once that version is known to load."""
+        from artflow import promote, tracking
+        from artflow.errors import ModelError
+        from artflow.serve import models as model_specs
+
+        name, key = {
+            "classifier": (tracking.CLASSIFIER, f"classifier:{CHAMPION}"),
+            "stylizer": (tracking.STYLIZER, "stylizer"),
+            "monet": (tracking.CYCLEGAN, "monet"),
+        }[model]
+        with self.models.registry_lock:
+            versions = promote.history(name)
+            if len(versions) < 2:
+                return name, ""  # promote.rollback names the problem
+            target = versions[-2]
+            try:
+                model_specs.SPECS[key][2](target)
+            except Exception as exc:
+                raise ModelError(
+                    f"cannot roll {name} back to v{target}: it does not load ({exc})",
+                    "nothing was changed; fix or re-register that version first",
+                ) from None
+        return name, target
+
+    def _rollback_move(self, name: str) -> tuple[str, str]:
+        from artflow import promote
+
+        with self.models.registry_lock:  # not while the first load is importing mlflow
+            return promote.rollback(name)
 
     @bentoml.api(route="/admin/status")
     async def admin_status(self, ctx: bentoml.Context) -> dict[str, Any]:
-        """Loaded models, the A/B weight and the log path (the same as GET /status)."""
+        """Everything GET /status shows with the token: errors, registry, log path, Gatys."""
         if (denied := self._deny(ctx)) is not None:
             return denied
-        return self.public_status()
+        return self.full_status()
 
     def public_status(self) -> dict[str, Any]:
+        """What a health check needs, and nothing that maps the deployment."""
+        models = self.models.status()
+        return {
+            "state": models["state"],
+            "ready": models["ready"],
+            "models": {
+                key: {"version": slot.get("version"), "loaded": slot.get("loaded")}
+                for key, slot in models["models"].items()
+            },
+        }
+
+    def full_status(self) -> dict[str, Any]:
         return {
             **self.models.status(),
             "challenger_weight": self.router.weight,
             "challenger_available": self.models.challenger_available(),
             "batching": SERVE.batching,
             "batches_shed": {variant: b.shed for variant, b in self.batchers.items()},
+            "gatys": dict(self.gatys),
             "prediction_log": str(self.predictions.path),
             "profile": SETTINGS.profile,
         }
 
-    def _deny(self, ctx: bentoml.Context) -> dict[str, Any] | None:
-        """None when the admin token matches; else an error body (status set on ctx)."""
-        refused = admin.check(ctx.request.headers)
+    def admin_refusal(self, headers: Any, client: str) -> tuple[int, str, dict[str, str]] | None:
+        """None when the admin token matches; else (status, message, extra headers).
+
+        A client with too many recent failures gets 429 before its token is compared."""
+        wait = self.admin_failures.retry_after(client)
+        if wait is not None:
+            return (
+                429,
+                "too many failed admin attempts; retry later",
+                {"Retry-After": str(int(wait + 0.999))},
+            )
+        refused = admin.check(headers)
         if refused is None:
             return None
         status, message = refused
+        if "disabled" not in message:
+            self.admin_failures.failed(client)
+        return status, message, {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+
+    def _deny(self, ctx: bentoml.Context) -> dict[str, Any] | None:
+        """None when the admin token matches; else an error body (status set on ctx)."""
+        request = ctx.request
+        refused = self.admin_refusal(request.headers, _client_host(request))
+        if refused is None:
+            return None
+        status, message, headers = refused
         ctx.response.status_code = status
-        if status == 401:
-            ctx.response.metadata["WWW-Authenticate"] = "Bearer"
+        ctx.response.metadata.update(headers)
         return {"error": message}
 
     # ------------------------------------------------------------------ helpers
-    async def _decode(self, upload: Path, field: str) -> DecodedImage:
-        def read() -> DecodedImage:
+    def _decode_gate_for(self) -> asyncio.Semaphore:
+        if self._decode_gate is None:
+            self._decode_gate = asyncio.Semaphore(SERVE.large_decodes)
+        return self._decode_gate
+
+    async def _decode(self, upload: Path, field: str, fit: Fit) -> DecodedImage:
+        """Read the header, then decode at the size `fit` asks for; decodes estimated over
+        serve.large_decode_mb wait for one of serve.large_decodes slots."""
+
+        def read() -> bytes:
             try:
-                data = Path(upload).read_bytes()
+                return Path(upload).read_bytes()
             except OSError as exc:
                 raise ApiError(400, f"{field}: cannot read the upload: {exc}", field) from None
-            return decode_upload(data, field, SERVE.max_pixels)
 
-        return await anyio.to_thread.run_sync(read)
+        data = await anyio.to_thread.run_sync(read)
+        header = await anyio.to_thread.run_sync(inspect_upload, data, field, LIMITS, fit)
+        if header.decode_mb <= SERVE.large_decode_mb:
+            return await anyio.to_thread.run_sync(decode_upload, data, field, LIMITS, fit)
+        async with self._decode_gate_for():
+            return await anyio.to_thread.run_sync(decode_upload, data, field, LIMITS, fit)
 
     def _style_slot(self, key: str) -> Any:
         slot = self.models.slot(key)
@@ -324,29 +419,86 @@ class Artflow:
         return slot
 
     async def _gatys(
-        self, content: np.ndarray, style: np.ndarray, size: int | None, steps: int | None
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        side: int,
+        steps: int | None,
+        timeout_s: float | None,
     ) -> np.ndarray:
-        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time."""
+        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time.
+
+        The gate is released when the optimisation has really ended (a timed-out run stops at
+        its next step), not when the request gives up on it."""
         if not self.gatys_gate.acquire(blocking=False):
             raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
-        try:
-            from artflow.style.inference import stylize_gatys
+        self.gatys.update(running=True, steps_done=0)
+        n = min(steps or SERVE.gatys_max_steps, SERVE.gatys_max_steps)
 
-            side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
-            n = min(steps or SERVE.gatys_max_steps, SERVE.gatys_max_steps)
+        def run(cancel: threading.Event) -> np.ndarray:
+            from artflow.style.gatys import run_gatys
 
-            def run() -> np.ndarray:
-                return stylize_gatys(content, style, SETTINGS.nst, steps=n, size=side)
+            def on_step(i: int, _losses: dict[str, float]) -> None:
+                self.gatys["steps_done"] = i + 1
+                if cancel.is_set():
+                    raise Cancelled
 
             try:
-                return await _in_thread(run)
-            except ApiError:
+                cfg = SETTINGS.nst
+                return run_gatys(content, style, cfg, steps=n, size=side, on_step=on_step).image
+            except (Cancelled, ArtflowError):
                 raise
             except Exception as exc:  # e.g. VGG19 imagenet weights not available offline
                 log.exception("artflow: gatys failed")
                 raise ApiError(503, f"Gatys style transfer unavailable: {exc}") from None
-        finally:
+
+        def finished() -> None:
+            self.gatys["running"] = False
             self.gatys_gate.release()
+
+        return await self._run("stylize", run, timeout_s, on_done=finished)
+
+    async def _run(
+        self,
+        endpoint: str,
+        fn: Callable[[threading.Event], Any],
+        timeout_s: float | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> Any:
+        """Run `fn(cancel)` in a worker thread with the endpoint's timeout (504).
+
+        On timeout (or when the request is dropped) `cancel` is set; `fn` checks it between
+        steps and stops there. `on_done` runs when the thread has really finished."""
+        cancel = threading.Event()
+
+        def guarded() -> Any:
+            if cancel.is_set():  # timed out while waiting for a thread
+                raise Cancelled
+            try:
+                return fn(cancel)
+            except ArtflowError as exc:  # an image too small for the network, ...: 422
+                raise ApiError(422, exc.message) from None
+
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(guarded))
+
+        def done(t: asyncio.Future) -> None:
+            if not t.cancelled() and isinstance(t.exception(), Cancelled):
+                self.metrics.cancelled.labels(endpoint=endpoint).inc()
+                if endpoint == "stylize" and on_done is not None:
+                    self.gatys["cancelled"] += 1
+            if on_done is not None:
+                on_done()
+
+        task.add_done_callback(done)
+        timeout = min(timeout_s or SERVE.timeout_s, SERVE.timeout_s)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=timeout)
+        except TimeoutError:
+            cancel.set()
+            raise ApiError(504, f"{endpoint} took longer than {timeout:g} s; stopped") from None
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
 
     async def _with_timeout(self, awaitable: Any, endpoint: str) -> Any:
         try:
@@ -357,8 +509,7 @@ class Artflow:
     @staticmethod
     def _client_key(ctx: bentoml.Context) -> str:
         request = ctx.request
-        host = request.client.host if request.client else None
-        return client_key(request.headers.get("x-client-key"), host)
+        return client_key(request.headers.get("x-client-key"), _client_host(request))
 
     def _record(
         self,
@@ -403,7 +554,7 @@ class Artflow:
         self.metrics.observe(endpoint, variant, exc.status, time.perf_counter() - started)
         return JSONResponse(exc.body(), status_code=exc.status)
 
-    def _image(
+    async def _image(
         self,
         ctx: bentoml.Context,
         endpoint: str,
@@ -413,9 +564,7 @@ class Artflow:
         fmt: str,
         version: str | None,
     ) -> Response:
-        buf = io.BytesIO()
-        img = Image.fromarray(np.asarray(result, dtype=np.uint8))
-        img.save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
+        body = await anyio.to_thread.run_sync(_encode, result, fmt)
         latency_ms = (time.perf_counter() - started) * 1000
         ctx.response.status_code = 200
         ctx.response.metadata.update(
@@ -426,20 +575,37 @@ class Artflow:
             }
         )
         self.metrics.observe(endpoint, variant, 200, time.perf_counter() - started)
-        return Response(buf.getvalue(), media_type=f"image/{fmt}")
+        return Response(body, media_type=f"image/{fmt}")
 
 
-async def _in_thread(fn: Callable[[], Any]) -> Any:
-    """Run a model call in a worker thread; an ArtflowError it raises (an image too small for
-    the network, ...) is the client's input problem: 422, not a server error."""
+def _encode(result: np.ndarray, fmt: str) -> bytes:
+    """PNG or JPEG bytes of an output (already at its working size), in a worker thread."""
+    buf = io.BytesIO()
+    img = Image.fromarray(np.asarray(result, dtype=np.uint8))
+    img.save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
+    return buf.getvalue()
 
-    def guarded() -> Any:
-        try:
-            return fn()
-        except ArtflowError as exc:
-            raise ApiError(422, exc.message) from None
 
-    return await anyio.to_thread.run_sync(guarded)
+class _locked:  # noqa: N801 - a context manager that reads like a function
+    """Hold `lock`, giving up (Cancelled) if the request times out while waiting for it."""
+
+    def __init__(self, lock: threading.Lock, cancel: threading.Event) -> None:
+        self.lock, self.cancel = lock, cancel
+
+    def __enter__(self) -> None:
+        while not self.lock.acquire(timeout=0.1):
+            if self.cancel.is_set():
+                raise Cancelled
+        if self.cancel.is_set():
+            self.lock.release()
+            raise Cancelled
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
+
+
+def _client_host(request: Any) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _count_refusal(path: str, status: int) -> None:

@@ -14,6 +14,8 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from artflow.serve.admin import presented_token
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -26,10 +28,19 @@ async def to_page(_: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
+    """The health view for anyone; the full view (errors, registry, log path) with the admin
+    token. A wrong token is refused like on the admin endpoints (and counted)."""
     service = getattr(request.app.state, "service", None)
     if service is None:
         return JSONResponse({"state": "starting", "ready": False}, status_code=503)
     body = service.public_status()
+    if presented_token(request.headers):
+        client = request.client.host if request.client else "unknown"
+        refused = service.admin_refusal(request.headers, client)
+        if refused is not None:
+            code, message, headers = refused
+            return JSONResponse({"error": message}, status_code=code, headers=headers)
+        body = service.full_status()
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
