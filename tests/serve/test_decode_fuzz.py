@@ -211,3 +211,21 @@ def test_failed_admin_attempts_are_limited_per_client_and_window():
     assert limiter.retry_after("b") is None  # per client
     now[0] = 61
     assert limiter.retry_after("a") is None  # the window slides
+
+
+def test_training_reads_the_phone_formats_like_serving(tmp_path):
+    """tfdata sends what TF cannot decode like Pillow to artflow.imageio: the same pixels."""
+    from artflow.data import tfdata
+
+    files = {
+        "photo.heic": hostile.encoding()["format_heif"],
+        "photo.avif": hostile.encoding()["format_avif"],
+        "photo.mpo": hostile.container()["mpo_two_frames"],
+        "photo.webp": hostile.encoding()["format_webp"],
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert tfdata.decoder_for(path) == tfdata.PYTHON, name
+        served = decode_upload(data, "image", LIMITS, Fit(None, 32)).rgb
+        assert np.array_equal(load_rgb(path), served), name
