@@ -6,6 +6,7 @@ and by `evaluate` (a registered version, e.g. for the promotion gate on the froz
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Sequence
@@ -25,16 +26,22 @@ GRID_IMAGES = 16
 
 def score(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix, correctness."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-    from sklearn.metrics import precision_recall_fscore_support as prfs
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
     y_true = np.asarray(y_true, dtype=int)
     y_pred = probs.argmax(axis=1)
     classes = list(range(len(labels)))
-    precision, recall, f1, support = prfs(y_true, y_pred, labels=classes, zero_division=0)
+    report = classification_report(
+        y_true, y_pred, labels=classes, target_names=list(labels), output_dict=True, zero_division=0
+    )
     per_class = {
-        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for name, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        name: {
+            "precision": float(report[name]["precision"]),
+            "recall": float(report[name]["recall"]),
+            "f1": float(report[name]["f1-score"]),
+            "support": int(report[name]["support"]),
+        }
+        for name in labels
     }
     return {
         "n": int(len(y_true)),
@@ -63,18 +70,13 @@ def predict_split(
     return np.concatenate(probs).astype("float32"), data, shown
 
 
-def classification_report(result: dict[str, Any]) -> str:
-    """sklearn-style text table from `score` output."""
-    lines = [f"{'artist':<28}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
-    for name, m in result["per_class"].items():
-        lines.append(
-            f"{name:<28}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}"
-            f"{m['support']:>9d}"
-        )
-    lines.append(
-        f"\naccuracy {result['accuracy']:.3f}   macro-F1 {result['macro_f1']:.3f}   n {result['n']}"
-    )
-    return "\n".join(lines) + "\n"
+def classification_report(
+    true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> str:
+    """scikit-learn's per-class text report (precision, recall, F1, support) over every class."""
+    from sklearn.metrics import classification_report as report
+
+    return report(true, predicted, labels=list(labels), digits=3, zero_division=0)
 
 
 def write_report(
@@ -85,7 +87,7 @@ def write_report(
     frame: Any,
     shown: Sequence[np.ndarray],
 ) -> list[Path]:
-    """Confusion matrix PNG, prediction grid PNG, text + JSON report for one split."""
+    """Confusion matrix PNG, prediction grid PNG, predictions CSV, text + JSON report."""
     out.mkdir(parents=True, exist_ok=True)
     title = f"{split}: accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.3f}"
     true = [labels[i] for i in frame["label"].to_numpy()[: len(shown)]]
@@ -97,12 +99,18 @@ def write_report(
             shown, true, result["predicted"], result["confidence"], out / f"samples_{split}.png"
         ),
     ]
+    # (actual, predicted) per image: the data of `dvc plots show`'s confusion matrix (dvc.yaml)
+    predictions = out / f"predictions_{split}.csv"
+    with predictions.open("w", newline="", encoding="utf-8") as fh:
+        rows = zip(frame["label"].to_numpy(), result["predicted"], strict=True)
+        csv.writer(fh).writerows([("actual", "predicted"), *((labels[a], p) for a, p in rows)])
     report = out / f"classification_report_{split}.txt"
-    report.write_text(classification_report(result))
+    every_true = [labels[i] for i in frame["label"].to_numpy()]
+    report.write_text(classification_report(every_true, result["predicted"], labels))
     summary = out / f"metrics_{split}.json"
     keep = {k: result[k] for k in ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix")}
     summary.write_text(json.dumps(keep, indent=2))
-    return [*paths, report, summary]
+    return [*paths, predictions, report, summary]
 
 
 def latency_ms_per_image(loaded: Any, images: Sequence[np.ndarray], repeats: int = 20) -> float:

@@ -66,6 +66,18 @@ def learning_curves(
     return _save(fig, path)
 
 
+def history_csv(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """The per-epoch history as CSV (epoch, loss, accuracy, val_...): `dvc plots` data."""
+    import pandas as pd
+
+    frame = pd.DataFrame({k: list(v) for k, v in history.items()})
+    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
 def prediction_grid(
     images: Sequence[np.ndarray],
     true: Sequence[str],

@@ -50,6 +50,11 @@ def test_run_has_params_metrics_artifacts_and_lineage(trained_cnn, classify_work
     assert {"labels.json", "plots"} <= top
     metrics = json.loads((classify_workdir.metrics / "cnn.json").read_text())
     assert metrics["version"] == trained_cnn["version"]
+    # the data of `dvc plots show` (dvc.yaml): one row per test image, one per epoch
+    plots = classify_workdir.reports / "classifier" / "cnn"
+    assert len((plots / "history.csv").read_text().splitlines()) == trained_cnn["epochs"] + 1
+    test_rows = (plots / "predictions_test.csv").read_text().splitlines()
+    assert test_rows[0] == "actual,predicted" and len(test_rows) > 1
     assert metrics["test_accuracy"] == round(trained_cnn["metrics"]["test_accuracy"], 4)
 
 

@@ -239,6 +239,7 @@ def train_classifier(
         from artflow import plots
 
         curves = plots.learning_curves(history, out / "learning_curves.png", list(phase_starts))
+        plots.history_csv(history, out / "history.csv")  # `dvc plots show` (dvc.yaml)
         mlflow.log_artifact(str(curves), artifact_path="plots")
         result = finalize(
             model, settings, wd, family, data["labels"], image_size, out, register=register
