@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from artflow.data import names
 from artflow.data.layout import Workdir
 from artflow.errors import DataError
 from artflow.imageio import open_image
+from artflow.progress import progress
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 IGNORED_DIRS = {"__macosx", ".ds_store", ".git", ".dvc"}
@@ -109,7 +110,8 @@ def _extract_zip(archive: Path, dest: Path) -> None:
     """Extract safely (no absolute or ../ paths); names stay as the archive spells them."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            entries = zf.infolist()
+            for info in progress(entries, len(entries), f"extracting {archive.name}"):
                 parts = Path(info.filename).parts
                 if info.is_dir() or Path(info.filename).is_absolute() or ".." in parts:
                     continue
@@ -334,21 +336,13 @@ def _probe_one(cand: Candidate) -> None:
 def _probe_all(cands: list[Candidate]) -> None:
     # Pillow decodes with the GIL released, so threads use every core.
     with ThreadPoolExecutor() as pool:
-        for _ in _progress(pool.map(_probe_one, cands), len(cands), "probing images"):
+        for _ in progress(pool.map(_probe_one, cands), len(cands), "probing images"):
             pass
-
-
-def _progress(items: Iterable, total: int, label: str) -> Iterable:
-    if total < 500:
-        return items
-    from rich.progress import track
-
-    return track(items, total=total, description=label, transient=True)
 
 
 def _copy(cands: list[Candidate], wd: Workdir) -> None:
     """Byte-for-byte copies (copyfile never re-encodes); the source is never written."""
-    for cand in cands:
+    for cand in progress(cands, len(cands), "copying images"):
         target = wd.abs(cand.dest)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cand.src, target)
