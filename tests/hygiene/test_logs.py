@@ -32,7 +32,7 @@ def _restore_artflow_logger(monkeypatch):
 
 
 def _prints(path: Path) -> list[int]:
-    """Lines that call the builtin print, or rich's print imported under any name."""
+    """Lines that call the builtin print, rich's print (under any name) or typer.echo/secho."""
     tree = ast.parse(path.read_text(), filename=str(path))
     printers = {"print"} | {
         alias.asname or alias.name
@@ -44,10 +44,19 @@ def _prints(path: Path) -> list[int]:
     return [
         node.lineno
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in printers
+        if isinstance(node, ast.Call) and (_called(node.func) in printers | TYPER_PRINTERS)
     ]
+
+
+TYPER_PRINTERS = {"typer.echo", "typer.secho"}
+
+
+def _called(func: ast.expr) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return f"{func.value.id}.{func.attr}"
+    return ""
 
 
 def test_no_print_outside_the_cli_output_functions() -> None:
@@ -63,8 +72,10 @@ def test_no_print_outside_the_cli_output_functions() -> None:
 
 def test_the_print_finder_finds_prints(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text('from rich import print as rp\nprint("a")\nrp("b")\nx.print("c")\n')
-    assert _prints(probe) == [2, 3]
+    probe.write_text(
+        'from rich import print as rp\nprint("a")\nrp("b")\nx.print("c")\ntyper.echo("d")\n'
+    )
+    assert _prints(probe) == [2, 3, 5]
 
 
 def test_plain_lines_off_a_terminal(capsys) -> None:
