@@ -44,14 +44,10 @@ def newest_decision(model: str, since_ms: int):
 
 
 def _champion(client, model: str) -> str:
-    from mlflow.exceptions import MlflowException
-
     from artflow import tracking
 
-    try:
-        return str(client.get_registered_model(model).aliases.get(tracking.CHAMPION, ""))
-    except MlflowException:  # the model was never registered
-        return ""
+    registered = tracking.registered(model)  # None: never registered; outage: raises
+    return str(registered.aliases.get(tracking.CHAMPION, "")) if registered else ""
 
 
 def main(argv: list[str] | None = None) -> int:

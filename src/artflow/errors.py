@@ -31,3 +31,11 @@ class GateFailed(ArtflowError):
     """The promotion gate refused a candidate (exit 1 so CI can gate on it)."""
 
     exit_code = 1
+
+
+class RegistryUnavailable(ArtflowError):
+    """The MLflow tracking server or registry could not be asked (down, refused, timed out,
+    5xx, 401/403, a locked database). Never read as "not set": nothing was decided or moved.
+    Exit 3, so schedulers can tell an outage (retry later) from a refusal (exit 1)."""
+
+    exit_code = 3

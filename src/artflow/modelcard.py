@@ -87,16 +87,9 @@ def _num(value: Any) -> str:
 
 def write_model_card(name: str, version: str | int, decision: dict[str, Any] | None = None) -> str:
     """Render the card, log it on the version's run and set it as the version description."""
-    from mlflow.exceptions import MlflowException
-
     mv = resolve_version(name, str(version))
     client = tracking.client()
-    run = None
-    if mv.run_id:
-        try:
-            run = client.get_run(mv.run_id)
-        except MlflowException:
-            run = None
+    run = tracking.get_run(mv.run_id) if mv.run_id else None  # None: the run was deleted
     card = render(name, mv, run, decision)
     if run is not None:
         tracking._retry(lambda: client.log_text(mv.run_id, card, CARD_FILE))

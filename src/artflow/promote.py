@@ -10,8 +10,14 @@ at most its inverse.
 
 Every decision is written as JSON and Markdown, logged as a run in experiment
 "artflow-gate", tagged on the candidate version and written into its model card. Moving the
-alias is the last step and happens only on pass; each move is pushed on a registered-model
-tag `champion_history` so that `rollback` can restore the previous champion.
+alias is the last step and happens only on pass, as a compare-and-swap: under the registry
+lock (`tracking.registry_lock`) the gate reads `champion` again and refuses when it is no
+longer the one it compared against. Each move is pushed on a registered-model tag
+`champion_history` so that `rollback` can restore the previous champion; the alias is the
+source of truth and the history is reconciled with it on every read (docs/deploy.md).
+
+A registry that cannot be asked stops the gate with RegistryUnavailable (exit 3): only an
+alias that is really not set means "first model, no champion".
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +39,7 @@ from artflow.registry import HIGHER_IS_BETTER, STYLE_METRICS, is_style_model, re
 
 GATE_EXPERIMENT = "artflow-gate"
 HISTORY_TAG = "champion_history"  # JSON list of versions, oldest first; the top is champion
-LOG_TAG = "champion_log"  # JSON list of recent promotions/rollbacks, for people
+LOG_TAG = "champion_log"  # JSON list of recent moves: pending until the move is complete
 HISTORY_MAX = 50
 
 Evaluator = Callable[[Settings, Workdir, str], dict[str, Any]]
@@ -197,9 +204,8 @@ def _style_metric(metrics: dict[str, float], key: str) -> float | None:
 
 def _version_metrics(name: str, version: str) -> dict[str, float]:
     mv = resolve_version(name, version)
-    if not mv.run_id:
-        return {}
-    return dict(tracking.client().get_run(mv.run_id).data.metrics)
+    run = tracking.get_run(mv.run_id) if mv.run_id else None
+    return dict(run.data.metrics) if run is not None else {}
 
 
 def style_checks(
@@ -281,12 +287,20 @@ def promote(
 
         families.record(name, cand_version, checks, float(evaluations["candidate"]["accuracy"]))
     if decision.passed:
-        _move_champion(name, cand_version)  # the last step, only on pass
-        decision.promoted = True
-        _write_reports(wd, decision, report_dir)  # now saying "promoted: yes"
-    elif strict:
+        try:
+            _move_champion(name, cand_version, expected=champion)  # the last step, on pass
+            decision.promoted = True
+        except ChampionChanged as moved:
+            decision.passed, decision.reason = False, moved.message
+            _tag_version(name, cand_version, {"gate.decision": "stale"})
+        _write_reports(wd, decision, report_dir)  # now saying whether it was promoted
+    if strict and not decision.passed:
         raise refusal(decision)
     return decision
+
+
+class ChampionChanged(GateFailed):
+    """Another gate or a rollback moved `champion` while this gate was deciding."""
 
 
 def refusal(decision: Decision) -> GateFailed:
@@ -339,15 +353,19 @@ def _record(settings: Settings, wd: Workdir, decision: Decision, report_dir: str
         decision.gate_run_id = run.info.run_id
         mlflow.log_dict(decision.to_dict(), "decision.json")
         mlflow.log_text(decision.markdown(), "decision.md")
-    client = tracking.client()
     verdict = "passed" if decision.passed else "refused"
-    for key, value in (("gate.decision", verdict), ("gate.run_id", decision.gate_run_id)):
-        tracking._retry(
-            lambda k=key, v=value: client.set_model_version_tag(
-                decision.model, decision.candidate, k, v
-            )
-        )
+    tags = {"gate.decision": verdict, "gate.run_id": decision.gate_run_id or ""}
+    _tag_version(decision.model, decision.candidate, tags)
     write_model_card(decision.model, decision.candidate, decision.to_dict())
+
+
+def _tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    client = tracking.client()
+    for key, value in tags.items():
+        tracking.write(
+            f"tag {key} of {name} v{version}",
+            lambda k=key, v=value: client.set_model_version_tag(name, version, k, v),
+        )
 
 
 def _write_reports(wd: Workdir, decision: Decision, report_dir: str | Path | None) -> None:
@@ -365,78 +383,108 @@ def _write_reports(wd: Workdir, decision: Decision, report_dir: str | Path | Non
 
 
 # --------------------------------------------------------------------------- history
+# Moving `champion` takes three writes: a "pending" entry on champion_log, the alias (the
+# source of truth), then champion_history and the entry marked "done". A crash between two
+# writes leaves a state that `history` reconciles on the next read: an alias that differs
+# from the history's top is the completed half of the pending move (a rollback pops, a
+# promotion pushes), or a champion set outside the gate (adopted).
+
+
+def _tags(name: str) -> tuple[list[str], list[dict[str, Any]]]:
+    from artflow.registry import registered_model
+
+    tags = dict(registered_model(name).tags or {})
+    return _json_list(tags.get(HISTORY_TAG)), _json_list(tags.get(LOG_TAG))
+
+
+def _json_list(raw: str | None) -> list[Any]:
+    try:
+        value = json.loads(raw or "[]")
+    except json.JSONDecodeError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 def history(name: str) -> list[str]:
     """Champion versions, oldest first; the last one is the current champion."""
-    from artflow.registry import registered_model
-
-    tags = dict(registered_model(name).tags or {})
-    try:
-        versions = [str(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
-    except json.JSONDecodeError:
-        versions = []
+    raw, log = _tags(name)
+    versions = [str(v) for v in raw]
     current = tracking.alias_version(name, tracking.CHAMPION)
-    if current is not None and (not versions or versions[-1] != str(current.version)):
-        versions.append(str(current.version))  # champion set outside the gate: adopt it
-    return versions
+    if current is None or (versions and versions[-1] == str(current.version)):
+        return versions
+    now = str(current.version)
+    last = log[-1] if log and isinstance(log[-1], dict) else {}
+    interrupted_rollback = (
+        last.get("status") == "pending"
+        and last.get("action") == "rollback"
+        and last.get("version") == now
+        and len(versions) >= 2
+        and versions[-2] == now
+    )
+    return versions[:-1] if interrupted_rollback else [*versions, now]
 
 
-def _save_history(name: str, versions: list[str], event: dict[str, str]) -> None:
-    from artflow.registry import registered_model
-
+def _set_model_tag(name: str, key: str, value: str) -> None:
     client = tracking.client()
-    tags = dict(registered_model(name).tags or {})
-    try:
-        log = json.loads(tags.get(LOG_TAG, "[]"))
-    except json.JSONDecodeError:
-        log = []
-    log = [*log, event][-20:]
-    pairs = ((HISTORY_TAG, json.dumps(versions[-HISTORY_MAX:])), (LOG_TAG, json.dumps(log)))
-    for key, value in pairs:
-        tracking._retry(lambda k=key, v=value: client.set_registered_model_tag(name, k, v))
+    tracking.write(
+        f"tag {key} of {name}", lambda: client.set_registered_model_tag(name, key, value)
+    )
 
 
-def _move_champion(name: str, version: str) -> None:
-    """Push `version` on the history, then point `champion` at it."""
-    versions = history(name)
-    previous = versions[-1] if versions else "none"
-    event = {"action": "promote", "version": version, "previous": previous, "at": _now()}
-    _save_history(name, [*versions, version], event)
-    tracking.set_alias(name, tracking.CHAMPION, version)
-    challenger = tracking.alias_version(name, tracking.CHALLENGER)
-    if challenger is not None and str(challenger.version) == version:
-        # The challenger became champion: nothing is left to A/B test against it.
-        tracking._retry(
-            lambda: tracking.client().delete_registered_model_alias(name, tracking.CHALLENGER)
-        )
+def _save_log(name: str, log: list[dict[str, Any]]) -> None:
+    _set_model_tag(name, LOG_TAG, json.dumps(log[-20:]))
+
+
+def _apply(name: str, event: dict[str, str], versions: list[str]) -> None:
+    """Point `champion` at event["version"] and record `versions` as the new history, in the
+    crash-consistent order above. The caller holds the registry lock."""
+    event = {**event, "at": _now(), "id": uuid.uuid4().hex[:12], "status": "pending"}
+    _save_log(name, [*_tags(name)[1], event])
+    tracking.set_alias(name, tracking.CHAMPION, event["version"])
+    _set_model_tag(name, HISTORY_TAG, json.dumps(versions[-HISTORY_MAX:]))
+    done = [{**e, "status": "done"} if e.get("id") == event["id"] else e for e in _tags(name)[1]]
+    _save_log(name, done)
+
+
+def _move_champion(name: str, version: str, expected: str | None) -> None:
+    """Compare-and-swap: make `version` champion if `champion` is still `expected`."""
+    with tracking.registry_lock(name):
+        current = tracking.alias_version(name, tracking.CHAMPION)
+        now = str(current.version) if current is not None else None
+        if now != expected:
+            was = f"v{expected}" if expected else "unset"
+            raise ChampionChanged(
+                f"{name} v{version} passed against champion {was}, but the champion is now "
+                f"{'v' + now if now else 'unset'} (another gate or a rollback moved it); "
+                "not promoted",
+                f"run the gate again: `artflow promote {name} --candidate {version}`",
+            )
+        versions = history(name)
+        event = {"action": "promote", "version": version, "previous": expected or "none"}
+        _apply(name, event, [*versions, version])
+        challenger = tracking.alias_version(name, tracking.CHALLENGER)
+        if challenger is not None and str(challenger.version) == version:
+            # The challenger became champion: nothing is left to A/B test against it.
+            tracking.write(
+                f"alias challenger of {name}",
+                lambda: tracking.client().delete_registered_model_alias(name, tracking.CHALLENGER),
+            )
 
 
 def rollback(name: str) -> tuple[str, str]:
     """Restore the previous champion; returns (demoted version, restored version)."""
-    versions = history(name)
-    if not versions:
-        raise ModelError(f"{name} has no champion to roll back", "promote a model first")
-    if len(versions) < 2:
-        raise ModelError(
-            f"{name} v{versions[-1]} is the only champion it ever had; nothing to roll back to",
-            "promote another version with `artflow promote` first",
-        )
-    demoted = versions.pop()
-    restored = versions[-1]
-    resolve_version(name, restored)  # fails clearly if that version was deleted
-    _restore_champion(name, versions, demoted, restored)
+    with tracking.registry_lock(name):
+        versions = history(name)
+        if not versions:
+            raise ModelError(f"{name} has no champion to roll back", "promote a model first")
+        if len(versions) < 2:
+            raise ModelError(
+                f"{name} v{versions[-1]} is the only champion it ever had; nothing to roll back to",
+                "promote another version with `artflow promote` first",
+            )
+        demoted = versions.pop()
+        restored = versions[-1]
+        resolve_version(name, restored)  # fails clearly if that version was deleted
+        _apply(name, {"action": "rollback", "version": restored, "previous": demoted}, versions)
+        _tag_version(name, demoted, {"gate.decision": "rolled back"})
     return demoted, restored
-
-
-def _restore_champion(name: str, versions: list[str], demoted: str, restored: str) -> None:
-    _save_history(
-        name,
-        versions,
-        {"action": "rollback", "version": restored, "previous": demoted, "at": _now()},
-    )
-    tracking.set_alias(name, tracking.CHAMPION, restored)
-    client = tracking.client()
-    tracking._retry(
-        lambda: client.set_model_version_tag(name, demoted, "gate.decision", "rolled back")
-    )

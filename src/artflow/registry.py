@@ -112,40 +112,38 @@ def _fmt(value: float | None) -> str:
 
 def registered_model(name: str) -> Any:
     """The RegisteredModel, or a clear error listing the known names."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return tracking.client().get_registered_model(name)
-    except MlflowException:
+    model = tracking.registered(name)
+    if model is None:
         known = ", ".join(m.name for m in list_models()) or "none yet"
         raise ModelError(
             f"no registered model named {name!r} (registered: {known})",
             "train and register one first, or check `artflow models list`",
-        ) from None
+        )
+    return model
 
 
 def resolve_version(name: str, ref: str) -> Any:
     """A ModelVersion from a version number or an alias (champion, challenger, ...)."""
-    from mlflow.exceptions import MlflowException
-
     model = registered_model(name)
     ref = str(ref).strip()
-    client = tracking.client()
-    try:
-        if ref.isdigit():
-            return client.get_model_version(name, ref)
-        return client.get_model_version_by_alias(name, ref)
-    except MlflowException:
+    lookup = tracking.model_version if ref.isdigit() else tracking.alias_version
+    mv = lookup(name, ref)
+    if mv is None:
         aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(model.aliases.items())) or "none"
         kind = "version" if ref.isdigit() else "alias"
         raise ModelError(
             f"{name} has no {kind} {ref!r} (aliases: {aliases})",
             "see `artflow models compare " + name + "` for its versions and aliases",
-        ) from None
+        )
+    return mv
 
 
 def list_models() -> list[Any]:
-    return list(tracking.client().search_registered_models(max_results=1000))
+    found = tracking.ask(
+        "the registered models",
+        lambda: tracking.client().search_registered_models(max_results=1000),
+    )
+    return [m for m in found or [] if not tracking.is_lock_name(m.name)]
 
 
 def versions(name: str) -> list[VersionRow]:
@@ -154,23 +152,17 @@ def versions(name: str) -> list[VersionRow]:
     by_version: dict[str, list[str]] = {}
     for alias, version in model.aliases.items():
         by_version.setdefault(str(version), []).append(alias)
-    client = tracking.client()
-    found = client.search_model_versions(f"name='{name}'")
-    rows = [_row(client, mv, by_version.get(str(mv.version), [])) for mv in found]
+    found = tracking.search_versions(name)
+    rows = [_row(mv, by_version.get(str(mv.version), [])) for mv in found]
     return sorted(rows, key=lambda r: int(r.version), reverse=True)
 
 
-def _row(client: Any, mv: Any, aliases: list[str]) -> VersionRow:
-    from mlflow.exceptions import MlflowException
-
+def _row(mv: Any, aliases: list[str]) -> VersionRow:
     metrics: dict[str, float] = {}
     run_tags: dict[str, str] = {}
-    if mv.run_id:
-        try:
-            run = client.get_run(mv.run_id)
-            metrics, run_tags = dict(run.data.metrics), dict(run.data.tags)
-        except MlflowException:
-            pass  # the run was deleted; the version still lists
+    run = tracking.get_run(mv.run_id) if mv.run_id else None
+    if run is not None:  # None: the run was deleted; the version still lists
+        metrics, run_tags = dict(run.data.metrics), dict(run.data.tags)
     tags = dict(mv.tags or {})
     created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.UTC)
     return VersionRow(
@@ -198,6 +190,5 @@ def compare(name: str) -> Comparison:
 def run_metrics(name: str, version: str) -> dict[str, float]:
     """The metrics of the run that produced `name` version `version`."""
     mv = resolve_version(name, version)
-    if not mv.run_id:
-        return {}
-    return dict(tracking.client().get_run(mv.run_id).data.metrics)
+    run = tracking.get_run(mv.run_id) if mv.run_id else None
+    return dict(run.data.metrics) if run is not None else {}

@@ -6,9 +6,8 @@ c = champion wrong / candidate right. Under H0 (equal error rates) b ~ Binomial(
 
 Both versions are reported; `p_value` (the one that decides) is the exact binomial test
 when b + c < EXACT_BELOW (the chi-square approximation is poor for few discordant pairs),
-otherwise the chi-square test with Edwards' continuity correction. scipy has the binomial
-test and the chi-square distribution but no McNemar (statsmodels does; not worth a
-dependency for two lines), so the table is counted here.
+otherwise the chi-square test with Edwards' continuity correction. Both come from
+statsmodels' `mcnemar`; this module counts the 2x2 table and keeps the report.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ class McNemar:
 
 def mcnemar(champion_correct: Sequence[bool], candidate_correct: Sequence[bool]) -> McNemar:
     """McNemar's test on two models' correctness over the same images (same order)."""
-    from scipy.stats import binomtest, chi2
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
     if len(champion_correct) != len(candidate_correct):
         raise ModelError(
@@ -66,12 +65,13 @@ def mcnemar(champion_correct: Sequence[bool], candidate_correct: Sequence[bool])
     c = sum(c and not a for a, c in pairs)
     both_wrong = len(pairs) - both_right - b - c
     n_disc = b + c
-    if n_disc == 0:  # identical correctness: no evidence either way
+    if n_disc == 0:  # identical correctness: no evidence either way (statsmodels gives nan)
         stat, p_chi2, p_exact = 0.0, 1.0, 1.0
     else:
-        stat = (abs(b - c) - 1) ** 2 / n_disc if abs(b - c) > 0 else 0.0
-        p_chi2 = float(chi2.sf(stat, df=1))
-        p_exact = float(binomtest(min(b, c), n_disc, 0.5, alternative="two-sided").pvalue)
+        table = [[both_right, b], [c, both_wrong]]  # rows: champion right/wrong
+        chi = sm_mcnemar(table, exact=False, correction=True)
+        stat, p_chi2 = float(chi.statistic), float(chi.pvalue)
+        p_exact = float(sm_mcnemar(table, exact=True).pvalue)
     method = "exact" if n_disc < EXACT_BELOW else "chi2"
     return McNemar(
         n=len(pairs),

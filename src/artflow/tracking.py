@@ -9,18 +9,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from artflow.config import PROJECT_ROOT, Settings
-from artflow.errors import ModelError
+from artflow.errors import ModelError, RegistryUnavailable
 
 if TYPE_CHECKING:
     import mlflow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Registered model names (docs/conventions.md).
 CLASSIFIER = "artflow-artist-classifier"
@@ -43,18 +49,42 @@ def artifact_root() -> str:
     return os.environ.get("ARTFLOW_ARTIFACT_ROOT") or (PROJECT_ROOT / "mlartifacts").as_uri()
 
 
+# MLflow's HTTP client retries 7 times with exponential back-off and waits 120 s per
+# request by default: a dead server then takes minutes to notice. These defaults make it
+# seconds (a refused connection ~3 s, a hung server ~30 s); an operator's own values win.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def use_mlflow() -> str:
+    """Point MLflow at `tracking_uri()` with short HTTP retries; returns the URI.
+
+    MLflow reads its retry settings only from the environment, at each request, so they
+    are set there (as defaults) and nowhere else."""
+    import mlflow
+
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 def client() -> mlflow.MlflowClient:
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.MlflowClient(tracking_uri())
+    return mlflow.MlflowClient(use_mlflow())
 
 
 def experiment(name: str) -> str:
     """Select (creating if needed) the experiment `name` and return its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    use_mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         location = None if tracking_uri().startswith(("http", "databricks")) else artifact_root()
@@ -169,14 +199,159 @@ def set_alias(model_name: str, alias: str, version: str | int) -> None:
     _retry(lambda: client().set_registered_model_alias(model_name, alias, str(version)))
 
 
-def alias_version(model_name: str, alias: str) -> Any | None:
-    """The ModelVersion behind `alias`, or None when the alias is not set."""
+# --------------------------------------------------------------------------- registry reads
+# MLflow raises the same MlflowException for "no such alias/version/run" and for "could not
+# ask" (refused connection, timeout, 5xx after retries, 401/403, a locked sqlite database);
+# only its error code tells them apart. Every registry read goes through `ask`, so that only
+# a real "not set" can ever mean "no champion".
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True when MLflow answered "this does not exist" (as opposed to not answering)."""
+    return getattr(exc, "error_code", None) in NOT_FOUND_CODES
+
+
+def redacted(text: str) -> str:
+    """`text` without the passwords of the URLs in it (it goes into errors and logs)."""
+    return re.sub(r"//([^:/@\s]+):[^@/\s]+@", r"//\1:***@", text)
+
+
+def redacted_uri(uri: str | None = None) -> str:
+    return redacted(uri or tracking_uri())
+
+
+def unavailable(what: str, exc: BaseException) -> RegistryUnavailable:
+    first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    code = getattr(exc, "error_code", None) or type(exc).__name__
+    return RegistryUnavailable(
+        f"the MLflow registry at {redacted_uri()} could not be asked for {what} "
+        f"({code}: {redacted(first)[:300]})",
+        "nothing was decided or changed; check that the server is up and reachable "
+        "(MLFLOW_TRACKING_URI, credentials) and run again",
+    )
+
+
+def ask(what: str, fn: Callable[[], T]) -> T | None:
+    """Call the registry: the answer, None when `what` is not set, RegistryUnavailable when
+    the registry could not answer."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client().get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+        return fn()
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise unavailable(what, exc) from exc
+    except (ModelError, RegistryUnavailable):
+        raise
+    except Exception as exc:  # requests/urllib3/SQLAlchemy errors that MLflow did not wrap
+        raise unavailable(what, exc) from exc
+
+
+def alias_version(model_name: str, alias: str) -> Any | None:
+    """The ModelVersion behind `alias`, None when the alias is not set; RegistryUnavailable
+    when the registry could not be asked."""
+    return ask(
+        f"alias {alias!r} of {model_name}",
+        lambda: client().get_model_version_by_alias(model_name, alias),
+    )
+
+
+def model_version(model_name: str, version: str | int) -> Any | None:
+    """The ModelVersion `version` of `model_name`, None when there is no such version."""
+    return ask(
+        f"version {version} of {model_name}",
+        lambda: client().get_model_version(model_name, str(version)),
+    )
+
+
+def registered(model_name: str) -> Any | None:
+    """The RegisteredModel `model_name`, None when nothing is registered under that name."""
+    return ask(f"registered model {model_name}", lambda: client().get_registered_model(model_name))
+
+
+def get_run(run_id: str) -> Any | None:
+    """The run `run_id`, None when it does not exist (deleted)."""
+    return ask(f"run {run_id}", lambda: client().get_run(run_id))
+
+
+def search_versions(model_name: str) -> list[Any]:
+    """Every version of `model_name` (empty when none or no such model)."""
+    found = ask(
+        f"the versions of {model_name}",
+        lambda: client().search_model_versions(f"name='{model_name}'"),
+    )
+    return list(found or [])
+
+
+def write(what: str, fn: Callable[[], T]) -> T:
+    """A registry write: brief retries on a locked sqlite store, RegistryUnavailable when the
+    registry cannot be reached (a missing model or version stays MLflow's own error)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _retry(fn)
+    except MlflowException as exc:
+        if is_not_found(exc):
+            raise
+        raise unavailable(what, exc) from exc
+    except (ModelError, RegistryUnavailable):
+        raise
+    except Exception as exc:
+        raise unavailable(what, exc) from exc
+
+
+# --------------------------------------------------------------------------- registry lock
+# MLflow has no compare-and-swap on aliases. A registered model's name is unique in the
+# backend store (sqlite or PostgreSQL), so creating a model named LOCK_SUFFIX after the
+# guarded one is an atomic "take the lock" that every process and pod sees; deleting it
+# releases it. A holder that crashed leaves the lock behind: it is broken after LOCK_TTL_S.
+LOCK_SUFFIX = ".champion-lock"
+LOCK_TTL_S = 300.0
+
+
+def is_lock_name(name: str) -> bool:
+    return name.endswith(LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def registry_lock(model_name: str, wait_s: float = 60.0) -> Iterator[str]:
+    """Hold the registry-wide lock of `model_name` (moves of its `champion`)."""
+    lock, holder = f"{model_name}{LOCK_SUFFIX}", uuid.uuid4().hex
+    deadline = time.monotonic() + wait_s
+    while not _try_lock(lock, holder):
+        if time.monotonic() > deadline:
+            raise RegistryUnavailable(
+                f"{lock} has been held by another gate or rollback for more than {wait_s:g} s",
+                f"wait for it to finish, or delete the registered model {lock} if it crashed",
+            )
+        time.sleep(0.25)
+    try:
+        yield holder
+    finally:
+        try:
+            client().delete_registered_model(lock)
+        except Exception:  # the lock expires after LOCK_TTL_S anyway
+            log.warning("could not release %s; it expires in %.0f s", lock, LOCK_TTL_S)
+
+
+def _try_lock(lock: str, holder: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _retry(lambda: client().create_registered_model(lock, {"holder": holder}))
+        return True
+    except MlflowException as exc:  # held (or released while MLflow looked it up): wait
+        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"}:
+            raise unavailable(f"the lock {lock}", exc) from exc
+    except Exception as exc:
+        raise unavailable(f"the lock {lock}", exc) from exc
+    held = registered(lock)
+    if held is not None and time.time() - held.creation_timestamp / 1000 > LOCK_TTL_S:
+        log.warning("breaking %s: held for over %.0f s", lock, LOCK_TTL_S)
+        ask(f"the lock {lock}", lambda: client().delete_registered_model(lock))
+    return False
 
 
 def mark_challenger(model_name: str, version: str | int) -> None:
@@ -194,10 +369,12 @@ def load_keras_model(uri: str) -> Any:
     import mlflow.tensorflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking_uri())
+    use_mlflow()
     try:
         return mlflow.tensorflow.load_model(uri)
     except MlflowException as exc:
+        if not is_not_found(exc):
+            raise unavailable(uri, exc) from exc
         raise ModelError(
             f"cannot load {uri}: {exc.message.splitlines()[0]}",
             "check `artflow models list` for registered names, versions and aliases",

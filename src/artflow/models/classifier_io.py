@@ -94,7 +94,6 @@ class LoadedClassifier:
 
 def resolve_version(ref: str) -> Any:
     """The MLflow ModelVersion behind `models:/name@alias`, `models:/name/N`, an alias or N."""
-    from mlflow.exceptions import MlflowException
 
     name, key = tracking.CLASSIFIER, ref.strip()
     if key.startswith("models:/"):
@@ -107,21 +106,18 @@ def resolve_version(ref: str) -> Any:
             name, key = body, "latest"
     if not key:
         raise ModelError(f"model reference {ref!r} names no version or alias")
-    client = tracking.client()
-    try:
-        if key.isdigit():
-            return client.get_model_version(name, key)
-        if key == "latest":
-            versions = client.search_model_versions(f"name='{name}'")
-            if not versions:
-                raise MlflowException(f"no versions of {name}")
-            return max(versions, key=lambda v: int(v.version))
-        return client.get_model_version_by_alias(name, key)
-    except MlflowException as exc:
+    if key.isdigit():
+        mv = tracking.model_version(name, key)
+    elif key == "latest":
+        mv = max(tracking.search_versions(name), key=lambda v: int(v.version), default=None)
+    else:
+        mv = tracking.alias_version(name, key)
+    if mv is None:  # not set; an unreachable registry raised RegistryUnavailable instead
         raise ModelError(
-            f"no classifier version for {ref!r} ({name}): {str(exc.message).splitlines()[0]}",
+            f"no classifier version for {ref!r} ({name})",
             "train one with `artflow train classifier`; list versions with `artflow models list`",
-        ) from None
+        )
+    return mv
 
 
 def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
@@ -153,11 +149,15 @@ def _load_model(uri: str) -> tuple[Any, float]:
     import mlflow.tensorflow
     from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    tracking.use_mlflow()
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
         model = mlflow.tensorflow.load_model(str(local))
-    except (MlflowException, OSError) as exc:
+    except MlflowException as exc:
+        if not tracking.is_not_found(exc):  # the registry or artifact store did not answer
+            raise tracking.unavailable(uri, exc) from exc
+        raise ModelError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
         raise ModelError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
     keras_files = list(local.rglob("*.keras")) or [p for p in local.rglob("*") if p.is_file()]
     size_mb = sum(p.stat().st_size for p in keras_files) / 1e6

@@ -150,7 +150,7 @@ def _log(classifier: LoadedClassifier, folder: Path) -> None:
     """Attach the files to the version's run and point the version at them."""
     client = tracking.client()
     name, version = classifier.name, classifier.version
-    run_id = classifier.run_id or client.get_model_version(name, version).run_id
+    run_id = classifier.run_id or getattr(tracking.model_version(name, version), "run_id", None)
     if not run_id:
         raise DataError(f"{name} v{version} has no MLflow run to log the drift reference to")
     for file in (REFERENCE_FILE, PROJECTION_FILE, "summary.json"):
@@ -170,7 +170,7 @@ def load_reference(
         name, version, tags = mv.name, str(mv.version), dict(mv.tags or {})
     else:
         name, version = model_ref.name, model_ref.version
-        tags = dict(tracking.client().get_model_version(name, version).tags or {})
+        tags = _version_tags(name, version)
     uri = tags.get(TAG)
     if uri is None:
         if not build_missing:
@@ -179,8 +179,15 @@ def load_reference(
                 "build it with `artflow drift reference --model-uri ...`",
             )
         build_reference(settings, wd, model_ref)
-        uri = dict(tracking.client().get_model_version(name, version).tags or {})[TAG]
+        uri = _version_tags(name, version)[TAG]
     return _download(uri, name, version)
+
+
+def _version_tags(name: str, version: str) -> dict[str, str]:
+    mv = tracking.model_version(name, version)
+    if mv is None:
+        raise DataError(f"{name} has no version {version}", "see `artflow models list`")
+    return dict(mv.tags or {})
 
 
 def _download(uri: str, name: str, version: str) -> Reference:

@@ -241,13 +241,9 @@ def resolve(model_name: str, ref: str) -> ResolvedModel:
                 "train one (artflow train ...) or pass --model-uri; see `artflow models list`",
             )
     else:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = tracking.client().get_model_version(name, str(number))
-        except MlflowException:
-            hint = "see `artflow models list`"
-            raise ModelError(f"{name} has no version {number}", hint) from None
+        mv = tracking.model_version(name, str(number))
+        if mv is None:
+            raise ModelError(f"{name} has no version {number}", "see `artflow models list`")
     return ResolvedModel(f"models:/{name}/{mv.version}", str(mv.version), dict(mv.tags or {}), note)
 
 
