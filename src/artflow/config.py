@@ -242,6 +242,7 @@ class DriftCfg(Section):
     embedding_components: int = Field(8, ge=1)
     reference_split: Literal["train", "val", "test"] = "train"
     reference_max_images: int = Field(2000, ge=10)
+    retrain_cooldown_h: float = Field(24.0, ge=0.0)
 
     @field_validator("window", mode="before")
     @classmethod

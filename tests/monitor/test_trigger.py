@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_act_runs_the_real_local_retrain_pipeline(
     verdict, _, log = verdicts["darkened"]
     wd = Workdir.at(tmp_path / "wd")
     shutil.copytree(drift_wd.root, wd.root)
-    outcome = trigger_retrain(smoke_settings, wd, verdict, log)
+    outcome = trigger_retrain(smoke_settings, wd, verdict, log, cooldown_h=0)
     assert outcome["triggered"] and outcome["result"]["seconds"] > 0
     client = tracking.client()
     runs = client.search_runs(
@@ -104,9 +105,57 @@ def test_act_with_an_unreachable_cluster_is_one_clear_error(
 
     _, _, log = verdicts["photos"]
     args = ["--workdir", str(drift_wd.root), "--model-uri", drift_classifier.uri, "-p", "smoke"]
-    code = cli.run(["drift", "--log", str(log), "--act", "--host", "http://127.0.0.1:9", *args])
+    host = ["--host", "http://127.0.0.1:9", "--cooldown", "0"]  # earlier tests fired this key
+    code = cli.run(["drift", "--log", str(log), "--act", *host, *args])
     captured = capsys.readouterr()
     assert code == 2 and "DRIFT" in captured.out
     assert "cannot reach Kubeflow Pipelines at http://127.0.0.1:9" in captured.err
     assert "Traceback" not in captured.err
     assert cli.run(["drift", "--log", str(log), "--force", *args]) == 2  # --force needs --act
+
+
+def _fresh_version(verdict: dict[str, Any]) -> dict[str, Any]:
+    """The same verdict for a model version no other test has triggered."""
+    return {**verdict, "model": {**verdict["model"], "version": uuid.uuid4().hex[:8]}}
+
+
+def test_second_trigger_within_the_cooldown_starts_nothing_and_says_why(
+    verdicts, drift_wd, smoke_settings
+) -> None:
+    verdict, _, log = verdicts["photos"]
+    verdict = _fresh_version(verdict)
+    runner = RecordingRunner(smoke_settings)
+    first = trigger_retrain(
+        smoke_settings, drift_wd, verdict, log, runner=runner, source="dvc://repo?path=d&rev=v1"
+    )
+    second = trigger_retrain(smoke_settings, drift_wd, verdict, log, runner=runner)
+    assert first["triggered"] and not second["triggered"]
+    assert len(runner.calls) == 1
+    kwargs = runner.calls[0][1]
+    assert kwargs["source"] == "dvc://repo?path=d&rev=v1"
+    assert kwargs["mlflow_uri"] == tracking.tracking_uri()  # from the configuration
+    assert second["previous_run_id"] == first["trigger_run_id"]
+    assert second["previous_status"] == "finished"
+    assert "not started again" in second["reason"] and "retrain_cooldown_h = 24" in second["reason"]
+    # The state is queryable in MLflow by any pod: the trigger run carries key and status.
+    tags = tracking.client().get_run(first["trigger_run_id"]).data.tags
+    assert tags["artflow.trigger_key"] == first["trigger_key"] == second["trigger_key"]
+    # Another trigger kind, or no cool-down, is another retrain.
+    forced = trigger_retrain(
+        smoke_settings, drift_wd, {**verdict, "drifted": False}, log, force=True, runner=runner
+    )
+    again = trigger_retrain(smoke_settings, drift_wd, verdict, log, runner=runner, cooldown_h=0)
+    assert forced["triggered"] and again["triggered"] and len(runner.calls) == 3
+
+
+def test_a_failed_retrain_does_not_block_the_next(verdicts, drift_wd, smoke_settings) -> None:
+    verdict, _, log = verdicts["photos"]
+    verdict = _fresh_version(verdict)
+
+    def failing(name: str, **kwargs: Any) -> dict[str, Any]:
+        raise RuntimeError("the cluster refused the run")
+
+    with pytest.raises(RuntimeError):
+        trigger_retrain(smoke_settings, drift_wd, verdict, log, runner=failing)
+    runner = RecordingRunner(smoke_settings)
+    assert trigger_retrain(smoke_settings, drift_wd, verdict, log, runner=runner)["triggered"]

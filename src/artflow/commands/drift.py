@@ -1,6 +1,7 @@
 """`artflow drift`: Evidently drift report of the prediction log, and the retrain trigger.
 
-artflow drift [--window 500|1d] [--log PATH] [--model-uri champion] [--act [--force] [--host URL]]
+artflow drift [--window 500|1d] [--log PATH] [--model-uri champion]
+              [--act [--force] [--host URL] [--source SRC] [--cooldown HOURS]]
 artflow drift reference --model-uri REF       build + log a version's reference profile
 artflow drift simulate --images DIR [--url URL | --log PATH] [--darken 0.3]
 """
@@ -88,6 +89,23 @@ def drift(
             show_default=False,
         ),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="With --act: the data the retrain ingests (folder, zip, kaggle://, "
+            "dvc://REPO?path=P&rev=R). Default on a cluster: data.source of params.yaml.",
+            show_default=False,
+        ),
+    ] = None,
+    cooldown: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="With --act: hours during which a retrain of the same model version is not "
+            "started again. Default: drift.retrain_cooldown_h.",
+            show_default=False,
+        ),
+    ] = None,
     fail_on_drift: Annotated[
         bool,
         typer.Option("--fail-on-drift", help="Exit 1 when the window drifted (for cron / CI)."),
@@ -99,8 +117,10 @@ def drift(
     """Report drift of the latest window of served predictions against the reference."""
     if ctx.invoked_subcommand is not None:
         return
-    if (force or host) and not act:
-        raise ConfigError("--force and --host only apply with --act", "add --act")
+    if (force or host or source or cooldown is not None) and not act:
+        raise ConfigError(
+            "--force, --host, --source and --cooldown only apply with --act", "add --act"
+        )
     from artflow.monitor.check import check_drift
 
     cfg = settings(params, profile)
@@ -111,7 +131,9 @@ def drift(
     if act:
         from artflow.monitor.trigger import trigger_retrain
 
-        outcome = trigger_retrain(cfg, wd, verdict, log_path, host=host, force=force)
+        outcome = trigger_retrain(
+            cfg, wd, verdict, log_path, host=host, force=force, source=source, cooldown_h=cooldown
+        )
         _show_trigger(outcome)
     if fail_on_drift and verdict["drifted"]:
         from artflow.monitor.check import DriftDetected

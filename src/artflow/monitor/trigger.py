@@ -9,11 +9,21 @@ Why is recorded three ways:
     pipeline declares one, and (locally) the prediction log as `prediction_log`.
 The pipeline's own drift step checks again; policy `always` makes it go ahead regardless,
 because the decision was taken here (and recorded) already.
+
+The pipeline gets the data source and the MLflow URI from this process's configuration
+(`data.source` in params.yaml or `--source`; MLFLOW_TRACKING_URI), never a local path of
+the job that fired it. It is not started again while a retrain for the same model version
+and trigger is running or has just finished: the trigger runs are that state, queryable by
+every pod (tag `artflow.trigger_key`, `artflow.retrain_status`), and
+`drift.retrain_cooldown_h` is how long one blocks the next.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -27,6 +37,9 @@ from artflow.data.layout import Workdir
 
 EXPERIMENT = "artflow-retrain"
 PIPELINE = "retrain"
+KEY_TAG, STATUS_TAG = "artflow.trigger_key", "artflow.retrain_status"
+
+log = logging.getLogger(__name__)
 
 Runner = Callable[..., Any]
 
@@ -48,28 +61,48 @@ def trigger_retrain(
     host: str | None = None,
     force: bool = False,
     runner: Runner | None = None,
+    source: str | None = None,
+    cooldown_h: float | None = None,
 ) -> dict[str, Any]:
-    """Start the retrain pipeline when `verdict` drifted or `force`; returns what happened."""
+    """Start the retrain pipeline when `verdict` drifted or `force`; returns what happened.
+
+    `source` is the data the pipeline ingests (default on a cluster: `data.source`);
+    `cooldown_h` overrides `drift.retrain_cooldown_h`."""
     if not (verdict.get("drifted") or force):
         return {"triggered": False, "reason": "no drift in the window; nothing to do"}
     trigger = "drift" if verdict.get("drifted") else "manual"
     reason = _reason(verdict, trigger)
     location = report_location(verdict)
-    arguments: dict[str, Any] = {"policy": "always"}
+    model = verdict.get("model") or {}
+    key = trigger_key(model, trigger)
+    arguments: dict[str, Any] = {
+        "policy": "always",
+        "mlflow_uri": pipeline_mlflow_uri(),
+    }
+    if source or host:  # locally the pipeline may re-use the workdir's data (source "")
+        arguments["source"] = source or settings.data.source
     if not host:  # a cluster's steps read their own log on the data volume, not this path
         arguments["prediction_log"] = str(Path(log_path))
-    with tracking.start_run(
-        EXPERIMENT,
-        f"retrain-trigger-{trigger}",
-        settings,
-        params={"pipeline": PIPELINE, "where": host or "local"},
-        tags={
-            "artflow.trigger": trigger,
-            "artflow.trigger_reason": reason,
-            "artflow.trigger_report": location,
-        },
-    ) as run:
-        _attach_report(verdict)
+    # Check and record under one lock, so that two drift jobs at once start one retrain.
+    with tracking.registry_lock(f"{model.get('name') or tracking.CLASSIFIER}.retrain"):
+        cooldown = settings.drift.retrain_cooldown_h if cooldown_h is None else cooldown_h
+        previous = recent_trigger(key, cooldown)
+        if previous is not None:
+            return _held_back(previous, key, cooldown)
+        with tracking.start_run(
+            EXPERIMENT,
+            f"retrain-trigger-{trigger}",
+            settings,
+            params={"pipeline": PIPELINE, "where": host or "local", **arguments},
+            tags={
+                "artflow.trigger": trigger,
+                "artflow.trigger_reason": reason,
+                "artflow.trigger_report": location,
+                KEY_TAG: key,
+                STATUS_TAG: "starting",
+            },
+        ) as run:
+            _attach_report(verdict)
     # The trigger run is closed before the pipeline starts: its steps open runs of their own
     # (in this process for some runners), and MLflow allows one active run per process.
     run_id = run.info.run_id
@@ -91,8 +124,66 @@ def trigger_retrain(
         "reason": reason,
         "report": location,
         "trigger_run_id": run_id,
+        "trigger_key": key,
         "where": host or "local",
         "result": result,
+    }
+
+
+def trigger_key(model: dict[str, Any], trigger: str) -> str:
+    """What makes two triggers "the same retrain": the model version and the trigger kind."""
+    name = model.get("name") or tracking.CLASSIFIER
+    return f"{name}/v{model.get('version', '?')}/{trigger}"
+
+
+def pipeline_mlflow_uri() -> str:
+    """The MLflow URI handed to the pipeline as a parameter. Parameters show in the Kubeflow
+    UI: a URI with a password stays out (the steps read it from their Secret instead)."""
+    uri = tracking.tracking_uri()
+    return "" if tracking.redacted(uri) != uri else uri
+
+
+def recent_trigger(key: str, cooldown_h: float) -> Any | None:
+    """The newest trigger run for `key` started within the cool-down that did not fail."""
+    import mlflow
+
+    if cooldown_h <= 0:
+        return None
+    tracking.use_mlflow()
+    exp = tracking.ask(
+        f"experiment {EXPERIMENT}", lambda: mlflow.get_experiment_by_name(EXPERIMENT)
+    )
+    if exp is None:
+        return None
+    since = int((dt.datetime.now(dt.UTC).timestamp() - cooldown_h * 3600) * 1000)
+    query = f"tags.`{KEY_TAG}` = '{key}' and attributes.start_time >= {since}"
+    runs = tracking.ask(
+        f"the recent retrain triggers ({key})",
+        lambda: tracking.client().search_runs(
+            [exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20
+        ),
+    )
+    return next((r for r in runs or [] if r.data.tags.get(STATUS_TAG) != "failed"), None)
+
+
+def _held_back(previous: Any, key: str, cooldown_h: float) -> dict[str, Any]:
+    started = dt.datetime.fromtimestamp(previous.info.start_time / 1000, tz=dt.UTC)
+    until = started + dt.timedelta(hours=cooldown_h)
+    status = previous.data.tags.get(STATUS_TAG, "unknown")
+    reason = (
+        f"not started again: a retrain for {key} was started at "
+        f"{started.isoformat(timespec='seconds')} (trigger run {previous.info.run_id}, status "
+        f"{status}); the cool-down (drift.retrain_cooldown_h = {cooldown_h:g}) lasts until "
+        f"{until.isoformat(timespec='seconds')}"
+    )
+    log.info("%s", reason)
+    return {
+        "triggered": False,
+        "reason": reason,
+        "trigger_key": key,
+        "previous_run_id": previous.info.run_id,
+        "previous_status": status,
+        "cooldown_until": until.isoformat(timespec="seconds"),
     }
 
 
@@ -144,9 +235,14 @@ def _pipelines() -> Any:
     return pipelines
 
 
-def _declares(name: str, parameter: str) -> bool:
+@functools.cache
+def _inputs(name: str) -> frozenset[str]:
     spec = getattr(_pipelines().load(name), "component_spec", None)
-    return parameter in (getattr(spec, "inputs", None) or {})
+    return frozenset(getattr(spec, "inputs", None) or {})
+
+
+def _declares(name: str, parameter: str) -> bool:
+    return parameter in _inputs(name)
 
 
 def _start(
@@ -157,16 +253,18 @@ def _start(
     host: str | None,
     runner: Runner | None,
 ) -> dict[str, Any]:
-    if runner is None and _declares(PIPELINE, "trigger_report"):
-        arguments["trigger_report"] = location
     if runner is not None:
         return dict(runner(PIPELINE, wd=wd, host=host, profile=settings.profile, **arguments))
+    arguments["trigger_report"] = location
+    arguments = {k: v for k, v in arguments.items() if _declares(PIPELINE, k)}
     profile = "" if settings.profile == "default" else settings.profile
     if host:
         _pipelines()
         from pipelines.kubeflow_runner import submit
 
-        run_id = submit(PIPELINE, host, {"profile": profile, "workdir": str(wd.root), **arguments})
+        if _declares(PIPELINE, "workdir"):  # a pipeline that still shares a volume
+            arguments["workdir"] = str(wd.root)
+        run_id = submit(PIPELINE, host, {"profile": profile, **arguments})
         return {"submitted": True, "host": host, "run_id": run_id}
     _pipelines()
     from pipelines.local_runner import run_local
@@ -178,6 +276,6 @@ def _record(run_id: str, result: dict[str, Any]) -> None:
     """What the pipeline did, on the (closed) trigger run."""
     client = tracking.client()
     client.log_dict(run_id, json.loads(json.dumps(result, default=str)), "retrain_result.json")
-    client.set_tag(run_id, "artflow.retrain_status", result["status"])
+    client.set_tag(run_id, STATUS_TAG, result["status"])
     if "seconds" in result:
         client.log_metric(run_id, "retrain_seconds", float(result["seconds"]))
