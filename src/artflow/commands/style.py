@@ -182,6 +182,26 @@ def train_cyclegan(
     )
 
 
+def train_gatys(
+    workdir: WorkdirOption = DEFAULT_WORKDIR,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Search Gatys settings per backbone on held-out images; register each backbone's best."""
+    from rich import print as rprint
+
+    from artflow.data.layout import Workdir
+    from artflow.style.nst_runs import search_backbones
+
+    result = search_backbones(settings(params, profile), Workdir.at(workdir))
+    for backbone, found in result["backbones"].items():
+        rprint(
+            f"[green]gatys {backbone}[/] best of {len(found['trials'])} trials: trial "
+            f"{found['best_trial']} (fixed cost {found['best_fixed_cost']:.4g}) -> "
+            f"artflow-gatys-settings v{found['version']}  run {found['run_id']}"
+        )
+
+
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command(
@@ -198,3 +218,6 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     train_app.command(
         "cyclegan", epilog=examples("artflow train cyclegan --workdir data --resume")
     )(train_cyclegan)
+    train_app.command(
+        "gatys", epilog=examples("artflow train gatys --workdir data --profile smoke")
+    )(train_gatys)

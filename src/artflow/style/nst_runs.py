@@ -251,13 +251,20 @@ def search_backbone(
 
 
 def search_pairs(settings: Settings, wd: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-    """nst.search_images (photo, Monet painting) pairs from the style test split."""
+    """nst.search_images (photo, painting) pairs of held-out images: photos of the style test
+    split as content, paintings of the classifier's frozen test split as style (one artist
+    after another), so the search never scores itself on what the models trained on."""
+    import pandas as pd
+
     from artflow.style.data import require, style_images
 
     n = settings.nst.search_images
     photos = require(style_images(wd, "test", "photo"), "style test photo", wd)[:n]
-    paintings = require(style_images(wd, "test", "monet"), "style test Monet", wd)[:n]
-    return [(load_rgb(p), load_rgb(s)) for p, s in zip(photos, paintings, strict=False)]
+    test = pd.read_csv(wd.split_csv("test"))
+    one_each = test.groupby("artist", sort=True).head(1)  # first painting of every artist
+    paintings = [str(wd.abs(p)) for p in one_each["path"]][:n]
+    require(paintings, "test painting", wd)
+    return [(load_rgb(p), load_rgb(paintings[i % len(paintings)])) for i, p in enumerate(photos)]
 
 
 def search_backbones(
