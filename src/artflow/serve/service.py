@@ -35,10 +35,21 @@ from artflow.config import load_settings
 from artflow.errors import ArtflowError
 from artflow.serve import admin
 from artflow.serve.batching import VariantBatcher
+from artflow.serve.family import FamilyModels, FamilyUnavailable
+from artflow.serve.feedback import FILE_NAME as FEEDBACK_FILE
+from artflow.serve.feedback import (
+    Answer,
+    FeedbackError,
+    FeedbackStore,
+    OnlineAccuracy,
+    new_id,
+    study_metrics,
+)
+from artflow.serve.gatys_jobs import Jobs
 from artflow.serve.guard import RequestGuard
 from artflow.serve.inference import rank
 from artflow.serve.metrics import metrics
-from artflow.serve.models import ModelSet
+from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.predlog import PredictionLog, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
 from artflow.serve.validation import (
@@ -59,6 +70,9 @@ SETTINGS = load_settings(
 SERVE = SETTINGS.serve
 UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
 ImageFormat = Literal["png", "jpeg"]
+Family = Literal["cnn", "resnet50"]
+Backbone = Literal["vgg19", "resnet50"]
+NOT_A_PAINTING = "This does not look like a painting: the answer is probably meaningless."
 LIMITS = Limits(SERVE.max_pixels, SERVE.max_aspect_ratio, SERVE.max_decode_mb)
 MIN_SIDE = 32  # the style networks pool 3-5 times (artflow.style.inference.MIN_SIDE)
 STYLE_SIDE = 256  # AdaIN reads only the style's channel statistics, at this side
@@ -88,6 +102,16 @@ class Artflow:
         self.metrics = metrics()
         self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
         self.gatys = {"running": False, "steps_done": 0, "cancelled": 0}
+        self.gatys_jobs = Jobs()
+        self.families = FamilyModels(_load_classifier)
+        self.feedback_store = FeedbackStore(log_path.with_name(FEEDBACK_FILE))
+        self.metrics_study = study_metrics()
+        self.online = OnlineAccuracy(self.feedback_store.path, SETTINGS.abtest.confidence)
+        from artflow.monitor.novelty import NoveltyCache
+        from artflow.style.nst_settings import SettingsCache
+
+        self.novelty = NoveltyCache()
+        self.gatys_settings = SettingsCache(SETTINGS.nst)
         self.admin_failures = admin.FailureLimiter(SERVE.admin_max_failures)
         # At most `large_decodes` big decodes at once; created on the event loop, on first use.
         self._decode_gate: asyncio.Semaphore | None = None
@@ -114,12 +138,22 @@ class Artflow:
         image: Path,
         ctx: bentoml.Context,
         top_k: Annotated[int, Field(ge=1, le=100)] = SERVE.top_k,
+        family: Family | None = None,
     ) -> dict[str, Any]:
-        """An image -> top-k artists with probabilities, the variant and model version."""
+        """An image -> top-k artists with probabilities, the variant and model version.
+
+        With `family` (cnn | resnet50) the family's best gated version answers instead of the
+        A/B router's choice (artflow.families).
+        """
         started, variant = time.perf_counter(), "none"
         try:
-            variant = self.router.assign(self._client_key(ctx), self.models.challenger_available())
-            slot = self.models.classifier(variant)
+            if family:
+                variant = f"family:{family}"
+                slot = await self._family_slot(family)
+            else:
+                key = self._client_key(ctx)
+                variant = self.router.assign(key, self.models.challenger_available())
+                slot = self.models.classifier(variant)
             runner = slot.model
             side = runner.size if runner is not None else DEFAULT_CLASSIFIER_SIZE
             # Both sides at least the model's input: the resize to SxS does the rest.
@@ -127,7 +161,12 @@ class Artflow:
             if runner is None:
                 raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
             prepared = await anyio.to_thread.run_sync(runner.prepare, decoded.rgb)
-            out = await self._with_timeout(self._classify_prepared(variant, prepared), "classify")
+            if family:
+                work = anyio.to_thread.run_sync(self._infer_slot, slot, [prepared])
+                out = (await self._with_timeout(work, "classify"))[0]
+            else:
+                work = self._classify_prepared(variant, prepared)
+                out = await self._with_timeout(work, "classify")
         except ApiError as exc:
             return self._fail(ctx, "classify", variant, exc, started)
         probs = np.asarray(out["probs"], dtype=np.float32)
@@ -138,9 +177,25 @@ class Artflow:
             "artist": ranked[0]["artist"],
             "confidence": ranked[0]["probability"],
             "variant": variant,
-            "model": {"name": slot.name, "version": out["version"]},
+            "model": {"name": slot.name, "version": out["version"], "alias": slot.alias},
             "latency_ms": round(latency_ms, 2),
+            "prediction_id": new_id(),
         }
+        if family:
+            body["family"] = family
+        novelty = await anyio.to_thread.run_sync(
+            self._novelty, slot.name, out["version"], decoded.rgb, out.get("embedding")
+        )
+        if novelty is not None:
+            body["novelty"] = novelty
+            if novelty["novel"]:
+                body["warning"] = NOT_A_PAINTING
+            self.metrics_study.novelty.labels(
+                variant=variant, novel=str(novelty["novel"]).lower()
+            ).inc()
+        self.feedback_store.remember(
+            Answer(body["prediction_id"], variant, str(out["version"]), body["artist"], family)
+        )
         self._record(
             "classify",
             variant,
@@ -150,6 +205,8 @@ class Artflow:
             decoded,
             artist=ranked[0]["artist"],
             confidence=ranked[0]["probability"],
+            prediction_id=body["prediction_id"],
+            novelty=None if novelty is None else novelty["score"],
             embedding=out.get("embedding") if SERVE.log_embedding else None,
         )
         self.metrics.predictions.labels(
@@ -169,9 +226,15 @@ class Artflow:
         steps: Annotated[int, Field(ge=1)] | None = None,
         format: ImageFormat = "png",
         timeout_s: Annotated[float, Field(gt=0, le=SERVE.timeout_s)] | None = None,
+        backbone: Backbone | None = None,
+        job: Annotated[str, Field(max_length=64)] | None = None,
     ) -> Image.Image:
         """Content + style images -> the stylized image (fast feed-forward, or bounded Gatys),
-        at the working size: `size`, else the content's, at most serve.max_output_side."""
+        at the working size: `size`, else the content's, at most serve.max_output_side.
+
+        Gatys: `backbone` picks VGG19 or ResNet50 features (with that backbone's registered
+        best settings, artflow.style.nst_settings); `job` names the run for
+        GET /gatys/progress and POST /gatys/cancel."""
         started, variant = time.perf_counter(), method
         try:
             if method == "fast":
@@ -190,8 +253,11 @@ class Artflow:
                 side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
                 content_img = await self._decode(content, "content", Fit(side, MIN_SIDE, True))
                 style_img = await self._decode(style, "style", Fit(side, MIN_SIDE, True))
-                name, version = "gatys", f"{SETTINGS.nst.backbone}-{SETTINGS.nst.weights}"
-                result = await self._gatys(content_img.rgb, style_img.rgb, side, steps, timeout_s)
+                chosen = await anyio.to_thread.run_sync(self.gatys_settings.get, backbone)
+                name, version = "gatys", chosen.label
+                result = await self._gatys(
+                    content_img.rgb, style_img.rgb, side, steps, timeout_s, chosen.cfg, job
+                )
         except ApiError as exc:
             return self._fail(ctx, "stylize", variant, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
@@ -228,14 +294,59 @@ class Artflow:
         self._record("monet", variant, slot.name, slot.version, latency_ms, decoded)
         return await self._image(ctx, "monet", variant, started, result, format, slot.version)
 
+    @bentoml.api(route="/feedback")
+    async def feedback(
+        self,
+        ctx: bentoml.Context,
+        prediction_id: Annotated[str, Field(min_length=1, max_length=64)],
+        correct: bool | None = None,
+        artist: Annotated[str, Field(max_length=200)] | None = None,
+    ) -> dict[str, Any]:
+        """Was classification `prediction_id` right? `correct`, or the true `artist`."""
+        try:
+            record = self.feedback_store.add(prediction_id, correct=correct, artist=artist)
+        except FeedbackError as exc:
+            ctx.response.status_code = exc.status
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        self.online.add(record)
+        return {"stored": True, "prediction_id": prediction_id, "correct": record["correct"]}
+
+    # ------------------------------------------------------------------ study helpers
+    async def _family_slot(self, family: str) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(self.families.get, family)
+        except FamilyUnavailable as exc:
+            raise ApiError(exc.status, str(exc), "family") from None
+
+    def _novelty(
+        self, name: str, version: str, rgb: np.ndarray, embedding: list[float] | None
+    ) -> dict[str, Any] | None:
+        """The 'does not look like a painting' check, when the version has a novelty model."""
+        if not SETTINGS.novelty.enabled or embedding is None:
+            return None
+        try:
+            found = self.novelty.get(name, str(version))
+            if found is None:
+                return None
+            model, projection = found
+            from artflow.monitor.features import describe_image
+
+            projected = projection.transform(np.asarray([embedding], dtype=np.float64))[0]
+            return model.check(describe_image(rgb), projected)
+        except Exception:  # never fail an answer because of its warning
+            log.exception("artflow: novelty check failed")
+            return None
+
     # ------------------------------------------------------------------ classifier calls
     def _infer(self, variant: str, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
         """One forward pass over a batch of prepared arrays of one variant."""
-        slot = self.models.classifier(variant)
+        return self._infer_slot(self.models.classifier(variant), arrays)
+
+    def _infer_slot(self, slot: Any, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
         with slot.lock:
             runner, version = slot.model, slot.version
             if runner is None:
-                raise ApiError(503, f"classifier {variant} not loaded")
+                raise ApiError(503, f"classifier {slot.key} not loaded")
             probs, emb = runner.run(arrays)
         labels = list(runner.loaded.labels)
         return [
@@ -271,6 +382,9 @@ class Artflow:
         """Re-resolve the registry aliases and load what moved."""
         if (denied := self._deny(ctx)) is not None:
             return denied
+        self.families.clear()
+        self.gatys_settings.clear()
+        self.novelty.clear()
         return await anyio.to_thread.run_sync(self.models.refresh)
 
     @bentoml.api(route="/admin/rollback")
@@ -356,6 +470,8 @@ class Artflow:
             "gatys": dict(self.gatys),
             "prediction_log": str(self.predictions.path),
             "profile": SETTINGS.profile,
+            "families": self.families.status(),
+            "online_accuracy": self.online.snapshot(),
         }
 
     def admin_refusal(self, headers: Any, client: str) -> tuple[int, str, dict[str, str]] | None:
@@ -425,6 +541,8 @@ class Artflow:
         side: int,
         steps: int | None,
         timeout_s: float | None,
+        cfg: Any,
+        job_id: str | None,
     ) -> np.ndarray:
         """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time.
 
@@ -432,19 +550,25 @@ class Artflow:
         its next step), not when the request gives up on it."""
         if not self.gatys_gate.acquire(blocking=False):
             raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
-        self.gatys.update(running=True, steps_done=0)
         n = min(steps or SERVE.gatys_max_steps, SERVE.gatys_max_steps)
+        try:
+            job = self.gatys_jobs.start(job_id, n, cfg.backbone) if job_id else None
+        except ValueError as exc:
+            self.gatys_gate.release()
+            raise ApiError(422, f"job: {exc}", "job") from None
+        self.gatys.update(running=True, steps_done=0)
 
         def run(cancel: threading.Event) -> np.ndarray:
             from artflow.style.gatys import run_gatys
 
-            def on_step(i: int, _losses: dict[str, float]) -> None:
+            def on_step(i: int, losses: dict[str, float]) -> None:
                 self.gatys["steps_done"] = i + 1
-                if cancel.is_set():
+                if job is not None:
+                    Jobs.record(job, i, losses)
+                if cancel.is_set() or (job is not None and job.cancel_requested.is_set()):
                     raise Cancelled
 
             try:
-                cfg = SETTINGS.nst
                 return run_gatys(content, style, cfg, steps=n, size=side, on_step=on_step).image
             except (Cancelled, ArtflowError):
                 raise
@@ -456,7 +580,19 @@ class Artflow:
             self.gatys["running"] = False
             self.gatys_gate.release()
 
-        return await self._run("stylize", run, timeout_s, on_done=finished)
+        try:
+            result = await self._run("stylize", run, timeout_s, on_done=finished)
+        except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
+            if job is not None:
+                job.state = "cancelled"
+            raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
+        except ApiError:
+            if job is not None:
+                job.state = "failed"
+            raise
+        if job is not None:
+            job.state = "done"
+        return result
 
     async def _run(
         self,
@@ -619,5 +755,5 @@ Artflow.add_asgi_middleware(
     on_refuse=_count_refusal,
     max_body_bytes=int(SERVE.max_body_mb * 2**20),
     upload_fields=UPLOAD_FIELDS,
-    json_paths=["/admin"],
+    json_paths=["/admin", "/feedback"],
 )

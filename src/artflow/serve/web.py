@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from artflow.serve import gallery
 from artflow.serve.admin import presented_token
 
 STATIC = Path(__file__).parent / "static"
@@ -44,8 +45,53 @@ async def status(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
+async def gatys_progress(request: Request) -> Response:
+    """GET /gatys/progress?job=ID: step, steps and losses of a running (or recent) Gatys run."""
+    job = _job(request)
+    if job is None:
+        return JSONResponse({"error": "unknown job"}, status_code=404)
+    return JSONResponse(job.describe())
+
+
+async def gatys_cancel(request: Request) -> Response:
+    """POST /gatys/cancel?job=ID: stop that run at its next step (its /stylize answers 409)."""
+    service = getattr(request.app.state, "service", None)
+    job = service.gatys_jobs.cancel(request.query_params.get("job", "")) if service else None
+    if job is None:
+        return JSONResponse({"error": "unknown job"}, status_code=404)
+    return JSONResponse({**job.describe(), "cancel_requested": True})
+
+
+def _gallery_dir(request: Request) -> Path | None:
+    service = getattr(request.app.state, "service", None)
+    return service.predictions.path.parent / gallery.FOLDER if service else None
+
+
+async def gallery_list(request: Request) -> Response:
+    """GET /gallery: one style image per artist of the data [{artist, url}]."""
+    folder = _gallery_dir(request)
+    return JSONResponse(gallery.listing(folder) if folder else [])
+
+
+async def gallery_file(request: Request) -> Response:
+    folder = _gallery_dir(request)
+    path = gallery.file_for(folder, request.path_params["name"]) if folder else None
+    if path is None:
+        return JSONResponse({"error": "no such gallery image"}, status_code=404)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+def _job(request: Request):  # noqa: ANN202 - a Job or None
+    service = getattr(request.app.state, "service", None)
+    return service.gatys_jobs.get(request.query_params.get("job", "")) if service else None
+
+
 web_app = Starlette(
     routes=[
+        Route("/gatys/progress", gatys_progress),
+        Route("/gallery", gallery_list),
+        Route("/gallery/{name}", gallery_file),
+        Route("/gatys/cancel", gatys_cancel, methods=["POST"]),
         Route("/ui", page),
         Route("/ui/", to_page),
         Route("/status", status),

@@ -64,42 +64,182 @@ function drawBars(svg, rows) {
   });
 }
 
+let lastPrediction = null;  // the answer the "right?" buttons are about
+
 $("classify-file").addEventListener("change", () => preview($("classify-file"), $("classify-preview")));
 $("classify-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData();
   form.append("image", $("classify-file").files[0]);
   form.append("top_k", "5");
+  if ($("classify-family").value) form.append("family", $("classify-family").value);
+  $("feedback").hidden = true;
+  $("classify-warning").hidden = true;
   const response = await post("/classify", form, $("classify-submit"), $("classify-error"));
   if (!response) return;
   const body = await response.json();
   $("classify-answer").textContent =
     `${body.artist.replaceAll("_", " ")} (${(body.confidence * 100).toFixed(1)}%)`;
   drawBars($("classify-chart"), body.top);
+  const chosen = body.family ? `${body.family} (best gated)` : `variant ${body.variant}`;
   $("classify-meta").textContent =
-    `variant ${body.variant} · ${body.model.name} v${body.model.version} · ${body.latency_ms} ms`;
+    `${chosen} · ${body.model.name} v${body.model.version} · ${body.latency_ms} ms`;
   $("classify-chart").dataset.variant = body.variant;
+  $("classify-warning").textContent = body.warning || "";
+  $("classify-warning").hidden = !body.warning;
+  lastPrediction = body;
+  showFeedback(body);
 });
+
+function showFeedback(body) {
+  const select = $("feedback-artist");
+  while (select.firstChild) select.removeChild(select.firstChild);
+  for (const artist of knownArtists.length ? knownArtists : body.top.map((r) => r.artist)) {
+    if (artist === body.artist) continue;
+    const option = document.createElement("option");
+    option.value = artist;
+    option.textContent = artist.replaceAll("_", " ");
+    select.append(option);
+  }
+  $("feedback-artist-label").hidden = true;
+  $("feedback-status").textContent = "";
+  for (const id of ["feedback-yes", "feedback-no", "feedback-send"]) $(id).disabled = false;
+  $("feedback").hidden = false;
+}
+
+async function sendFeedback(payload) {
+  if (!lastPrediction) return;
+  for (const id of ["feedback-yes", "feedback-no", "feedback-send"]) $(id).disabled = true;
+  const response = await fetch("/feedback", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prediction_id: lastPrediction.prediction_id, ...payload }),
+  });
+  $("feedback-status").textContent = response.ok
+    ? "thanks, recorded" : `${response.status}: ${await errorText(response)}`;
+  $("feedback").dataset.sent = String(response.ok);
+}
+
+$("feedback-yes").addEventListener("click", () => sendFeedback({ correct: true }));
+$("feedback-no").addEventListener("click", () => { $("feedback-artist-label").hidden = false; });
+$("feedback-send").addEventListener("click", () =>
+  sendFeedback({ correct: false, artist: $("feedback-artist").value }));
 
 $("stylize-content").addEventListener("change", () => preview($("stylize-content"), $("stylize-content-preview")));
 $("stylize-style").addEventListener("change", () => preview($("stylize-style"), $("stylize-style-preview")));
 $("stylize-strength").addEventListener("input", () => {
   $("stylize-strength-value").textContent = Number($("stylize-strength").value).toFixed(2);
 });
+$("stylize-method").addEventListener("change", () => {
+  $("stylize-backbone-label").hidden = $("stylize-method").value !== "gatys";
+});
+
+let galleryStyle = null;  // {artist, blob} picked from the gallery instead of an upload
+let knownArtists = [];
+
+async function loadGallery() {
+  try {
+    const items = await (await fetch("/gallery")).json();
+    knownArtists = items.map((item) => item.artist);
+    for (const item of items) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.artist = item.artist;
+      button.title = item.artist.replaceAll("_", " ");
+      button.setAttribute("aria-pressed", "false");
+      const img = document.createElement("img");
+      img.src = item.url;
+      img.alt = `style of ${item.artist.replaceAll("_", " ")}`;
+      button.append(img);
+      button.addEventListener("click", () => pickGallery(button, item));
+      $("style-gallery").append(button);
+    }
+  } catch (_) { /* no gallery: uploading a style image still works */ }
+}
+
+async function pickGallery(button, item) {
+  for (const b of $("style-gallery").querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
+  button.setAttribute("aria-pressed", "true");
+  const blob = await (await fetch(item.url)).blob();
+  galleryStyle = { artist: item.artist, blob };
+  $("stylize-style").value = "";
+  $("stylize-style-preview").src = URL.createObjectURL(blob);
+  $("stylize-style-preview").hidden = false;
+}
+$("stylize-style").addEventListener("change", () => {
+  galleryStyle = null;
+  for (const b of $("style-gallery").querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
+});
+
+function randomJob() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+let currentJob = null;
+async function pollProgress(job) {
+  while (currentJob === job) {
+    try {
+      const response = await fetch(`/gatys/progress?job=${job}`);
+      if (response.ok) {
+        const p = await response.json();
+        $("gatys-bar").max = p.steps;
+        $("gatys-bar").value = p.step;
+        const loss = p.loss === null || p.loss === undefined ? "…" : Number(p.loss).toPrecision(4);
+        $("gatys-text").textContent = `${p.backbone} step ${p.step}/${p.steps} · loss ${loss} · ${p.state}`;
+        $("gatys-progress").dataset.step = String(p.step);
+        $("gatys-progress").dataset.state = p.state;
+        if (p.state !== "running") return;
+      }
+    } catch (_) { /* the next poll retries */ }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+$("gatys-cancel").addEventListener("click", async () => {
+  if (!currentJob) return;
+  $("gatys-cancel").disabled = true;
+  await fetch(`/gatys/cancel?job=${currentJob}`, { method: "POST" });
+});
+
 $("stylize-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const style = galleryStyle ? galleryStyle.blob : $("stylize-style").files[0];
+  if (!style) { $("stylize-error").textContent = "pick a style image from the gallery or upload one"; return; }
   const form = new FormData();
   form.append("content", $("stylize-content").files[0]);
-  form.append("style", $("stylize-style").files[0]);
+  form.append("style", style, galleryStyle ? `${galleryStyle.artist}.jpg` : style.name);
   form.append("method", $("stylize-method").value);
   form.append("strength", $("stylize-strength").value);
+  const gatys = $("stylize-method").value === "gatys";
+  let job = null;
+  if (gatys) {
+    job = randomJob();
+    form.append("backbone", $("stylize-backbone").value);
+    form.append("job", job);
+    currentJob = job;
+    $("gatys-progress").hidden = false;
+    $("gatys-progress").dataset.state = "running";
+    $("gatys-cancel").disabled = false;
+    $("gatys-text").textContent = "starting…";
+    pollProgress(job);
+  }
   const response = await post("/stylize", form, $("stylize-submit"), $("stylize-error"));
+  if (gatys) {
+    currentJob = null;
+    $("gatys-cancel").disabled = true;
+    const final = await fetch(`/gatys/progress?job=${job}`);
+    if (final.ok) {
+      const p = await final.json();
+      $("gatys-progress").dataset.state = p.state;
+      $("gatys-text").textContent = `${p.backbone} step ${p.step}/${p.steps} · ${p.state}`;
+    }
+  }
   if (!response) return;
   const blob = await response.blob();
   $("stylize-result").src = URL.createObjectURL(blob);
   $("stylize-result").hidden = false;
   $("stylize-meta").textContent =
-    `${$("stylize-method").value} · model ${response.headers.get("X-Artflow-Model-Version") || "?"}` +
+    `${$("stylize-method").value} · ${response.headers.get("X-Artflow-Model-Version") || "?"}` +
     ` · ${response.headers.get("X-Artflow-Latency-Ms") || "?"} ms`;
 });
 
@@ -134,3 +274,4 @@ async function refreshStatus() {
 }
 refreshStatus();
 setInterval(refreshStatus, 10000);
+loadGallery();
