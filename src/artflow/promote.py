@@ -283,9 +283,9 @@ def promote(
     )
     _record(settings, wd, decision, report_dir)
     if not is_style_model(name):  # the family's best that met the absolute thresholds
-        from artflow import families
+        from artflow import family_best
 
-        families.record(name, cand_version, checks, float(evaluations["candidate"]["accuracy"]))
+        family_best.record(name, cand_version, checks, float(evaluations["candidate"]["accuracy"]))
     if decision.passed:
         try:
             _move_champion(name, cand_version, expected=champion)  # the last step, on pass

@@ -1,4 +1,4 @@
-"""/classify?family=cnn|resnet50: the family's best version (artflow.families), loaded lazily.
+"""/classify?family=cnn|resnet50: the family's best gated version, loaded lazily.
 
 The A/B slots (artflow.serve.models) stay as they are; a family slot is resolved from the
 registry alias `best-<family>` on first use and again after an admin reload, and loaded only
@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from artflow import families, tracking
+from artflow import family_best, tracking
 from artflow.serve.models import Slot
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class FamilyModels:
         self._loader = loader  # version -> ClassifierRunner (artflow.serve.models)
         self._lock = threading.Lock()
         self._slots = {
-            f: Slot(key=f"family:{f}", name=tracking.CLASSIFIER) for f in families.FAMILIES
+            f: Slot(key=f"family:{f}", name=tracking.CLASSIFIER) for f in family_best.FAMILIES
         }
         self._resolved: set[str] = set()
 
@@ -47,15 +47,14 @@ class FamilyModels:
 
     def _refresh(self, family: str, slot: Slot) -> None:
         try:
-            mv = families.best_version(tracking.CLASSIFIER, family)
+            mv = family_best.best_version(tracking.CLASSIFIER, family)
         except Exception as exc:  # registry unreachable: keep what is loaded
             slot.error = f"registry lookup failed: {exc}"
             return
         if mv is None:
             slot.model, slot.version, slot.alias = None, None, None
-            slot.error = (
-                f"no {family} classifier has passed the gate yet (alias {families.alias(family)})"
-            )
+            alias = family_best.alias(family)
+            slot.error = f"no {family} classifier has passed the gate yet (alias {alias})"
             self._resolved.add(family)
             return
         version = str(mv.version)
@@ -67,7 +66,7 @@ class FamilyModels:
                 log.exception("artflow: %s", slot.error)
                 return
             slot.model, slot.version = model, version
-        slot.alias, slot.error = families.alias(family), None
+        slot.alias, slot.error = family_best.alias(family), None
         self._resolved.add(family)
 
     def clear(self) -> None:

@@ -143,7 +143,7 @@ class Artflow:
         """An image -> top-k artists with probabilities, the variant and model version.
 
         With `family` (cnn | resnet50) the family's best gated version answers instead of the
-        A/B router's choice (artflow.families).
+        A/B router's choice (artflow.family_best).
         """
         started, variant = time.perf_counter(), "none"
         try:

@@ -19,7 +19,7 @@ def _checks(fail: str | None = None, champion_fail: bool = True) -> list[Check]:
 
 
 def test_best_of_each_family_moves_only_on_absolute_passes_and_better_accuracy() -> None:
-    from artflow import families, tracking
+    from artflow import family_best, tracking
 
     client = tracking.client()
     name = "test-families-classifier"
@@ -30,16 +30,16 @@ def test_best_of_each_family_moves_only_on_absolute_passes_and_better_accuracy()
         versions[key] = str(mv.version)
 
     # passes the absolute checks (though not the champion comparison): recorded
-    assert families.record(name, versions["c1"], _checks(), 0.60) == "best-cnn"
+    assert family_best.record(name, versions["c1"], _checks(), 0.60) == "best-cnn"
     # a failed absolute check: never recorded, whatever its accuracy
-    assert families.record(name, versions["c2"], _checks(fail="latency_ms"), 0.90) is None
+    assert family_best.record(name, versions["c2"], _checks(fail="latency_ms"), 0.90) is None
     # less accurate than the current best: not recorded
-    assert families.record(name, versions["c3"], _checks(), 0.55) is None
-    assert str(families.best_version(name, "cnn").version) == versions["c1"]
-    assert families.record(name, versions["c3"], _checks(), 0.61) == "best-cnn"
-    assert str(families.best_version(name, "cnn").version) == versions["c3"]
-    assert families.best_version(name, "resnet50") is None
-    families.record(name, versions["r1"], _checks(), 0.1)
-    assert str(families.best_version(name, "resnet50").version) == versions["r1"]
+    assert family_best.record(name, versions["c3"], _checks(), 0.55) is None
+    assert str(family_best.best_version(name, "cnn").version) == versions["c1"]
+    assert family_best.record(name, versions["c3"], _checks(), 0.61) == "best-cnn"
+    assert str(family_best.best_version(name, "cnn").version) == versions["c3"]
+    assert family_best.best_version(name, "resnet50") is None
+    family_best.record(name, versions["r1"], _checks(), 0.1)
+    assert str(family_best.best_version(name, "resnet50").version) == versions["r1"]
     with pytest.raises(ValueError, match="unknown family"):
-        families.best_version(name, "vit")
+        family_best.best_version(name, "vit")
