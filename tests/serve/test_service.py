@@ -362,7 +362,8 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
 
     parsed = drift_read_log(server.prediction_log)
     assert len(parsed.frame) == len(records)
-    assert set(parsed.frame["variant"]) <= {CHAMPION, CHALLENGER}
+    chosen = {"family:cnn", "family:resnet50"}  # /classify family=... (test_study_service.py)
+    assert set(parsed.frame["variant"]) <= {CHAMPION, CHALLENGER} | chosen
     assert all(e is not None and len(e) == 8 for e in parsed.embeddings)
 
 
