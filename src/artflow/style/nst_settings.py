@@ -59,11 +59,9 @@ def register_best(cfg: NstCfg, run_id: str, score: float) -> str:
         path = Path(tmp) / FILE
         path.write_text(json.dumps(body, indent=2) + "\n")
         tracking._retry(lambda: client.log_artifact(run_id, str(path), folder))
-    try:
-        client.get_registered_model(REGISTERED)
-    except Exception:  # noqa: BLE001 - not found (or a race with another search): create it
+    if tracking.registered(REGISTERED) is None:
         client.create_registered_model(
-            REGISTERED, description="Best Gatys NST settings per backbone (style pipeline search)"
+            REGISTERED, description="Best Gatys NST settings per backbone (the Gatys search)"
         )
     source = f"{client.get_run(run_id).info.artifact_uri}/{folder}"
     tags = {"backbone": cfg.backbone, "weights": cfg.weights, "score": f"{score:.6g}"}
