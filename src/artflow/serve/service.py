@@ -126,6 +126,17 @@ class Artflow:
         }
         web_app.state.service = self
         self.models.start_background_load()
+        threading.Thread(
+            target=self._load_gatys_settings, name="artflow-gatys", daemon=True
+        ).start()
+
+    def _load_gatys_settings(self) -> None:
+        """Resolve each backbone's registered best Gatys settings at start-up (not on the first
+        request); under the registry lock, so never beside the model load's mlflow import."""
+        with self.models.registry_lock:
+            for backbone in ("vgg19", "resnet50"):
+                chosen = self.gatys_settings.get(backbone)
+                log.info("artflow: Gatys %s uses %s", backbone, chosen.label)
 
     def __is_ready__(self) -> bool:
         """/readyz: 200 only once the classifier champion is loaded."""
