@@ -42,14 +42,15 @@ demo: install  ## offline demo: data stages, training + style pipelines, registr
 	$(ARTFLOW) data sample --workdir $(WORKDIR)
 	$(ARTFLOW) data report --workdir $(WORKDIR)
 	$(ARTFLOW) pipeline compile --out build/pipelines
-	$(ARTFLOW) pipeline run training --local --workdir $(WORKDIR)
-	$(ARTFLOW) pipeline run style --local --workdir $(WORKDIR)
+	$(ARTFLOW) pipeline run training --local --workdir $(WORKDIR) --source $(WORKDIR)/demo_source
+	$(ARTFLOW) pipeline run style --local --workdir $(WORKDIR) --source $(WORKDIR)/demo_source
 	$(ARTFLOW) models compare artflow-artist-classifier --markdown $(WORKDIR)/reports/models.md
 	$(ARTFLOW) models list
 	$(ARTFLOW) bento build
 	@echo
 	@echo "demo done. Reports: $(WORKDIR)/validation/report.html, $(WORKDIR)/reports/eda/index.html,"
-	@echo "  $(WORKDIR)/reports/models.md; runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+	@echo "  $(WORKDIR)/reports/models.md; the pipelines' artifacts (data, splits, models, gate reports):"
+	@echo "  $(WORKDIR)/pipeline/kfp_local/ (last_run_*.json name each run's folder); runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 	@echo "Serve the champion models:  .venv/bin/artflow serve   (http://127.0.0.1:3000)"
 
 test: lint  ## lint + format check, then the whole suite, slow end-to-end tests included

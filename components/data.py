@@ -1,64 +1,103 @@
-"""Data components: ingest, validate, sample."""
+"""Data components: ingest (source -> `data`), validate (-> `validation`), sample (-> `splits`)."""
 
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 
-from components.common import cpu_component
+from components.common import component
 
 
-@cpu_component
+@component
 def ingest_op(
     source: str,
-    workdir: str,
     profile: str,
     mlflow_uri: str,
+    cache_dir: str,
     force: bool,
     enabled: bool,
-    manifest: Output[Dataset],
+    data: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Copy the data source (Kaggle layout folder or zip) into the workdir with manifests."""
+    """The data source (folder, zip, kaggle://, dvc://REPO?path=P&rev=R) into `data`."""
     from artflow import stages
+    from artflow.data.layout import Workdir
+    from artflow.errors import ConfigError
 
-    ctx = dict(profile=profile, mlflow_uri=mlflow_uri)
-    result = stages.ingest(source if enabled else "", workdir, force=force, **ctx)
-    settings, wd = stages.context(workdir, **ctx)
-    stages.publish(result, metrics=metrics)
-    stages.publish_dataset(wd, manifest, [wd.manifest, wd.monet_manifest, wd.ingest_report])
+    settings = stages.begin(profile, mlflow_uri)
+    outputs = {"data": data, "metrics": metrics}
+    if not enabled:
+        stages.skip_outputs(outputs, "the retrain was not needed")
+        return
+    if not source:
+        raise ConfigError("the pipeline's `source` parameter is empty", "pass a folder or URL")
+
+    def work() -> dict:
+        result = stages.ingest(settings, source, data, Workdir.at(data.path))
+        stages.log_metrics(result, metrics)
+        return result
+
+    params = {"source": stages.source_key(source)}
+    key = stages.cache_key("ingest", settings, {}, params)
+    stages.cached("ingest", key, cache_dir, outputs, work, force)
 
 
-@cpu_component
+@component
 def validate_op(
-    workdir: str,
     profile: str,
     mlflow_uri: str,
+    cache_dir: str,
     force: bool,
+    data: Input[Dataset],
+    validation: Output[Dataset],
     summary: Output[Metrics],
     report: Output[HTML],
 ):
-    """Great Expectations suites on the ingested data; quarantine list and HTML report."""
+    """Great Expectations suites on `data`: summary, quarantine list and the HTML report."""
     from artflow import stages
 
-    result = stages.validate(workdir, profile, mlflow_uri, force)
-    settings, wd = stages.context(workdir, profile, mlflow_uri)
-    stages.publish(result, metrics=summary)
-    stages.publish_html(report, "validation", source=str(wd.validation_report))
+    settings = stages.begin(profile, mlflow_uri)
+    outputs = {"validation": validation, "summary": summary, "report": report}
+    if stages.is_skipped(data):
+        stages.skip_outputs(outputs, "no data (the retrain was not needed)")
+        return
+
+    def work() -> dict:
+        wd = stages.scratch("validate", data)
+        result = stages.validate(settings, wd)
+        stages.export(wd, validation, ["validation"])
+        stages.log_metrics(result, summary)
+        stages.copy_report(report, wd.validation_report, "validation")
+        return result
+
+    key = stages.cache_key("validate", settings, {"data": data}, {})
+    stages.cached("validate", key, cache_dir, outputs, work, force)
 
 
-@cpu_component
+@component
 def sample_op(
-    workdir: str,
     profile: str,
     mlflow_uri: str,
+    cache_dir: str,
     force: bool,
-    validation: Input[Metrics],
+    data: Input[Dataset],
+    validation: Input[Dataset],
     splits: Output[Dataset],
     metrics: Output[Metrics],
 ):
-    """Stratified train/val split, frozen test split by content hash, style splits."""
+    """Stratified train/val split, frozen test split by content hash, style splits, label map
+    and class weights, all in `splits`."""
     from artflow import stages
 
-    result = stages.sample(workdir, profile, mlflow_uri, force)
-    settings, wd = stages.context(workdir, profile, mlflow_uri)
-    stages.publish(result, metrics=metrics)
-    files = stages.split_files(wd) + stages.style_files(wd)[:2] + [wd.class_weights]
-    stages.publish_dataset(wd, splits, files)
+    settings = stages.begin(profile, mlflow_uri)
+    outputs = {"splits": splits, "metrics": metrics}
+    if stages.is_skipped(data):
+        stages.skip_outputs(outputs, "no data (the retrain was not needed)")
+        return
+
+    def work() -> dict:
+        wd = stages.scratch("sample", data, validation)
+        result = stages.sample(settings, wd)
+        stages.export(wd, splits, ["splits"])
+        stages.log_metrics(result, metrics)
+        return result
+
+    key = stages.cache_key("sample", settings, {"data": data, "validation": validation}, {})
+    stages.cached("sample", key, cache_dir, outputs, work, force)

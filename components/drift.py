@@ -2,30 +2,32 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import HTML, Metrics, Output
+from kfp.dsl import HTML, Markdown, Metrics, Output
 
-from components.common import cpu_component
+from components.common import component
 
 
-@cpu_component
+@component
 def drift_check_op(
-    workdir: str,
     profile: str,
     mlflow_uri: str,
     policy: str,
     prediction_log: str,
     trigger_report: str,
     verdict: Output[Metrics],
+    summary: Output[Markdown],
     report: Output[HTML],
 ) -> NamedTuple("DriftOutputs", [("retrain", bool), ("reason", str)]):
-    """Evidently drift of recent predictions vs the reference; `retrain` for the next steps."""
+    """Evidently drift of recent predictions vs the champion's reference; `retrain` for the
+    next steps. Never cached: traffic changes between runs."""
     from collections import namedtuple
 
     from artflow import stages
 
-    result = stages.drift_check(
-        workdir, policy, prediction_log, "champion", profile, mlflow_uri, trigger_report
-    )
-    stages.publish(result, metrics=verdict)
-    stages.publish_html(report, "drift", result["reason"], source=result["report_html"])
+    settings = stages.begin(profile, mlflow_uri)
+    wd = stages.scratch("drift")
+    result = stages.drift_check(settings, wd, policy, prediction_log, "champion", trigger_report)
+    stages.log_metrics(result, verdict)
+    stages.write_markdown(summary, "drift verdict", stages.drift_markdown(result))
+    stages.copy_report(report, result["report_html"], "drift")
     return namedtuple("DriftOutputs", ["retrain", "reason"])(result["retrain"], result["reason"])

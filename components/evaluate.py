@@ -1,31 +1,43 @@
 """Evaluate component: compare the new classifier versions on validation, pick the challenger."""
 
-from kfp.dsl import HTML, Input, Metrics, Model, Output
+from kfp.dsl import ClassificationMetrics, Input, Markdown, Metrics, Model, Output
 
-from components.common import cpu_component
+from components.common import component
 
 
-@cpu_component
+@component
 def evaluate_op(
-    workdir: str,
     profile: str,
     mlflow_uri: str,
+    cache_dir: str,
     force: bool,
-    cnn_version: str,
-    resnet_version: str,
     cnn: Input[Model],
     resnet: Input[Model],
     candidate: Output[Model],
     metrics: Output[Metrics],
-    comparison: Output[HTML],
+    confusion: Output[ClassificationMetrics],
+    comparison: Output[Markdown],
 ) -> str:
-    """Best validation macro-F1 becomes `challenger`; the registry comparison is the report."""
+    """Best validation macro-F1 becomes `challenger` (the `candidate` Model); its confusion
+    matrix and the registry's comparison table are the reports."""
     from artflow import stages
 
-    result = stages.select_candidate(
-        workdir, [cnn_version, resnet_version], profile, mlflow_uri, force
-    )
-    stages.publish(result, metrics=metrics, model=candidate)
-    report = result.get("comparison") or result.get("reason", "")
-    stages.publish_html(comparison, "classifier versions", report)
-    return str(result["version"])
+    settings = stages.begin(profile, mlflow_uri)
+    outputs = {
+        "candidate": candidate,
+        "metrics": metrics,
+        "confusion": confusion,
+        "comparison": comparison,
+    }
+
+    def work() -> dict:
+        result = stages.select_candidate([stages.read_model(cnn), stages.read_model(resnet)])
+        stages.publish_model(result, candidate)
+        stages.log_metrics(result, metrics)
+        stages.log_confusion(result, confusion, "val")
+        body = result.get("comparison") or result.get("reason", "")
+        stages.write_markdown(comparison, "classifier versions", body)
+        return result
+
+    key = stages.cache_key("evaluate", settings, {"cnn": cnn, "resnet": resnet}, {})
+    return str(stages.cached("evaluate", key, cache_dir, outputs, work, force).get("version") or "")

@@ -1,84 +1,46 @@
-"""Training components: CNN (optionally tuned), ResNet50, AdaIN stylizer, CycleGAN."""
+"""Training components: one per model family (artflow.families), all alike: `data` + `splits`
+in, a registered version out as a `Model` (+ `Metrics`, the validation confusion matrix)."""
 
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-from components.common import gpu_component
+from components.common import component
 
 
-@gpu_component
-def train_cnn_op(
-    workdir: str,
-    profile: str,
-    mlflow_uri: str,
-    force: bool,
+@component
+def train_op(
+    family: str,
     tune: bool,
     enabled: bool,
-    splits: Input[Dataset],
-    model: Output[Model],
-    metrics: Output[Metrics],
-) -> str:
-    """Train (after a Keras Tuner search when `tune`) and register the custom CNN."""
-    from artflow import stages
-
-    result = stages.train_classifier(
-        workdir, "cnn", tune, profile, mlflow_uri, force, enabled=enabled
-    )
-    stages.publish(result, metrics=metrics, model=model)
-    return str(result.get("version") or "")
-
-
-@gpu_component
-def train_resnet50_op(
-    workdir: str,
     profile: str,
     mlflow_uri: str,
+    cache_dir: str,
     force: bool,
-    enabled: bool,
+    data: Input[Dataset],
     splits: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
+    confusion: Output[ClassificationMetrics],
 ) -> str:
-    """Transfer-learn ResNet50 (frozen, then top layers unfrozen) and register it."""
+    """Train (after the family's search when `tune`) and register one family as challenger;
+    returns the registered version ('' when disabled)."""
     from artflow import stages
 
-    result = stages.train_classifier(
-        workdir, "resnet50", False, profile, mlflow_uri, force, enabled=enabled
-    )
-    stages.publish(result, metrics=metrics, model=model)
-    return str(result.get("version") or "")
+    settings = stages.begin(profile, mlflow_uri)
+    outputs = {"model": model, "metrics": metrics, "confusion": confusion}
+    if not enabled or stages.is_skipped(splits):
+        stages.skip_outputs(outputs, f"{family}: not trained (disabled)")
+        return ""
+    name = f"train_{family}"
 
+    def work() -> dict:
+        wd = stages.scratch(name, data, splits)
+        result = stages.train(settings, wd, family, tune)
+        stages.publish_model(result, model)
+        stages.log_metrics(result, metrics)
+        stages.log_confusion(result, confusion, "val")
+        return result
 
-@gpu_component
-def train_stylizer_op(
-    workdir: str,
-    profile: str,
-    mlflow_uri: str,
-    force: bool,
-    splits: Input[Dataset],
-    model: Output[Model],
-    metrics: Output[Metrics],
-) -> str:
-    """Train the AdaIN feed-forward stylizer and register it as challenger."""
-    from artflow import stages
-
-    result = stages.train_stylizer(workdir, profile, mlflow_uri, force)
-    stages.publish(result, metrics=metrics, model=model)
-    return str(result.get("version") or "")
-
-
-@gpu_component
-def train_cyclegan_op(
-    workdir: str,
-    profile: str,
-    mlflow_uri: str,
-    force: bool,
-    splits: Input[Dataset],
-    model: Output[Model],
-    metrics: Output[Metrics],
-) -> str:
-    """Train the photo -> Monet CycleGAN (checkpointing as it goes) and register it."""
-    from artflow import stages
-
-    result = stages.train_cyclegan(workdir, profile, mlflow_uri, force)
-    stages.publish(result, metrics=metrics, model=model)
+    inputs = {"data": data, "splits": splits}
+    key = stages.cache_key(name, settings, inputs, {"tune": tune}, tune=tune)
+    result = stages.cached(name, key, cache_dir, outputs, work, force)
     return str(result.get("version") or "")

@@ -1,6 +1,7 @@
 """Kubeflow pipelines over the components: the DAGs, and one runner per orchestrator.
 
 training.py, style.py, retrain.py   the pipeline definitions (what runs after what)
+steps.py                            the pieces they share
 local_runner.py                     kfp.local SubprocessRunner on this machine
 kubeflow_runner.py                  compile to YAML (IR), submit and schedule on a cluster
 """
@@ -8,21 +9,36 @@ kubeflow_runner.py                  compile to YAML (IR), submit and schedule on
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ConfigError
 
 PIPELINES = {
-    "training": ("pipelines.training", "training_pipeline"),
-    "style": ("pipelines.style", "style_pipeline"),
-    "retrain": ("pipelines.retrain", "retrain_pipeline"),
+    "training": "pipelines.training",
+    "style": "pipelines.style",
+    "retrain": "pipelines.retrain",
 }
 
 
-def load(name: str) -> Callable[..., Any]:
-    """The pipeline function called `name`; a clear error for unknown names."""
+def load(name: str, settings: Settings | None = None) -> Any:
+    """Pipeline `name` built for `settings` (default: params.yaml); a clear error for unknown
+    names."""
     if name not in PIPELINES:
         raise ConfigError(f"unknown pipeline {name!r}", f"choose one of: {', '.join(PIPELINES)}")
-    module, attr = PIPELINES[name]
-    return getattr(importlib.import_module(module), attr)
+    if settings is None:
+        from artflow.config import load_settings
+
+        settings = load_settings()
+    return importlib.import_module(PIPELINES[name]).build(settings)
+
+
+def default_source(settings: Settings, source: str | None = None, local: bool = True) -> str:
+    """The ingest step's source: as given, else params.yaml's `data.source`; a relative local
+    path is made absolute (the steps run in empty directories), against the project if needed."""
+    value = source or settings.data.source
+    if local and "://" not in value and not Path(value).is_absolute():
+        path = Path(value) if Path(value).exists() else PROJECT_ROOT / value
+        return str(path.resolve())
+    return value

@@ -1,7 +1,8 @@
 """Kubeflow Pipelines on a cluster: compile to YAML (IR), submit a run, schedule a recurring run.
 
-The same pipeline functions run locally (local_runner.py). On a cluster every step mounts
-the shared data volume at `workdir` and reaches MLflow at `mlflow_uri` (docs/pipelines.md).
+The same pipeline definitions run locally (local_runner.py). On a cluster every step is its own
+pod: data travel as artifacts in the pipeline root's object store, and the steps reach MLflow
+with the URI and credentials of the Secret named in params.yaml (docs/pipelines.md).
 """
 
 from __future__ import annotations
@@ -9,23 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from artflow.config import Settings
 from artflow.errors import ArtflowError, ConfigError
 from pipelines import PIPELINES, load
 
 HEALTHZ = "/apis/v2beta1/healthz"
 
 
-def compile_pipeline(name: str, out_dir: str | Path) -> Path:
+def compile_pipeline(name: str, out_dir: str | Path, settings: Settings | None = None) -> Path:
     from kfp import compiler
 
     out = Path(out_dir) / f"{name}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(load(name), str(out))
+    compiler.Compiler().compile(load(name, settings), str(out))
     return out
 
 
-def compile_all(out_dir: str | Path) -> list[Path]:
-    return [compile_pipeline(name, out_dir) for name in PIPELINES]
+def compile_all(out_dir: str | Path, settings: Settings | None = None) -> list[Path]:
+    return [compile_pipeline(name, out_dir, settings) for name in PIPELINES]
 
 
 def _check_reachable(host: str) -> None:
@@ -70,14 +72,23 @@ def _call(host: str, what: str, fn: Any) -> Any:
         raise ArtflowError(f"{what} on {host} failed: {first[:300]}") from None
 
 
-def submit(name: str, host: str, arguments: dict[str, Any], experiment: str = "artflow") -> str:
+def submit(
+    name: str,
+    host: str,
+    arguments: dict[str, Any],
+    experiment: str = "artflow",
+    settings: Settings | None = None,
+) -> str:
     """Start one run of pipeline `name`; returns the run id. Caching stays on (cluster)."""
     client = _client(host)
     run = _call(
         host,
         "submitting",
         lambda: client.create_run_from_pipeline_func(
-            load(name), arguments=arguments, experiment_name=experiment, enable_caching=True
+            load(name, settings),
+            arguments=arguments,
+            experiment_name=experiment,
+            enable_caching=True,
         ),
     )
     return str(run.run_id)
@@ -100,11 +111,12 @@ def schedule(
     arguments: dict[str, Any],
     out_dir: str | Path,
     experiment: str = "artflow",
+    settings: Settings | None = None,
 ) -> str:
     """Create a recurring run of pipeline `name`; returns the recurring run's id."""
     cron6 = kfp_cron(cron)
     client = _client(host)
-    package = compile_pipeline(name, out_dir)
+    package = compile_pipeline(name, out_dir, settings)
     exp = _call(host, "creating the experiment", lambda: client.create_experiment(experiment))
     job = _call(
         host,

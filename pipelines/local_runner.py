@@ -1,30 +1,45 @@
 """Run a pipeline on this machine with Kubeflow's local runner (subprocesses, no Docker).
 
 Each step runs `python -m kfp...executor` under this interpreter (use_venv=False), where
-artflow is installed. Outputs of the runner go under `<workdir>/pipeline/kfp_local/`; the
-content-hash stamps in `<workdir>/pipeline/stamps/` make an unchanged re-run skip work.
+artflow is installed, in its own empty working directory: a step sees only its artifacts and
+parameters, as in a pod. The local runner's home (`--workdir`, default data/) keeps:
+  pipeline/kfp_local/   the artifacts of every run (kfp's pipeline root)
+  pipeline/cache/       finished steps by content key (artflow.stages.cached): an unchanged
+                        re-run restores them instead of working again
+  pipeline/logs/        each run's whole step output
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from artflow.data.layout import Workdir
+from artflow import stages
+from artflow.config import Settings
 from artflow.errors import ArtflowError
-from pipelines import load
+from pipelines import default_source, load
 
 log = logging.getLogger("artflow.pipelines.local_runner")
 
 
 def run_local(
-    name: str, workdir: str | Path, profile: str = "", verbose: bool = False, **arguments: Any
+    name: str,
+    workdir: str | Path,
+    profile: str = "",
+    verbose: bool = False,
+    settings: Settings | None = None,
+    **arguments: Any,
 ) -> dict[str, Any]:
-    """Run pipeline `name` to completion; returns seconds, the stamps and the gate decisions.
+    """Run pipeline `name` to completion; returns seconds, where its outputs are, the gates.
 
     The steps' whole output goes to `<workdir>/pipeline/logs/<name>-<time>.log`; the terminal
     gets the useful part of it (everything with `verbose`).
@@ -34,82 +49,109 @@ def run_local(
     from artflow import tracking
     from pipelines.local_log import quiet_steps
 
-    wd = Workdir.at(workdir)
-    from artflow.stages import is_overlay_file
-
-    if profile and not is_overlay_file(profile):
-        os.environ["ARTFLOW_PROFILE"] = profile  # steps inherit the environment
-    uri = tracking.tracking_uri()
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(wd.root / "pipeline" / "kfp_local"),
-    )
-    prune_stale_stamps(wd)
+    home = Path(workdir).expanduser().resolve() / "pipeline"
+    settings = settings or stages.settings_for(profile)
+    uri = arguments.pop("mlflow_uri", "") or tracking.tracking_uri()
+    cache_dir = str(home / "cache")
+    prune_stale_cache(cache_dir)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "kfp_local"))
     start = time.perf_counter()
-    log_path = wd.root / "pipeline" / "logs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    pipeline = load(name)
+    log_path = home / "logs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    pipeline = load(name, settings)
+    arguments = {"profile": profile, "mlflow_uri": uri, "cache_dir": cache_dir, **arguments}
+    if not arguments.get("source") and (home.parent / "raw").is_dir():
+        arguments["source"] = str(home.parent / "raw")  # the data version already ingested here
+    arguments["source"] = default_source(settings, arguments.get("source"))
     try:
-        with quiet_steps(log_path, verbose):
-            pipeline(workdir=str(wd.root), profile=profile, mlflow_uri=uri, **arguments)
+        with quiet_steps(log_path, verbose), steps_in_empty_dirs():
+            pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError for a failed task
         raise ArtflowError(
             f"pipeline {name} failed: {str(exc).splitlines()[0]}",
             f"the failing step's own error is printed above; its whole output: {log_path}",
         ) from None
-    seconds = time.perf_counter() - start
+    run_dir = _output_folder(home / "kfp_local")
     return {
         "pipeline": name,
-        "seconds": round(seconds, 1),
+        "seconds": round(time.perf_counter() - start, 1),
         "log": str(log_path),
-        **summary(wd, gated_models(pipeline)),
+        "outputs": run_dir,
+        "gates": gate_decisions(run_dir),
     }
 
 
-def prune_stale_stamps(wd: Workdir) -> list[str]:
-    """Forget stamps whose model version is gone (a fresh or different MLflow store).
+@contextlib.contextmanager
+def steps_in_empty_dirs() -> Iterator[None]:
+    """Start every step in a fresh, empty working directory, so that a step reaching for a
+    file another step wrote (rather than its artifacts) fails here as it would in a pod.
+    Hand-written because kfp's SubprocessRunner has no working-directory option."""
+    from kfp.local import subprocess_task_handler as handler
 
-    Checked once here, in the parent process, so that the steps' own skip stays import-free.
+    original = handler.run_local_subprocess
+
+    def run_in_empty_dir(full_command: list[str]) -> int:
+        cwd = tempfile.mkdtemp(prefix="artflow-step-")
+        try:
+            with subprocess.Popen(
+                full_command,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            ) as process:
+                # as kfp streams it: to stdout, which quiet_steps filters into the log
+                for line in iter(process.stdout.readline, ""):  # type: ignore[union-attr]
+                    sys.stdout.write(line)
+                sys.stdout.write("\n\n")
+                return process.wait()
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+
+    handler.run_local_subprocess = run_in_empty_dir
+    try:
+        yield
+    finally:
+        handler.run_local_subprocess = original
+
+
+def _output_folder(root: Path) -> str:
+    """The run's artifact folder under kfp's pipeline root (the newest one)."""
+    runs = [p for p in root.glob("*") if p.is_dir()]
+    return str(max(runs, key=lambda p: p.stat().st_mtime)) if runs else ""
+
+
+def gate_decisions(run_dir: str) -> dict[str, Any]:
+    """Each gate's decision, as its Markdown report's metadata says (kfp.local returns only
+    the pipeline's own outputs, so the tasks' are read from their executor_output.json)."""
+    out: dict[str, Any] = {}
+    for path in sorted(Path(run_dir).glob("gate-op*/executor_output.json")) if run_dir else []:
+        artifacts = json.loads(path.read_text()).get("artifacts", {})
+        for report in artifacts.get("report", {}).get("artifacts", []):
+            meta = report.get("metadata", {})
+            if meta.get("model"):
+                out[f"{meta['model']}-v{meta.get('candidate')}"] = {**meta, "report": report["uri"]}
+    return out
+
+
+def prune_stale_cache(cache_dir: str | Path) -> list[str]:
+    """Forget cached steps whose model version is gone (a fresh or different MLflow store).
+
+    Checked once here, in the parent process, so that the steps' own check stays import-free.
     """
     from artflow import tracking
 
     pruned: list[str] = []
-    for path in sorted((wd.root / "pipeline" / "stamps").glob("*.json")):
-        result = json.loads(path.read_text()).get("result", {})
-        name = result.get("model_name") or result.get("model")
-        version = str(result.get("version") or result.get("candidate") or "")
+    for entry, record in stages.cache_entries(cache_dir):
+        result = record.get("result", {})
+        name = result.get("model_name")
+        version = str(result.get("version") or "")
         if not (name and version):
             continue
         if tracking.model_version(name, version) is None:  # an unreachable registry raises
-            path.unlink()
-            pruned.append(path.stem)
-            log.info("%s: %s v%s is not in the registry: will re-run", path.stem, name, version)
+            shutil.rmtree(entry, ignore_errors=True)
+            pruned.append(entry.parent.name)
+            log.info(
+                "%s: %s v%s is not in the registry: will re-run", entry.parent.name, name, version
+            )
     return pruned
-
-
-def gated_models(pipeline: Any) -> set[str]:
-    """The registered models a compiled pipeline gates (its tasks' constant `model_name`s)."""
-    spec = pipeline.pipeline_spec
-    dags = [spec.root.dag] + [c.dag for c in spec.components.values() if c.HasField("dag")]
-    names = set()
-    for dag in dags:
-        for task in dag.tasks.values():
-            param = task.inputs.parameters.get("model_name")
-            if param is not None and param.HasField("runtime_value"):
-                names.add(param.runtime_value.constant.string_value)
-    return names
-
-
-def summary(wd: Workdir, models: set[str] | None = None) -> dict[str, Any]:
-    """What the workdir's pipeline state says: each stage's last run and the last gate
-    decision for each of `models` (default: every model gated in this workdir)."""
-    stamps, gates = {}, {}
-    for path in sorted((wd.root / "pipeline" / "stamps").glob("*.json")):
-        record = json.loads(path.read_text())
-        stamps[path.stem] = {"finished": record["finished"], "seconds": record["seconds"]}
-        result = record.get("result", {})
-        wanted = models is None or result.get("model") in models
-        if path.stem.startswith("gate_") and result.get("candidate") and wanted:
-            keep = ("model", "candidate", "champion", "passed", "promoted", "reason", "reports")
-            gates[f"{result['model']}-v{result['candidate']}"] = {k: result.get(k) for k in keep}
-    return {"stamps": stamps, "gates": gates, "root": str(Path(wd.root))}

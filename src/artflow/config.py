@@ -276,6 +276,20 @@ class PipelineCfg(Section):
     cpu_request: str = "2"
     memory_request: str = "8Gi"
     gpu_limit: int = Field(1, ge=0)
+    gpu_accelerator: str = "nvidia.com/gpu"
+    # Training pods land on the GPU node pool: its node label, and the taint it carries.
+    gpu_node_selector: dict[str, str] = {"nvidia.com/gpu.present": "true"}
+    gpu_tolerations: list[dict[str, str]] = [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    # Every step reads the MLflow URI and the object store's credentials from this Secret.
+    mlflow_secret: str = "artflow-mlflow-client"
+    mlflow_secret_keys: list[str] = [
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ]
 
 
 class Settings(Section):

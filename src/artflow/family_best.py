@@ -15,9 +15,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from artflow import families
+
 log = logging.getLogger(__name__)
 
-FAMILIES = ("cnn", "resnet50")
+FAMILIES = families.names("classifier")  # declared in artflow.families
 ABSOLUTE = ("accuracy", "macro_f1", "latency_ms", "model_size_mb")
 ACCURACY_TAG = "artflow.gate_accuracy"
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ModelError, RegistryUnavailable
+from artflow.families import CLASSIFIER, CYCLEGAN, STYLIZER  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import mlflow
@@ -28,10 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Registered model names (docs/conventions.md).
-CLASSIFIER = "artflow-artist-classifier"
-STYLIZER = "artflow-style-transfer"
-CYCLEGAN = "artflow-monet-cyclegan"
+# Registered model names are declared with the model families (artflow.families).
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 # Requirements recorded with logged models; passing them skips MLflow's slow inference
@@ -39,9 +37,22 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 PIP_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "keras==3.15.1", "pillow", "numpy"]
 
 
+_URI: dict[str, str] = {}  # set by use_tracking_uri: a pipeline step's `mlflow_uri` parameter
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Point this process at `uri` (a step's parameter) without touching the environment."""
+    if uri:
+        _URI["uri"] = uri
+
+
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else a sqlite store in the project directory (absolute path)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    """The step's `mlflow_uri`, else MLFLOW_TRACKING_URI, else the project's sqlite store."""
+    return (
+        _URI.get("uri")
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    )
 
 
 def artifact_root() -> str:

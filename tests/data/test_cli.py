@@ -51,12 +51,6 @@ def test_data_flow_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     for name in pngs:
         assert f"{name}.png" in html and (wd.eda / f"{name}.png").stat().st_size > 1000
 
-    # The CLI stamped what it did: a pipeline's validate and sample steps now skip.
-    from artflow import stages
-
-    for stage in (stages.validate, stages.sample):
-        assert stage(str(wd.root), "smoke")["skipped"], stage.__name__
-
 
 @pytest.mark.parametrize(
     ("argv", "message"),

@@ -1,13 +1,20 @@
-"""The pipelines compile to Kubeflow IR YAML, load back with kfp, and have the right shape."""
+"""The pipelines compile to Kubeflow IR YAML, load back with kfp, and carry what a cluster needs:
+artifacts between the steps (no shared workdir), images, resources, the GPU pool's node selector
+and tolerations, the MLflow Secret, and Kubeflow caching where the answer depends on inputs."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
 import yaml
 
+from artflow import stages
 from artflow.cli import run as cli
+from artflow.config import PROJECT_ROOT
+
+PIPELINE_NAMES = ["training", "style", "retrain"]
 
 
 @pytest.fixture(scope="module")
@@ -17,75 +24,163 @@ def compiled(tmp_path_factory: pytest.TempPathFactory):
     return out
 
 
+def _docs(compiled, name: str) -> list[dict]:
+    """The pipeline spec, then the platform (Kubernetes) spec."""
+    return list(yaml.safe_load_all((compiled / f"{name}.yaml").read_text()))
+
+
 def _spec(compiled, name: str) -> dict:
-    return yaml.safe_load((compiled / f"{name}.yaml").read_text())
+    return _docs(compiled, name)[0]
 
 
-@pytest.mark.parametrize("name", ["training", "style", "retrain"])
-def test_compiled_yaml_loads_back(compiled, name):
+@pytest.mark.parametrize("name", PIPELINE_NAMES)
+def test_compiled_yaml_is_kfp_ir_that_loads_back(compiled, name):
+    from google.protobuf import json_format
     from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
 
+    spec = _spec(compiled, name)
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())  # raises on non-IR fields
     loaded = components.load_component_from_file(str(compiled / f"{name}.yaml"))
     assert loaded.name == f"artflow-{name}"
-    assert "workdir" in loaded.component_spec.inputs
+    inputs = loaded.component_spec.inputs
+    assert "workdir" not in inputs and {"source", "mlflow_uri", "cache_dir"} <= set(inputs)
 
 
-def test_training_dag(compiled, smoke_settings):
-    spec = _spec(compiled, "training")
-    tasks = spec["root"]["dag"]["tasks"]
+@pytest.mark.parametrize("name", PIPELINE_NAMES)
+def test_cluster_settings_are_in_the_yaml(compiled, name, smoke_settings):
+    """GPU requests, the GPU pool's node selector and tolerations, the MLflow Secret as env."""
+    cfg = smoke_settings.pipeline
+    spec, platform = _docs(compiled, name)
+    executors = spec["deploymentSpec"]["executors"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    gpu_execs = {n for n, e in executors.items() if e["container"]["image"] == cfg.gpu_image}
+    assert gpu_execs == {n for n in executors if n.startswith("exec-train-op")}
+    for name_, executor in executors.items():
+        container = executor["container"]
+        assert container["resources"]["resourceMemoryRequest"] == cfg.memory_request
+        assert "pip install" not in " ".join(container["command"])  # the image has artflow
+        secret = k8s[name_]["secretAsEnv"][0]
+        assert secret["secretName"] == cfg.mlflow_secret
+        assert {m["envVar"] for m in secret["keyToEnv"]} == set(cfg.mlflow_secret_keys)
+        if name_ in gpu_execs:
+            accelerator = container["resources"]["accelerator"]
+            assert accelerator["resourceType"] == cfg.gpu_accelerator
+            assert str(accelerator["resourceCount"]) == str(cfg.gpu_limit)
+            assert k8s[name_]["nodeSelector"]["labels"] == cfg.gpu_node_selector
+            tolerations = k8s[name_]["tolerations"]
+            assert [{k: t[k] for k in ("key", "operator", "effect")} for t in tolerations] == [
+                dict(t) for t in cfg.gpu_tolerations
+            ]
+        else:
+            assert "accelerator" not in container["resources"]
+            assert "nodeSelector" not in k8s[name_] and "tolerations" not in k8s[name_]
+
+
+def test_training_dag_passes_artifacts(compiled):
+    tasks = _spec(compiled, "training")["root"]["dag"]["tasks"]
     assert set(tasks) == {
+        "ingest-op",
         "validate-op",
         "sample-op",
-        "train-cnn-op",
-        "train-resnet50-op",
+        "train-op",
+        "train-op-2",
         "evaluate-op",
         "gate-op",
     }
-    deps = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
-    assert deps["sample-op"] == {"validate-op"}
-    assert deps["train-cnn-op"] == deps["train-resnet50-op"] == {"sample-op"}  # in parallel
-    assert deps["evaluate-op"] == {"train-cnn-op", "train-resnet50-op"}
-    assert deps["gate-op"] == {"evaluate-op"}
-    executors = spec["deploymentSpec"]["executors"]
-    cfg = smoke_settings.pipeline
-    train = executors["exec-train-cnn-op"]["container"]
-    assert train["image"] == cfg.gpu_image
-    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert str(train["resources"]["accelerator"]["resourceCount"]) == str(cfg.gpu_limit)
-    gate = executors["exec-gate-op"]["container"]
-    assert gate["image"] == cfg.base_image and "accelerator" not in gate["resources"]
-    assert gate["resources"]["resourceMemoryRequest"] == cfg.memory_request
-    # no kfp install at start-up, no extra packages: the image already has artflow
-    assert "pip install" not in " ".join(gate["command"])
-    assert "from artflow import stages" in gate["command"][-1]
+
+    def artifact_from(task: str, name: str) -> str:
+        source = tasks[task]["inputs"]["artifacts"][name]["taskOutputArtifact"]
+        return f"{source['producerTask']}.{source['outputArtifactKey']}"
+
+    assert artifact_from("validate-op", "data") == "ingest-op.data"
+    assert artifact_from("sample-op", "validation") == "validate-op.validation"
+    for train in ("train-op", "train-op-2"):  # in parallel, both from the artifacts
+        assert artifact_from(train, "data") == "ingest-op.data"
+        assert artifact_from(train, "splits") == "sample-op.splits"
+    assert artifact_from("evaluate-op", "cnn") == "train-op.model"
+    assert artifact_from("gate-op", "candidate") == "evaluate-op.candidate"
+    families = {t: tasks[t]["inputs"]["parameters"]["family"] for t in ("train-op", "train-op-2")}
+    assert {f["runtimeValue"]["constant"] for f in families.values()} == {"cnn", "resnet50"}
+    # Kubeflow's cache: on where the answer depends only on the inputs, off for ingest and gate
+    caching = {n: t["cachingOptions"].get("enableCache", False) for n, t in tasks.items()}
+    assert caching == {
+        "ingest-op": stages.step("ingest").kfp_cache,
+        "validate-op": True,
+        "sample-op": True,
+        "train-op": True,
+        "train-op-2": True,
+        "evaluate-op": True,
+        "gate-op": False,
+    }
 
 
-def test_retrain_switches_training_by_drift_output(compiled):
+def test_reports_are_native_kfp_artifacts(compiled):
+    outputs = _spec(compiled, "training")["components"]
+    kinds = {
+        name: {
+            k: v["artifactType"]["schemaTitle"]
+            for k, v in c["outputDefinitions"]["artifacts"].items()
+        }
+        for name, c in outputs.items()
+        if "outputDefinitions" in c and "artifacts" in c["outputDefinitions"]
+    }
+    assert kinds["comp-train-op"]["confusion"] == "system.ClassificationMetrics"
+    assert kinds["comp-evaluate-op"]["confusion"] == "system.ClassificationMetrics"
+    assert kinds["comp-evaluate-op"]["comparison"] == "system.Markdown"
+    assert kinds["comp-gate-op"] == {"decision": "system.Metrics", "report": "system.Markdown"}
+    drift = _spec(compiled, "retrain")["components"]["comp-drift-check-op"]
+    assert drift["outputDefinitions"]["artifacts"]["summary"]["artifactType"]["schemaTitle"] == (
+        "system.Markdown"
+    )
+
+
+def test_retrain_switches_everything_from_the_drift_output(compiled):
     tasks = _spec(compiled, "retrain")["root"]["dag"]["tasks"]
-    enabled = tasks["train-cnn-op"]["inputs"]["parameters"]["enabled"]
+    enabled = tasks["ingest-op"]["inputs"]["parameters"]["enabled"]
     assert enabled["taskOutputParameter"] == {
         "outputParameterKey": "retrain",
         "producerTask": "drift-check-op",
     }
     assert not any("condition" in t.get("triggerPolicy", {}) for t in tasks.values())
+    assert not tasks["drift-check-op"]["cachingOptions"].get("enableCache", False)
 
 
-def test_style_pipeline_gates_both_models(compiled):
+def test_style_pipeline_gates_every_style_family(compiled):
+    from artflow import families
+
     tasks = _spec(compiled, "style")["root"]["dag"]["tasks"]
     names = {
         t["inputs"]["parameters"]["model_name"]["runtimeValue"]["constant"]
         for n, t in tasks.items()
         if n.startswith("gate-op")
     }
-    assert names == {"artflow-style-transfer", "artflow-monet-cyclegan"}
+    assert names == {families.get(f).registry_name for f in families.names("style")}
 
 
-def test_local_runner_reports_only_the_gates_of_the_pipeline_it_ran():
-    from pipelines import load
-    from pipelines.local_runner import gated_models
+def test_no_step_reads_another_steps_files_except_through_artifacts():
+    """Components take no workdir/path parameter to share data; each body works on its own
+    scratch folder assembled from its Input artifacts, and writes into its Output artifacts."""
+    import importlib
 
-    assert gated_models(load("style")) == {"artflow-style-transfer", "artflow-monet-cyclegan"}
-    assert gated_models(load("training")) == {"artflow-artist-classifier"}
+    names = ("data", "drift", "evaluate", "gate", "train")
+    modules = [importlib.import_module(f"components.{n}") for n in names]
+    ops = [getattr(m, n) for m in modules for n in dir(m) if n.endswith("_op")]
+    assert len(ops) == 7
+    # inputs from outside the pipeline (a profile may be an overlay file), and the local cache
+    allowed = {"source", "profile", "prediction_log", "trigger_report", "cache_dir"}
+    for op in ops:
+        params = op.component_spec.inputs or {}
+        for name, spec in params.items():
+            if spec.type in ("String", "STRING") and name not in allowed:
+                assert not re.search(r"workdir|dir$|path|root|file", name), f"{op.name}.{name}"
+    for path in (PROJECT_ROOT / "components").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(
+            r"\bworkdir\b|Workdir\.at\(|PROJECT_ROOT|/data/",
+            text.replace("Workdir.at(data.path)", ""),
+        ), path.name
+    assert "workdir" not in (PROJECT_ROOT / "pipelines" / "steps.py").read_text()
 
 
 def _closed_port() -> int:

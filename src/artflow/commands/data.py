@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,8 +18,7 @@ from artflow.commands.options import (
 from artflow.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from artflow.config import Settings
-    from artflow.data.layout import Workdir
+    pass
 
 data_app = typer.Typer(
     help="Data: demo set, ingest, validate, sample, EDA report.", no_args_is_help=True
@@ -150,18 +147,6 @@ def _spelling(text: str) -> str:
     return "spelling"
 
 
-def _recorded(stage: str, wd: Workdir, cfg: Settings, work: Callable[[], dict]) -> dict:
-    """Always do the work, then stamp it as the pipelines' stage would, so they skip it next."""
-    from artflow import stages
-
-    key_of = {"validate": stages.validate_key, "sample": stages.sample_key}[stage]
-    key = key_of(cfg, wd)  # before the work: the key covers its inputs, not its outputs
-    start = time.perf_counter()
-    result = work()
-    stages.record_stage(wd, stage, key, result, round(time.perf_counter() - start, 1))
-    return result
-
-
 @data_app.command("validate", epilog=examples("artflow data validate --workdir data"))
 def validate(
     workdir: WorkdirOption = DEFAULT_WORKDIR,
@@ -172,7 +157,7 @@ def validate(
     from artflow.data.validate import validate as run_validate
 
     wd, cfg = _workdir(workdir), settings(params, profile)
-    summary = _recorded("validate", wd, cfg, lambda: run_validate(wd, cfg))
+    summary = run_validate(wd, cfg)
     con = _console()
     for name, suite in summary["suites"].items():
         state = "[green]pass[/]" if suite["success"] else "[yellow]issues[/]"
@@ -194,7 +179,7 @@ def sample(
     from artflow.data.sample import sample as run_sample
 
     wd, cfg = _workdir(workdir), settings(params, profile)
-    m = _recorded("sample", wd, cfg, lambda: run_sample(wd, cfg))
+    m = run_sample(wd, cfg)
     _console().print(
         f"{m['classes']} classes: train {m['train']}, val {m['val']}, test {m['test']} "
         f"(frozen by content hash); style train {m['style_train']}, held-out photos "

@@ -19,11 +19,27 @@ from artflow.commands.options import (
     WorkdirOption,
     examples,
 )
-from artflow.config import PROJECT_ROOT
+from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ConfigError
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "pipelines"
-CLUSTER_WORKDIR = Path("/data/artflow")  # the data volume's mount path inside the steps
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Data source of the ingest step: a folder or zip, kaggle://, or "
+        "dvc://REPO?path=P&rev=R. Default: data.source in params.yaml.",
+        show_default=False,
+    ),
+]
+MlflowUriOption = Annotated[
+    str,
+    typer.Option(
+        "--mlflow-uri",
+        help="MLflow tracking URI for the steps (on a cluster they read it from their Secret).",
+    ),
+]
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -38,12 +54,16 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     pipeline_app.command(
         "run",
         epilog=examples(
-            "artflow pipeline run training --local --workdir data -p smoke",
+            "artflow pipeline run training --local --source data/demo_source -p smoke",
             "artflow pipeline run training --local -a tune=true -a train_resnet=false",
         ),
     )(run_cmd)
     pipeline_app.command(
-        "submit", epilog=examples(f"artflow pipeline submit training {host} -p full")
+        "submit",
+        epilog=examples(
+            f"artflow pipeline submit training {host} -p full "
+            "--source 'dvc://https://github.com/ORG/data?path=data/demo_source&rev=v3'"
+        ),
     )(submit_cmd)
     pipeline_app.command(
         "schedule",
@@ -61,7 +81,7 @@ def _pipelines():
     return pipelines
 
 
-def _arguments(pairs: list[str], workdir: Path | None = None) -> dict[str, object]:
+def _arguments(pairs: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -69,8 +89,6 @@ def _arguments(pairs: list[str], workdir: Path | None = None) -> dict[str, objec
             raise ConfigError(f"--arg {pair!r} is not KEY=VALUE", "e.g. --arg tune=true")
         lowered = value.lower()
         out[key] = lowered == "true" if lowered in ("true", "false") else value
-    if workdir is not None:
-        out.setdefault("workdir", str(workdir))
     return out
 
 
@@ -80,21 +98,34 @@ def compile_cmd(
     ),
     profile: ProfileOption = None,
 ) -> None:
-    """Compile every pipeline to Kubeflow's YAML (IR)."""
-    _set_profile(profile)
+    """Compile every pipeline to Kubeflow's YAML (IR), configured from params.yaml + profile."""
+    _pipelines()
     from pipelines.kubeflow_runner import compile_all
 
-    _pipelines()
-    for path in compile_all(out):
+    for path in compile_all(out, _settings(profile)):
         typer.echo(f"compiled {path}")
 
 
-def _set_profile(profile: str | None) -> None:
-    import os
-
+def _settings(profile: str | None) -> Settings:
+    """params.yaml + the profile (a name, or an overlay YAML), passed on explicitly."""
     _pipelines()
-    if profile and not profile.endswith((".yaml", ".yml")):  # a file is an overlay (stages.py)
-        os.environ["ARTFLOW_PROFILE"] = profile
+    from artflow.stages import settings_for
+
+    return settings_for(profile or "")
+
+
+def _cluster_arguments(
+    source: str | None, mlflow_uri: str, profile: str | None, cfg: Settings, args: list[str]
+) -> dict[str, object]:
+    """A cluster run's parameters; the steps read MLflow from their Secret unless given."""
+    arguments: dict[str, object] = {
+        "source": _pipelines().default_source(cfg, source, local=False),
+        "profile": profile or "",
+        **_arguments(args),
+    }
+    if mlflow_uri:
+        arguments["mlflow_uri"] = mlflow_uri
+    return arguments
 
 
 def run_cmd(
@@ -103,9 +134,11 @@ def run_cmd(
         bool, typer.Option("--local", help="Run here with kfp's SubprocessRunner.")
     ] = False,
     workdir: WorkdirOption = DEFAULT_WORKDIR,
+    source: SourceOption = None,
+    mlflow_uri: MlflowUriOption = "",
     profile: ProfileOption = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Re-run every stage (ignore stamps).")
+        bool, typer.Option("--force", help="Re-run every step (ignore the local cache).")
     ] = False,
     verbose: Annotated[
         bool,
@@ -115,26 +148,33 @@ def run_cmd(
     ] = False,
     args: PipelineArgsOption = None,
 ) -> None:
-    """Run a pipeline on this machine (--local); for a cluster use `pipeline submit`."""
+    """Run a pipeline on this machine (--local); for a cluster use `pipeline submit`.
+
+    Its artifacts, cache and logs go under <workdir>/pipeline/; the steps see none of it."""
     if not local:
         raise ConfigError(
             "`artflow pipeline run` runs on this machine only",
             "add --local, or use `artflow pipeline submit NAME --host URL` for a cluster",
         )
-    _set_profile(profile)
+    cfg = _settings(profile)
     from pipelines.local_runner import run_local
 
+    arguments = {"source": _pipelines().default_source(cfg, source), **_arguments(args or [])}
+    if mlflow_uri:
+        arguments["mlflow_uri"] = mlflow_uri
     result = run_local(
-        name.value, workdir, profile or "", verbose=verbose, force=force, **_arguments(args or [])
+        name.value, workdir, profile or "", verbose=verbose, settings=cfg, force=force, **arguments
     )
     typer.secho(f"pipeline {name.value}: finished in {result['seconds']} s", fg="green")
-    for stem, decision in result["gates"].items():
+    for model, decision in result["gates"].items():
         verdict = (
             "promoted"
             if decision.get("promoted")
             else ("passed" if decision.get("passed") else "refused")
         )
-        typer.echo(f"  gate {stem}: {verdict} ({decision.get('reason')})")
+        typer.echo(f"  gate {model}: {verdict} ({decision.get('reason')})")
+        typer.echo(f"    report: {decision.get('report')}")
+    typer.echo(f"artifacts (data, splits, models, reports): {result['outputs']}")
     summary = Path(workdir) / "pipeline" / f"last_run_{name.value}.json"
     summary.parent.mkdir(parents=True, exist_ok=True)
     summary.write_text(json.dumps(result, indent=2, default=str))
@@ -144,19 +184,20 @@ def run_cmd(
 def submit_cmd(
     name: PipelineArgument,
     host: KfpHostOption,
-    workdir: WorkdirOption = CLUSTER_WORKDIR,
+    source: SourceOption = None,
+    mlflow_uri: MlflowUriOption = "",
     experiment: ExperimentOption = "artflow",
     profile: ProfileOption = None,
     args: PipelineArgsOption = None,
 ) -> None:
     """Submit one run of a pipeline to a Kubeflow Pipelines endpoint."""
-    _set_profile(profile)
+    cfg = _settings(profile)
     from pipelines import load
     from pipelines.kubeflow_runner import submit
 
-    load(name)  # unknown names fail before any network call
-    arguments = {"profile": profile or "", **_arguments(args or [], workdir)}
-    run_id = submit(name, host, arguments, experiment)
+    load(name, cfg)  # unknown names fail before any network call
+    arguments = _cluster_arguments(source, mlflow_uri, profile, cfg, args or [])
+    run_id = submit(name, host, arguments, experiment, cfg)
     typer.secho(f"submitted {name}: run {run_id} on {host}", fg="green")
 
 
@@ -164,18 +205,19 @@ def schedule_cmd(
     name: PipelineArgument,
     cron: Annotated[str, typer.Option(help="Cron expression, e.g. '0 3 * * 1' (5 or 6 fields).")],
     host: KfpHostOption,
-    workdir: WorkdirOption = CLUSTER_WORKDIR,
+    source: SourceOption = None,
+    mlflow_uri: MlflowUriOption = "",
     experiment: ExperimentOption = "artflow",
     profile: ProfileOption = None,
     args: PipelineArgsOption = None,
 ) -> None:
     """Create a recurring run of a pipeline (e.g. the weekly retrain)."""
-    _set_profile(profile)
+    cfg = _settings(profile)
     from pipelines import load
     from pipelines.kubeflow_runner import kfp_cron, schedule
 
-    load(name)
+    load(name, cfg)
     kfp_cron(cron)  # a bad expression fails before any network call
-    arguments = {"profile": profile or "", **_arguments(args or [], workdir)}
-    job = schedule(name, cron, host, arguments, DEFAULT_OUT, experiment)
+    arguments = _cluster_arguments(source, mlflow_uri, profile, cfg, args or [])
+    job = schedule(name, cron, host, arguments, DEFAULT_OUT, experiment, cfg)
     typer.secho(f"scheduled {name} ({cron}): recurring run {job} on {host}", fg="green")

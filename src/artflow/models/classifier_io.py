@@ -19,8 +19,6 @@ from artflow import tracking
 from artflow.errors import ModelError
 from artflow.models.cnn import EMBEDDING
 
-FAMILIES = ("cnn", "resnet50")
-
 
 def resize_batch(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
     """uint8 HxWx3 images of any size -> float32 (N, size, size, 3), 0..255.
@@ -198,9 +196,12 @@ def register_classifier(
     """Log the model to the active MLflow run, register it, tag it and mark it `challenger`."""
     import mlflow
 
-    if family not in FAMILIES:
+    from artflow import families
+
+    if family not in families.names("classifier"):
         raise ModelError(
-            f"unknown classifier family {family!r}", f"use one of {', '.join(FAMILIES)}"
+            f"unknown classifier family {family!r}",
+            f"use one of {', '.join(families.names('classifier'))}",
         )
     if input_example is None:
         input_example = np.zeros((1, image_size, image_size, 3), dtype="float32")

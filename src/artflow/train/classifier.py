@@ -15,14 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from artflow import runtime, tracking
+from artflow import families, runtime, tracking
 from artflow.config import Settings
 from artflow.data import tfdata
 from artflow.data.layout import Workdir
 from artflow.errors import ConfigError, ModelError
 from artflow.evaluate import EXPERIMENT, predict_split, score, write_report
 
-FAMILIES = ("cnn", "resnet50")
 
 
 def make_mlflow_callback(prefix: str = "epoch_", offset: int = 0) -> Any:
@@ -71,13 +70,11 @@ def callbacks(
 
 def run_key(settings: Settings, wd: Workdir, family: str) -> str:
     """Short hash of the data and the settings a training depends on."""
-    section = settings.cnn if family == "cnn" else settings.resnet
+    dumped = settings.model_dump(by_alias=True)
     parts = [
         tracking.data_hash(split_files(wd)),
         family,
-        section.model_dump_json(),
-        settings.augment.model_dump_json(),
-        str(settings.images.size),
+        json.dumps({s: dumped[s] for s in families.get(family).sections}, sort_keys=True),
         str(settings.seed),
     ]
     return hashlib.md5("|".join(parts).encode()).hexdigest()[:10]
@@ -91,7 +88,7 @@ def _merge(histories: list[Any]) -> dict[str, list[float]]:
     return merged
 
 
-def _fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+def fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
     from artflow.models.cnn import build_cnn
 
     cfg = settings.cnn
@@ -130,7 +127,7 @@ def resnet_phases(model: Any, cfg: Any) -> Iterator[tuple[int, int, dict[str, in
         yield phase, epochs, counts
 
 
-def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+def fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
     """Phase 1 trains the whole model; phase 2 the head and the base's top layers."""
     import mlflow
 
@@ -160,12 +157,14 @@ def _fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, v
 
 
 def family_inputs(settings: Settings, family: str) -> tuple[int, int]:
-    """(image_size, batch_size) of a model family."""
-    if family == "cnn":
-        return settings.images.size, settings.cnn.batch_size
-    if family == "resnet50":
-        return settings.resnet.image_size, settings.resnet.batch_size
-    raise ModelError(f"unknown model {family!r}", f"choose one of: {', '.join(FAMILIES)}")
+    """(image_size, batch_size) of a classifier family."""
+    declared = families.get(family)
+    if declared.kind != "classifier":
+        raise ModelError(
+            f"{family!r} is not a classifier family",
+            f"choose one of: {', '.join(families.names('classifier'))}",
+        )
+    return declared.image_size(settings), declared.batch_size(settings)
 
 
 def load_data(settings: Settings, wd: Workdir, image_size: int, batch_size: int) -> dict[str, Any]:
@@ -206,14 +205,14 @@ def train_classifier(
     n = len(data["labels"])
     strategy = runtime.configure(settings.training, settings.seed)
     data["run_key"] = run_key(settings, wd, family)
-    section = settings.cnn if family == "cnn" else settings.resnet
+    declared = families.get(family)
     params = {
         "family": family,
         "image_size": image_size,
         "n_classes": n,
         "n_train": len(data["train"].frame),
         "n_val": len(data["val"].frame),
-        **{f"{family}.{k}": v for k, v in section.model_dump().items()},
+        **declared.mlflow_params(settings),
         **{f"augment.{k}": v for k, v in settings.augment.model_dump().items()},
         "seed": settings.seed,
         "strategy": type(strategy).__name__,
@@ -229,8 +228,7 @@ def train_classifier(
     ) as run:
         start = time.perf_counter()
         with strategy.scope():
-            fit = _fit_cnn if family == "cnn" else _fit_resnet
-            model, histories = fit(settings, wd, data, n, verbose)
+            model, histories = declared.fitter()(settings, wd, data, n, verbose)
         seconds = time.perf_counter() - start
         mlflow.log_metric("train_seconds", seconds)
         history = _merge(histories)
@@ -266,12 +264,14 @@ def finalize(
     import mlflow
 
     metrics: dict[str, float] = {}
+    confusion: dict[str, list[list[int]]] = {}  # per split, rows = true labels
     test_probs = None
     for split in ("val", "test"):
         probs, data, shown = predict_split(model, wd, split, image_size, len(labels))
         result = score(data.labels, probs, labels)
         for path in write_report(out, split, result, labels, data.frame, shown):
             mlflow.log_artifact(str(path), artifact_path="evaluation")
+        confusion[split] = result["confusion_matrix"]
         metrics[f"{split}_accuracy"] = result["accuracy"]
         metrics[f"{split}_macro_f1"] = result["macro_f1"]
         test_probs, test_frame, test_predicted = probs, data.frame, result["predicted"]
@@ -280,6 +280,8 @@ def finalize(
     output: dict[str, Any] = {
         "family": family,
         "metrics": metrics,
+        "labels": list(labels),
+        "confusion": confusion,
         "model_name": None,
         "test_predicted": test_predicted,  # in test CSV order, from the in-memory model
     }

@@ -1,0 +1,180 @@
+"""Every model family, declared once: how it is trained, what its cache key covers, where it
+is registered.
+
+The pipeline stages (`artflow.stages`), their cache keys, classifier training
+(`artflow.train.classifier`), registration (`artflow.models.classifier_io`) and the CLI read
+this table; adding a family is one `Family(...)` passed to `register`. Training code is named
+as `"module:function"` so that reading the table imports neither TensorFlow nor MLflow.
+
+The best version of each classifier family, as the gate records it, is in
+`artflow.family_best`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from artflow.config import Settings
+from artflow.errors import ConfigError
+
+CLASSIFIER = "artflow-artist-classifier"
+STYLIZER = "artflow-style-transfer"
+CYCLEGAN = "artflow-monet-cyclegan"
+
+# Settings every classifier's answer depends on, besides its own section.
+CLASSIFIER_SHARED = ("images", "augment", "training")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family.
+
+    name          the stage name (`train_<name>`), the `family` tag of its registered versions
+    kind          "classifier" (trained by artflow.train.classifier with `fit`) or "style"
+    registry_name the registered model its versions go to
+    section       its own settings section: hyperparameters, MLflow params (`<name>.<key>`)
+    sections      every settings section its cache key covers (seed always included)
+    (train, fit and tune may also be functions, e.g. a family declared in a test)
+    train         "module:function"(settings, workdir[, family=name for classifiers]) -> result
+                  with model_name and version
+    fit           classifiers: "module:function"(settings, wd, data, n_classes, verbose)
+                  -> (model, [keras History]); the family's network and its fit schedule
+    tune          optional "module:function"(settings, workdir): a search that registers its best
+    tune_sections the sections a tuned run's cache key covers in addition
+    style_data    style families read the style splits instead of the classifier splits
+    """
+
+    name: str
+    kind: str
+    registry_name: str
+    section: str
+    sections: tuple[str, ...]
+    train: str | Callable[..., Any]
+    fit: str | Callable[..., Any] = ""
+    tune: str | Callable[..., Any] = ""
+    tune_sections: tuple[str, ...] = ()
+    style_data: bool = False
+
+    def settings_section(self, settings: Settings) -> Any:
+        return getattr(settings, self.section)
+
+    def image_size(self, settings: Settings) -> int:
+        section = self.settings_section(settings)
+        return int(getattr(section, "image_size", None) or settings.images.size)
+
+    def batch_size(self, settings: Settings) -> int:
+        return int(self.settings_section(settings).batch_size)
+
+    def key_sections(self, tune: bool = False) -> tuple[str, ...]:
+        return self.sections + (self.tune_sections if tune else ())
+
+    def mlflow_params(self, settings: Settings) -> dict[str, Any]:
+        """The family's hyperparameters as MLflow params, `<name>.<key>`."""
+        return {
+            f"{self.name}.{k}": v for k, v in self.settings_section(settings).model_dump().items()
+        }
+
+    def run_training(self, settings: Settings, wd: Any, tune: bool = False) -> dict[str, Any]:
+        """Train (after the family's search, when `tune` and it has one) and register."""
+        if tune and self.tune:
+            return resolve(self.tune)(settings, wd)
+        if self.kind == "classifier":
+            return resolve(self.train)(settings, wd, family=self.name)
+        return resolve(self.train)(settings, wd)
+
+    def fitter(self) -> Callable[..., Any]:
+        return resolve(self.fit)
+
+
+def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The function named `module:function` (imported only when a family is trained)."""
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_TRAIN_CLASSIFIER = "artflow.train.classifier:train_classifier"
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add (or replace) a family; returns it."""
+    if family.kind not in ("classifier", "style"):
+        raise ConfigError(f"family {family.name!r}: unknown kind {family.kind!r}")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    _FAMILIES.pop(name, None)
+
+
+def get(name: str) -> Family:
+    if name not in _FAMILIES:
+        raise ConfigError(f"unknown model family {name!r}", f"use one of: {', '.join(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def names(kind: str | None = None) -> tuple[str, ...]:
+    return tuple(f.name for f in _FAMILIES.values() if kind in (None, f.kind))
+
+
+def by_registry_name(registry_name: str) -> list[Family]:
+    return [f for f in _FAMILIES.values() if f.registry_name == registry_name]
+
+
+def registry_names() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f.registry_name for f in _FAMILIES.values()))
+
+
+register(
+    Family(
+        name="cnn",
+        kind="classifier",
+        registry_name=CLASSIFIER,
+        section="cnn",
+        sections=(*CLASSIFIER_SHARED, "cnn"),
+        train=_TRAIN_CLASSIFIER,
+        fit="artflow.train.classifier:fit_cnn",
+        tune="artflow.train.tune:tune_cnn",
+        tune_sections=("tuner",),
+    )
+)
+register(
+    Family(
+        name="resnet50",
+        kind="classifier",
+        registry_name=CLASSIFIER,
+        section="resnet",
+        sections=(*CLASSIFIER_SHARED, "resnet"),
+        train=_TRAIN_CLASSIFIER,
+        fit="artflow.train.classifier:fit_resnet",
+    )
+)
+register(
+    Family(
+        name="stylizer",
+        kind="style",
+        registry_name=STYLIZER,
+        section="stylizer",
+        sections=("stylizer", "nst", "training"),
+        train="artflow.train.stylizer:train_stylizer",
+        style_data=True,
+    )
+)
+register(
+    Family(
+        name="cyclegan",
+        kind="style",
+        registry_name=CYCLEGAN,
+        section="cyclegan",
+        sections=("cyclegan", "training"),
+        train="artflow.train.cyclegan:train_cyclegan",
+        style_data=True,
+    )
+)
