@@ -100,10 +100,10 @@ def steps_in_empty_dirs() -> Iterator[None]:
                 text=True,
                 bufsize=1,
             ) as process:
-                # as kfp streams it: to stdout, which quiet_steps filters into the log
+                # as kfp streams it (indented by 4) to stdout, which quiet_steps filters
                 for line in iter(process.stdout.readline, ""):  # type: ignore[union-attr]
-                    sys.stdout.write(line)
-                sys.stdout.write("\n\n")
+                    sys.stdout.write("    " + line)
+                sys.stdout.write("    \n\n")
                 return process.wait()
         finally:
             shutil.rmtree(cwd, ignore_errors=True)

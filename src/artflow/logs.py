@@ -1,7 +1,7 @@
 """Logging for the library: one `artflow` logger, configured once by the entry point.
 
 Library modules log through `logging.getLogger(__name__)`; only the CLI prints. The entry point
-(the CLI's callback, or a pipeline step through `stages.context`) calls `configure()`:
+(the CLI's callback, or a pipeline step through `stages.begin`) calls `configure()`:
   - rich:  Rich's handler, the default when stderr is a terminal;
   - plain: `LEVEL name: message` lines, the default otherwise (pipeline steps, CI, pipes);
   - json:  one JSON object per line, for log collectors.

@@ -85,10 +85,10 @@ def test_choices_are_enums_listed_in_help(path, choices, capsys) -> None:
 
 def test_enums_name_what_the_library_declares() -> None:
     import pipelines
-    from artflow.models.classifier_io import FAMILIES
+    from artflow import families
 
     assert set(PipelineName) == set(pipelines.PIPELINES)
-    assert set(Family) == set(FAMILIES)
+    assert set(Family) == set(families.names("classifier"))
 
 
 def test_every_command_shows_examples_that_parse() -> None:

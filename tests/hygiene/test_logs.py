@@ -107,10 +107,10 @@ def test_environment_is_read_when_no_option_is_given(capsys, monkeypatch) -> Non
 
 
 def test_a_pipeline_step_configures_logging_and_keeps_the_cli_choice(tmp_path, capsys) -> None:
-    stages.context(str(tmp_path))  # a component's entry, with nothing configured yet
+    stages.begin("", "")  # a component's entry, with nothing configured yet
     handler = logging.getLogger(logs.ROOT).handlers[-1]
     assert handler.get_name() == logs._HANDLER and not logging.getLogger(logs.ROOT).propagate
     logs.configure(logs.LogFormat.json)
-    stages.context(str(tmp_path))  # the CLI already chose: kept
+    stages.begin("", "")  # the CLI already chose: kept
     logging.getLogger("artflow.stages").info("kept")
     assert json.loads(capsys.readouterr().err)["message"] == "kept"

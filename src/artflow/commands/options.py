@@ -19,16 +19,14 @@ from typing import Annotated
 
 import typer
 
+from artflow import families
 from artflow.config import PROJECT_ROOT, Settings, load_settings
 
 DEFAULT_WORKDIR = PROJECT_ROOT / "data"
 
 
-class Family(StrEnum):
-    """Classifier families (the same names as artflow.models.classifier_io.FAMILIES)."""
-
-    cnn = "cnn"
-    resnet50 = "resnet50"
+# Classifier families, as declared in artflow.families (one declaration per family).
+Family = StrEnum("Family", {name: name for name in families.names("classifier")})
 
 
 class Split(StrEnum):

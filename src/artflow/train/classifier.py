@@ -23,7 +23,6 @@ from artflow.errors import ConfigError, ModelError
 from artflow.evaluate import EXPERIMENT, predict_split, score, write_report
 
 
-
 def make_mlflow_callback(prefix: str = "epoch_", offset: int = 0) -> Any:
     """A Keras callback logging every epoch's metrics to the active MLflow run.
 
