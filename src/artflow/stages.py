@@ -299,8 +299,9 @@ def fetch_source(source: str, dest: Path) -> str | Path:
     from artflow.errors import ConfigError
 
     if source.startswith("dvc://"):
-        import subprocess
-        import sys
+        from dvc.repo import Repo
+
+        from artflow.errors import DataError
 
         parts = urlsplit(source)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -311,21 +312,21 @@ def fetch_source(source: str, dest: Path) -> str | Path:
                 "e.g. dvc:///srv/artflow-data?path=data/demo_source&rev=v1",
             )
         out = dest / Path(query["path"]).name
-        cmd = [sys.executable, "-m", "dvc", "get", repo, query["path"], "-o", str(out), "-q"]
-        if query.get("rev"):
-            cmd += ["--rev", query["rev"]]
-        if query.get("remote"):
-            cmd += ["--remote", query["remote"]]
-        if query.get("endpointurl"):
-            cmd += ["--remote-config", f"endpointurl={query['endpointurl']}"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            from artflow.errors import DataError
-
-            raise DataError(
-                f"dvc get {repo} {query['path']} failed: {done.stderr.strip()[-500:]}",
-                "check the repository, rev, path and the remote's credentials (AWS_* variables)",
+        endpoint = {"endpointurl": query["endpointurl"]} if query.get("endpointurl") else None
+        try:  # `dvc get`: the data at that revision, from the repository's remote
+            Repo.get(
+                repo,
+                query["path"],
+                out=str(out),
+                rev=query.get("rev") or None,
+                remote=query.get("remote") or None,
+                remote_config=endpoint,
             )
+        except Exception as exc:  # dvc raises many types (SCM, remote, path); all mean the same
+            raise DataError(
+                f"dvc get {repo} {query['path']} failed: {str(exc).strip()[-500:]}",
+                "check the repository, rev, path and the remote's credentials (AWS_* variables)",
+            ) from None
         return out
     return source
 
