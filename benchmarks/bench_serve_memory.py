@@ -10,8 +10,9 @@ process tree, read from /proc every 50 ms.
    compresses to ~110-130 KB as PNG, and as a JPEG); the peak rise over the idle server and
    how long memory takes to come back (goal: rise < 1 GiB, back within 60 s).
 2. Load: `--clients` closed-loop clients for `--seconds` s sending photo-like JPEGs of 1-5
-   megapixels (gradients, shapes and sensor noise, made in memory); errors and resident
-   memory at the end against the start (goal: zero errors, within 20%).
+   megapixels (gradients, shapes and sensor noise, made in memory), after `--warmup` s of the
+   same load; errors and resident memory at the end against the start of the measured part
+   (goal: zero errors, within 20%). The idle figure before the warm-up is reported too.
 
 Writes bench_serve_memory.json next to this file; the last line is the peak rise in GiB.
 """
@@ -203,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--burst", type=int, default=8)
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load first")
     args = parser.parse_args()
     big, bodies = big_images(), base.photos()
     print(
@@ -222,6 +224,11 @@ def main() -> None:
             asyncio.run(load(url, bodies[:1], 2, 3.0))  # warm up: graphs traced, pools filled
             time.sleep(2)
             bursts = [measure_burst(proc.pid, url, n, d, args.burst) for n, d in big.items()]
+            idle_rss = rss(proc.pid)
+            # The same load for --warmup s first: TensorFlow sizes its buffers for batches of
+            # up to serve.max_batch_size, and the thread pool grows to the clients' number;
+            # the test is whether memory keeps growing after that, under sustained load.
+            asyncio.run(load(url, bodies, args.clients, args.warmup))
             start_rss = rss(proc.pid)
             result = asyncio.run(load(url, bodies, args.clients, args.seconds))
             time.sleep(2)
@@ -231,6 +238,8 @@ def main() -> None:
     result.update(
         clients=args.clients,
         seconds=args.seconds,
+        warmup_s=args.warmup,
+        rss_idle_before_warmup_gib=round(idle_rss / GIB, 3),
         rss_start_gib=round(start_rss / GIB, 3),
         rss_end_gib=round(end_rss / GIB, 3),
         rss_change=round(end_rss / start_rss - 1, 3),

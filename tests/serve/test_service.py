@@ -340,9 +340,15 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
     from artflow.monitor.features import FEATURE_NAMES
     from artflow.serve.predlog import read_log
 
+    def classify_records() -> list[dict]:
+        return [r for r in read_log(server.prediction_log) if r["endpoint"] == "classify"]
+
+    before = len(classify_records()) if server.prediction_log.exists() else 0
     classify(client, images.jpeg(12), key="log-check")
-    records = [r for r in read_log(server.prediction_log) if r["endpoint"] == "classify"]
-    assert records
+    deadline = time.monotonic() + 10  # written by the service's log thread, after the answer
+    while len(records := classify_records()) <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(records) > before
     last = records[-1]
     for key in (
         "timestamp",
