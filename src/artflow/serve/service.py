@@ -79,6 +79,7 @@ LIMITS = Limits(SERVE.max_pixels, SERVE.max_aspect_ratio, SERVE.max_decode_mb)
 MIN_SIDE = 32  # the style networks pool 3-5 times (artflow.style.inference.MIN_SIDE)
 STYLE_SIDE = 256  # AdaIN reads only the style's channel statistics, at this side
 DEFAULT_CLASSIFIER_SIZE = 224  # decode size while no classifier is loaded (the answer is 503)
+TRIM_EVERY_S = 5.0  # under traffic, hand freed heap memory back to the OS this often
 
 
 class Cancelled(Exception):
@@ -104,6 +105,8 @@ class Artflow:
         self.metrics = metrics()
         # Drift features and the log line are computed here, not on the event loop.
         self.log_writer = ThreadPoolExecutor(1, thread_name_prefix="artflow-predlog")
+        self._served_since_trim = False
+        threading.Thread(target=self._trim_while_serving, name="artflow-trim", daemon=True).start()
         self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
         self.gatys = {"running": False, "steps_done": 0, "cancelled": 0}
         self.gatys_jobs = Jobs()
@@ -669,6 +672,14 @@ class Artflow:
         """Log the prediction off the request's path: one writer thread, in answer order."""
         self.log_writer.submit(self._write_record, *args, **extra)
 
+    def _trim_while_serving(self) -> None:
+        """Every TRIM_EVERY_S, if requests were answered since, hand freed memory back."""
+        while True:
+            time.sleep(TRIM_EVERY_S)
+            if self._served_since_trim:
+                self._served_since_trim = False
+                _release_freed_memory()
+
     def _write_record(
         self,
         endpoint: str,
@@ -696,6 +707,7 @@ class Artflow:
             )
         except Exception:  # the log must never fail a prediction that succeeded
             log.exception("artflow: writing the prediction log failed")
+        self._served_since_trim = True
 
     def _ok(self, ctx: bentoml.Context, endpoint: str, variant: str, started: float, body: dict):
         ctx.response.status_code = 200
@@ -773,10 +785,11 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def _release_freed_memory() -> None:
     """Hand the freed pages of a large decode back to the OS.
 
-    glibc keeps freed heap memory in its arenas for reuse; after a burst of 40-megapixel
-    decodes the process would stay ~0.5 GiB larger for good (measured with
-    benchmarks/bench_serve_memory.py). malloc_trim returns it; it costs a few ms, only after
-    decodes over serve.large_decode_mb.
+    glibc keeps freed heap memory in its arenas (one per thread that allocated) for reuse;
+    after a burst of 40-megapixel decodes the process stayed ~0.5 GiB larger for good, and
+    under sustained load it kept growing (benchmarks/bench_serve_memory.py). malloc_trim
+    returns it; it costs a few ms: run after decodes over serve.large_decode_mb, and every
+    TRIM_EVERY_S while requests are answered (so also once after the last one).
     """
     trim = _malloc_trim()
     if trim is not None:
