@@ -1,14 +1,17 @@
-"""Gatys (100 steps, VGG19) vs the real-time AdaIN stylizer on the same 512x512 pair.
+"""The fast (distilled) stylizer vs the VGG19 AdaIN stylizer vs Gatys, on one 512x512 pair.
 
-    .venv/bin/python benchmarks/bench_stylize.py [--size 512] [--steps 100] [--model REF]
-        [--probe-steps K]
+    .venv/bin/python benchmarks/bench_stylize.py [--size 512] [--steps 100] [--probe-steps K]
+        [--model REF] [--baseline REF] [--repeats 5] [--json PATH]
 
 REF is what `artflow stylize --method fast --model-uri` takes (alias, version, models:/ URI
-or .keras file); without it a freshly initialised stylizer is timed (the decoder's weights
-do not change its speed). Backbone weights are `none` by default (no download needed; speed
-does not depend on weight values). Both run in this one process; the speed ratio prints last.
-With --probe-steps K only K Gatys steps run (100 take 20-30 min on 2 cores) and the 100-step
-time is estimated as the median step time (the first, tracing step excluded) x --steps.
+or .keras file). Without --model a freshly initialised distilled stylizer (--encoder-width,
+--decoder-width, 1/4 each by default) is timed; without --baseline, a fresh
+VGG19-encoder stylizer with the paper's decoder (weights do not change the speed). Backbone
+weights are `none` by default (no download needed). With --probe-steps K only K Gatys steps
+run (100 take 10-30 min on 2 cores) and the 100-step time is the median step time (the first,
+tracing step excluded) x --steps. Every method runs in this one process; multiply-adds are
+counted from the graphs (TF's profiler) as a load-independent figure. Ratios print last; the
+results go to benchmarks/results/bench_stylize.json (or --json) with the machine and its load.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import os
 import statistics
 import sys
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 
 
 def pair(size: int, content: str | None, style: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -37,70 +44,66 @@ def pair(size: int, content: str | None, style: str | None) -> tuple[np.ndarray,
     return content_img.astype(np.uint8), style_img.astype(np.uint8)
 
 
-def fast_stylizer(ref: str | None, weights: str, width: float) -> object:
+def stylizer(ref: str | None, encoder: str, enc_width: float, dec_width: float, weights: str):
+    """A registered stylizer, or a fresh one of the given shape."""
     from artflow.style.inference import Stylizer, load_stylizer
 
     if ref:
         return load_stylizer(ref)
-    from artflow.models.fast_style import build_decoder, build_encoder, build_stylizer
-
-    return Stylizer(build_stylizer(build_encoder(weights), build_decoder(width)))
-
-
-def time_fast(stylizer: object, content: np.ndarray, style: np.ndarray, repeats: int) -> float:
-    """Median seconds per call after one tracing call; a new style each call (no cache hits)."""
-    stylizer.stylize(content, style)
-    times = []
-    for i in range(repeats):
-        style_i = np.roll(style, i + 1, axis=1)
-        start = time.perf_counter()
-        stylizer.stylize(content, style_i)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--probe-steps", type=int, default=None, help="run K Gatys steps, estimate --steps"
+    from artflow.models.fast_style import (
+        build_decoder,
+        build_encoder,
+        build_student_encoder,
+        build_stylizer,
+        feature_channels,
     )
-    parser.add_argument("--model", default=None, help="stylizer ref (default: fresh weights)")
-    parser.add_argument("--weights", default="none", help="VGG19 weights: none | imagenet | path")
-    parser.add_argument(
-        "--decoder-width", type=float, default=None, help="default: stylizer.decoder_width"
-    )
-    parser.add_argument("--content", default=None)
-    parser.add_argument("--style", default=None)
-    args = parser.parse_args()
 
+    enc = build_encoder(weights) if encoder == "vgg19" else build_student_encoder(enc_width)
+    return Stylizer(build_stylizer(enc, build_decoder(dec_width, feature_channels(enc))))
+
+
+def gmacs(model: Any, size: int) -> float:
+    """Multiply-adds (G) of one stylize call at size x size: content path + style encoding."""
     import tensorflow as tf
 
+    from artflow.style.inference import STYLE_SIDE
+
+    channels = int(model.model.get_layer("encoder").outputs[-1].shape[-1])
+    side = min(STYLE_SIDE, size)
+    graphs = [
+        tf.function(model._fn.python_function).get_concrete_function(
+            tf.TensorSpec([1, size, size, 3]),
+            tf.TensorSpec([1, side // 8, side // 8, channels]),
+            tf.TensorSpec([1, 1]),
+        ),
+        tf.function(model._encode.python_function).get_concrete_function(
+            tf.TensorSpec([1, side, side, 3])
+        ),
+    ]
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    flops = sum(
+        tf.compat.v1.profiler.profile(g.graph, options=opts).total_float_ops for g in graphs
+    )
+    return flops / 2e9
+
+
+def time_calls(model: Any, content: np.ndarray, style: np.ndarray, repeats: int) -> dict:
+    """Median wall and CPU seconds per call after one tracing call; a new style each call."""
+    model.stylize(content, style)
+    wall, cpu = [], []
+    for i in range(repeats):
+        style_i = np.roll(style, i + 1, axis=1)  # no style-cache hits
+        w, c = time.perf_counter(), time.process_time()
+        model.stylize(content, style_i)
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return {"seconds": statistics.median(wall), "cpu_seconds": statistics.median(cpu)}
+
+
+def gatys(content: np.ndarray, style: np.ndarray, args: argparse.Namespace) -> dict:
     from artflow.config import load_settings
     from artflow.style.gatys import run_gatys
-
-    if args.decoder_width is None:
-        args.decoder_width = load_settings().stylizer.decoder_width
-    content, style = pair(args.size, args.content, args.style)
-    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, {args.size}x{args.size} content/style")
-
-    widths = [None] if args.model else sorted({1.0, 0.5, args.decoder_width})
-    fast: dict[float | None, float] = {}
-    for width in widths:  # the configured width last, so its ratio is the last line
-        if width == args.decoder_width and len(widths) > 1:
-            continue
-        fast[width] = time_fast(
-            fast_stylizer(args.model, args.weights, width or 1.0), content, style, args.repeats
-        )
-    if not args.model:
-        fast[args.decoder_width] = time_fast(
-            fast_stylizer(None, args.weights, args.decoder_width), content, style, args.repeats
-        )
-    for width, seconds in fast.items():
-        label = args.model or f"fresh, decoder_width {width}"
-        print(f"fast stylizer ({label}): median of {args.repeats} {seconds:.3f} s/image")
 
     nst = load_settings().nst.model_copy(
         update={"weights": args.weights, "steps": args.steps, "image_size": args.size}
@@ -113,21 +116,76 @@ def main() -> None:
         stamps.append(time.perf_counter())
         if (step + 1) % 10 == 0:
             spent = time.perf_counter() - start
-            print(
-                f"  gatys step {step + 1}/{run_steps}: {spent:.0f} s", file=sys.stderr, flush=True
-            )
+            print(f"  gatys step {step + 1}/{run_steps}: {spent:.0f} s", file=sys.stderr)
 
     result = run_gatys(content, style, nst, steps=run_steps, backbone="vgg19", on_step=progress)
     if run_steps < args.steps:
         per_step = statistics.median(b - a for a, b in zip(stamps, stamps[1:], strict=False))
-        gatys = per_step * args.steps
-        how = f"estimated from {run_steps} steps"
-    else:
-        gatys, per_step, how = time.perf_counter() - start, result.seconds / args.steps, "measured"
-    print(f"gatys vgg19: {args.steps} steps {gatys:.1f} s ({per_step:.2f} s/step, {how})")
-    for width, seconds in fast.items():
-        label = args.model or f"decoder_width {width}"
-        print(f"speed ratio gatys/fast ({label}): {gatys / seconds:.0f}x")
+        return {"seconds": per_step * args.steps, "per_step": per_step, "how": "estimated"}
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "per_step": result.seconds / args.steps, "how": "measured"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--probe-steps", type=int, default=None, help="run K Gatys steps")
+    parser.add_argument("--model", default=None, help="fast stylizer ref (default: fresh)")
+    parser.add_argument("--baseline", default=None, help="VGG19 stylizer ref (default: fresh)")
+    parser.add_argument("--weights", default="none", help="VGG19 weights: none | imagenet | path")
+    parser.add_argument("--encoder-width", type=float, default=0.25, help="fresh distilled")
+    parser.add_argument("--decoder-width", type=float, default=0.25, help="fresh distilled")
+    parser.add_argument("--content", default=None)
+    parser.add_argument("--style", default=None)
+    parser.add_argument("--json", default=None, help="default: benchmarks/results/<name>.json")
+    args = parser.parse_args()
+
+    info = benchlib.machine()
+    content, style = pair(args.size, args.content, args.style)
+    print(f"{benchlib.describe(info)}; {args.size}x{args.size} content/style")
+
+    runs = {
+        "vgg19": stylizer(args.baseline, "vgg19", 1.0, 1.0, args.weights),
+        "fast": stylizer(args.model, "distilled", args.encoder_width, args.decoder_width, "none"),
+    }
+    labels = {
+        "vgg19": args.baseline or "fresh, VGG19 encoder, decoder_width 1.0",
+        "fast": args.model
+        or f"fresh, distilled encoder x{args.encoder_width}, decoder x{args.decoder_width}",
+    }
+    results: dict[str, Any] = {"machine": info, "size": args.size, "repeats": args.repeats}
+    for key, model in runs.items():
+        results[key] = {"label": labels[key], "gmacs": gmacs(model, args.size)}
+        results[key] |= time_calls(model, content, style, args.repeats)
+        r = results[key]
+        print(
+            f"{key} stylizer ({r['label']}): {r['gmacs']:.1f} GMAC, median {r['seconds']:.3f} s "
+            f"({r['cpu_seconds']:.3f} CPU-s) per image, {1 / r['seconds']:.2f} images/s"
+        )
+    results["gatys"] = gatys(content, style, args)
+    g = results["gatys"]
+    per_step = f"{g['per_step']:.2f} s/step, {g['how']}"
+    print(f"gatys vgg19: {args.steps} steps {g['seconds']:.1f} s ({per_step})")
+    fast, base = results["fast"], results["vgg19"]
+    results["ratios"] = {
+        "fast_images_per_s": 1 / fast["seconds"],
+        "vgg19_over_fast_time": base["seconds"] / fast["seconds"],
+        "vgg19_over_fast_gmacs": base["gmacs"] / fast["gmacs"],
+        "gatys_over_fast_time": g["seconds"] / fast["seconds"],
+        "gatys_over_vgg19_time": g["seconds"] / base["seconds"],
+    }
+    path = benchlib.write_json("bench_stylize", results, args.json)
+    ratios = results["ratios"]
+    print(f"results: {path}")
+    print(f"fast stylizer: {ratios['fast_images_per_s']:.2f} images/s at {args.size}x{args.size}")
+    print(
+        f"speed ratio vgg19/fast: {ratios['vgg19_over_fast_time']:.1f}x time, "
+        f"{ratios['vgg19_over_fast_gmacs']:.1f}x multiply-adds"
+    )
+    print(f"speed ratio gatys/vgg19: {ratios['gatys_over_vgg19_time']:.0f}x")
+    print(f"speed ratio gatys/fast: {ratios['gatys_over_fast_time']:.0f}x")
 
 
 if __name__ == "__main__":

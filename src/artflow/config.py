@@ -124,6 +124,7 @@ class ResnetCfg(Section):
 class TrainingCfg(Section):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     distribute: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
+    xla: Literal["auto", "on", "off"] = "auto"  # custom training steps; auto = on with a GPU
 
 
 class NstPreset(Section):
@@ -171,6 +172,9 @@ class NstCfg(Section):
 
 
 class StylizerCfg(Section):
+    encoder: Literal["vgg19", "distilled"] = "vgg19"  # distilled: thin student of VGG19
+    encoder_width: float = Field(0.25, gt=0.0, le=1.0)  # student filters x this (distilled)
+    distill_weight: float = Field(1.0, ge=0.0)  # linear-embedding loss to VGG19's taps
     encoder_weights: str = "imagenet"
     image_size: int = Field(256, ge=32, le=2048)
     batch_size: int = Field(8, ge=1)

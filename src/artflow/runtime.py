@@ -38,3 +38,16 @@ def configure(cfg: TrainingCfg, seed: int | None = None) -> Any:
         # TF_CONFIG comes from the cluster (Kubeflow TFJob / training operator)
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def use_xla(cfg: TrainingCfg) -> bool:
+    """XLA for hand-written training steps: on a GPU it fuses the many small ops of a custom
+    step; on CPU it measured within noise (docs/style.md), so `auto` keeps it for GPUs."""
+    return cfg.xla == "on" or (cfg.xla == "auto" and bool(gpus()))
+
+
+def replica_mean(strategy: Any, per_replica: Any) -> Any:
+    """Mean over replicas of a per-replica scalar (a no-op reduce on one device)."""
+    import tensorflow as tf
+
+    return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)

@@ -47,7 +47,9 @@ def build_generator(res_blocks: int = 9, filters: int = 64, name: str = "generat
         x = layers.Conv2DTranspose(f, 3, 2, padding="same", use_bias=False, name=f"{tag}_up")(x)
         x = layers.ReLU(name=f"{tag}_relu")(_norm(f"{tag}_in")(x))
         x = layers.Concatenate(name=f"{tag}_skip")([x, skip])
-    out = layers.Conv2D(3, 7, padding="same", activation="tanh", name="to_rgb")(x)
+    # float32 even under a mixed-precision policy: losses and exports read it.
+    to_rgb = layers.Conv2D(3, 7, padding="same", activation="tanh", name="to_rgb", dtype="float32")
+    out = to_rgb(x)
     return keras.Model(inp, out, name=name)
 
 
@@ -60,7 +62,7 @@ def build_discriminator(filters: int = 64, name: str = "discriminator") -> keras
         conv = layers.Conv2D(filters * mult, 4, stride, "same", use_bias=False, name=f"d{i}_conv")
         x = conv(x)
         x = layers.LeakyReLU(0.2, name=f"d{i}_lrelu")(_norm(f"d{i}_in")(x))
-    out = layers.Conv2D(1, 4, padding="same", name="patch_logits")(x)
+    out = layers.Conv2D(1, 4, padding="same", name="patch_logits", dtype="float32")(x)
     return keras.Model(inp, out, name=name)
 
 

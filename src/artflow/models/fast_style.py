@@ -1,6 +1,9 @@
 """Real-time arbitrary style transfer (AdaIN, Huang & Belongie 2017).
 
-encoder  VGG19 up to block4_conv1 (relu1_1 .. relu4_1 taps), frozen
+encoder  `vgg19`: VGG19 up to block4_conv1 (relu1_1 .. relu4_1 taps), frozen; or
+         `distilled`: the same topology with `encoder_width` x the channels (1/4: ~16x fewer
+         multiply-adds), trained to match VGG19's taps through 1x1 linear embeddings
+         (collaborative distillation, Wang et al. 2020) and end to end with the decoder
 AdaIN    re-normalise content features to the style features' channel mean/std, blended
          with the content features by a strength alpha in 0..1
 decoder  the encoder mirrored, nearest-neighbour upsampling instead of pooling; trained
@@ -8,7 +11,8 @@ decoder  the encoder mirrored, nearest-neighbour upsampling instead of pooling; 
 The whole stylizer is one Keras model of standard layers plus two small registered layers
 (`VggPreprocess`, `AdaIN`), so the `.keras` file loads back with safe_mode on (no Lambda,
 no pickled code). Inputs: content and style as float32 RGB 0..255 (N, H, W, 3) and alpha
-(N, 1); output: RGB 0..255 (unclipped; callers clip).
+(N, 1); output: RGB 0..255 float32 (unclipped; callers clip). Under a mixed-precision policy
+AdaIN and the last conv stay float32 (feature variances overflow float16).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 # Decoder: the encoder's convs in reverse, (filters per conv) per stage from relu4_1 back to
 # pixels, 2x upsampling between stages (as in the AdaIN paper's decoder).
 DECODER_STAGES = ((256,), (256, 256, 256, 128), (128, 64), (64,))
+# VGG19's convs up to block4_conv1, (filters per conv) per block; a max-pool between blocks.
+VGG_STAGES = ((64, 64), (128, 128), (256, 256, 256, 256), (512,))
 DOWNSCALE = 8  # the encoder pools three times: inputs should be multiples of this
 
 
@@ -75,24 +81,67 @@ def build_encoder(weights: str, seed: int = 0) -> keras.Model:
     return encoder
 
 
-def build_decoder(width: float = 1.0) -> keras.Model:
-    """relu4_1-shaped features (512 ch) -> RGB 0..255; mirror of the encoder.
+def _scaled(filters: int, width: float) -> int:
+    return max(8, round(filters * width))
+
+
+def build_student_encoder(width: float = 0.25) -> keras.Model:
+    """VGG19's topology to block4_conv1 with `width` x the filters; taps named like VGG's.
+
+    Trainable, randomly initialised (Keras' seeded global RNG): `train.stylizer` distils it.
+    """
+    inp = keras.Input((None, None, 3), name="pixels")
+    x = VggPreprocess(name="vgg_preprocess")(inp)
+    taps = []
+    for i, stage in enumerate(VGG_STAGES, start=1):
+        if i > 1:
+            x = layers.MaxPooling2D(2, name=f"block{i - 1}_pool")(x)
+        for j, filters in enumerate(stage, start=1):
+            conv = layers.Conv2D(
+                _scaled(filters, width),
+                3,
+                padding="same",
+                activation="relu",
+                name=f"block{i}_conv{j}",
+            )
+            x = conv(x)
+            if j == 1:
+                taps.append(x)
+    return keras.Model(inp, taps, name="encoder")
+
+
+def build_embeddings(student: keras.Model, teacher: keras.Model) -> list[layers.Layer]:
+    """One 1x1 linear conv per tap, student channels -> teacher channels (training only)."""
+    return [
+        layers.Conv2D(t.shape[-1], 1, name=f"embed{i}", dtype="float32")
+        for i, t in enumerate(teacher.outputs, start=1)
+    ]
+
+
+def feature_channels(encoder: keras.Model) -> int:
+    """Channels of the encoder's deepest tap (the features AdaIN and the decoder see)."""
+    return int(encoder.outputs[-1].shape[-1])
+
+
+def build_decoder(width: float = 1.0, channels: int = 512) -> keras.Model:
+    """relu4_1-shaped features (`channels`) -> RGB 0..255; mirror of the encoder.
 
     `width` scales every conv's filters: most of the decoder's cost is in its full- and
     half-resolution convs, so 0.5 makes it about 4x cheaper for CPU serving.
     """
-    inp = keras.Input((None, None, 512), name="features")
+    inp = keras.Input((None, None, channels), name="features")
     x = inp
     for i, stage in enumerate(DECODER_STAGES):
         if i > 0:
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
         for j, filters in enumerate(stage):
-            n = max(8, round(filters * width))
+            n = _scaled(filters, width)
             x = layers.Conv2D(n, 3, padding="same", activation="relu", name=f"dec{i}_{j}")(x)
     # A pixel-space bias of 128 starts the decoder near mid-grey instead of black, which
     # speeds early training.
     grey = keras.initializers.Constant(128.0)
-    out = layers.Conv2D(3, 3, padding="same", name="to_rgb", bias_initializer=grey)(x)
+    rgb = layers.Conv2D(3, 3, padding="same", name="to_rgb", bias_initializer=grey, dtype="float32")
+    out = rgb(x)
     return keras.Model(inp, out, name="decoder")
 
 
@@ -103,5 +152,5 @@ def build_stylizer(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
     alpha = keras.Input((1,), name="alpha")
     c_feat = encoder(content)[-1]
     s_feat = encoder(style)[-1]
-    t = AdaIN(name="adain")([c_feat, s_feat, alpha])
+    t = AdaIN(name="adain", dtype="float32")([c_feat, s_feat, alpha])
     return keras.Model([content, style, alpha], decoder(t), name="adain_stylizer")

@@ -40,7 +40,7 @@ class ResolvedModel:
 
 @dataclass
 class Stylizer:
-    """The AdaIN stylizer: one compiled graph per call shape, style statistics cached."""
+    """The AdaIN stylizer (VGG19 or distilled encoder): one graph, style features cached."""
 
     model: Any
     name: str = ""
@@ -56,6 +56,7 @@ class Stylizer:
         decoder = self.model.get_layer("decoder")
         adain = self.model.get_layer("adain")
         spec = tf.TensorSpec([1, None, None, 3], tf.float32)
+        channels = int(encoder.outputs[-1].shape[-1])  # 512 for VGG19, fewer when distilled
 
         # Fixed signatures: one trace serves every image size (no retracing per request).
         @tf.function(input_signature=[spec])
@@ -65,7 +66,11 @@ class Stylizer:
         decode = _decoder_fn(decoder)
 
         @tf.function(
-            input_signature=[spec, tf.TensorSpec([1, None, None, 512]), tf.TensorSpec([1, 1])]
+            input_signature=[
+                spec,
+                tf.TensorSpec([1, None, None, channels]),
+                tf.TensorSpec([1, 1]),
+            ]
         )
         def stylize(content: Any, style_feat: Any, alpha: Any) -> Any:
             t = adain([encoder(content)[-1], style_feat, alpha])

@@ -49,18 +49,26 @@ class Nets:
 
 
 def build_nets(cfg: CycleganCfg) -> Nets:
+    """Both generators, both discriminators and their optimizers (loss-scaled under a
+    mixed-precision policy); call under the strategy's scope."""
     import keras
     import tensorflow as tf
 
     from artflow.models.cyclegan import build_discriminator, build_generator
+
+    def adam() -> Any:
+        opt = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            return keras.optimizers.LossScaleOptimizer(opt)
+        return opt
 
     nets = Nets(
         g=build_generator(cfg.res_blocks, cfg.filters, "photo_to_monet"),
         f=build_generator(cfg.res_blocks, cfg.filters, "monet_to_photo"),
         d_monet=build_discriminator(cfg.filters, "d_monet"),
         d_photo=build_discriminator(cfg.filters, "d_photo"),
-        g_opt=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
-        d_opt=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1),
+        g_opt=adam(),
+        d_opt=adam(),
         step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"),
     )
     # Optimizer slots must exist before a restore can fill them.
@@ -78,17 +86,30 @@ def lr_factor(epoch: int, cfg: CycleganCfg) -> float:
     )
 
 
-def train_step_fn(nets: Nets, lam: float) -> Any:
+def train_step_fn(nets: Nets, lam: float, strategy: Any = None, xla: bool = False) -> Any:
+    """One distributed step (per replica: losses, loss-scaled gradients, apply); mean losses.
+
+    Without a strategy the default (one-device) one is used: the same code path as a GPU run.
+    """
     import tensorflow as tf
 
+    from artflow import runtime
+
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = float(strategy.num_replicas_in_sync)
+
     def mse(target: float, logits: Any) -> Any:
-        return tf.reduce_mean(tf.square(logits - target))
+        return tf.reduce_mean(tf.square(tf.cast(logits, tf.float32) - target))
 
     def l1(a: Any, b: Any) -> Any:
-        return tf.reduce_mean(tf.abs(a - b))
+        return tf.reduce_mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32)))
 
-    @tf.function
-    def step(photo: Any, monet: Any) -> dict[str, Any]:
+    def scaled(opt: Any, loss: Any) -> Any:
+        # Gradients are summed over replicas: each contributes its share of the mean.
+        loss = loss / replicas
+        return opt.scale_loss(loss) if hasattr(opt, "scale_loss") else loss
+
+    def replica_step(photo: Any, monet: Any) -> dict[str, Any]:
         with tf.GradientTape(persistent=True) as tape:
             fake_monet, fake_photo = nets.g(photo, training=True), nets.f(monet, training=True)
             cycled_photo = nets.f(fake_monet, training=True)
@@ -103,11 +124,11 @@ def train_step_fn(nets: Nets, lam: float) -> Any:
             d_loss = 0.5 * (mse(1.0, d_real_m) + mse(0.0, d_fake_m)) + 0.5 * (
                 mse(1.0, d_real_p) + mse(0.0, d_fake_p)
             )
-        g_grads = tape.gradient(g_loss, nets.gen_vars)
-        d_grads = tape.gradient(d_loss, nets.disc_vars)
+            g_scaled, d_scaled = scaled(nets.g_opt, g_loss), scaled(nets.d_opt, d_loss)
+        g_grads = tape.gradient(g_scaled, nets.gen_vars)
+        d_grads = tape.gradient(d_scaled, nets.disc_vars)
         nets.g_opt.apply_gradients(zip(g_grads, nets.gen_vars, strict=True))
         nets.d_opt.apply_gradients(zip(d_grads, nets.disc_vars, strict=True))
-        nets.step.assign_add(1)
         return {
             "g_loss": g_loss,
             "d_loss": d_loss,
@@ -116,7 +137,32 @@ def train_step_fn(nets: Nets, lam: float) -> Any:
             "identity": identity,
         }
 
+    # XLA compiles the per-replica computation; strategy.run itself stays outside it.
+    replica = tf.function(replica_step, jit_compile=True) if xla else replica_step
+
+    @tf.function
+    def step(photo: Any, monet: Any) -> dict[str, Any]:
+        per_replica = strategy.run(replica, args=(photo, monet))
+        nets.step.assign_add(1)
+        return {k: runtime.replica_mean(strategy, v) for k, v in per_replica.items()}
+
     return step
+
+
+def export_float32(nets: Nets, cfg: CycleganCfg) -> Any:
+    """The photo -> Monet generator rebuilt in float32 (what CPUs serve fastest), 0..255."""
+    import keras
+
+    from artflow.models.cyclegan import build_generator, export_generator
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        generator = build_generator(cfg.res_blocks, cfg.filters, "photo_to_monet")
+        generator.set_weights(nets.g.get_weights())
+        return export_generator(generator)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _to_unit(images: list[np.ndarray]) -> Any:
@@ -182,35 +228,45 @@ def train_cyclegan(
     `on_step(step, losses)` is called after every step (progress hooks; tests use it to
     interrupt a run as Ctrl-C would).
     """
-    import keras
     import mlflow
     from rich.progress import Progress
 
-    from artflow import tracking
-    from artflow.style.data import augmented, require, style_images
+    from artflow import runtime, tracking
+    from artflow.style.data import augmented, input_rate, require, style_images
     from artflow.style.plots import image_grid
 
     cfg = settings.cyclegan
-    keras.utils.set_random_seed(settings.seed)
+    strategy = runtime.configure(settings.training, settings.seed)
     photos = require(style_images(wd, "train", "photo"), "photo", wd)
     monets = require(style_images(wd, "train", "monet"), "Monet", wd)
     held_out = style_images(wd, "test", "photo") or photos
     samples = [load_rgb(p, cfg.image_size) for p in held_out[:N_SAMPLES]]
     per_epoch = cfg.steps_per_epoch or math.ceil(len(photos) / cfg.batch_size)
     total = cfg.epochs * per_epoch
-    nets = build_nets(cfg)
-    manager, note = _checkpoints(nets, wd, cfg, resume)
+    with strategy.scope():
+        nets = build_nets(cfg)
+        manager, note = _checkpoints(nets, wd, cfg, resume)
+        step_fn = train_step_fn(
+            nets, cfg.lambda_cycle, strategy, runtime.use_xla(settings.training)
+        )
     start_step = int(nets.step.numpy())
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    photo_ds = augmented(photos, cfg.image_size, global_batch, settings.seed + start_step, "unit")
+    monet_ds = augmented(
+        monets, cfg.image_size, global_batch, settings.seed + start_step + 1, "unit"
+    )
+    rates = {"input_images_per_s": input_rate(photo_ds, min(8, total))}
     batches = zip(
-        augmented(photos, cfg.image_size, cfg.batch_size, settings.seed + start_step, "unit"),
-        augmented(monets, cfg.image_size, cfg.batch_size, settings.seed + start_step + 1, "unit"),
+        strategy.experimental_distribute_dataset(photo_ds),
+        strategy.experimental_distribute_dataset(monet_ds),
         strict=False,
     )
-    step_fn = train_step_fn(nets, cfg.lambda_cycle)
     history: list[dict[str, float]] = []
     epoch_losses: list[dict[str, float]] = []
+    step_seconds = 1e-9
     params = {f"cyclegan.{k}": v for k, v in cfg.model_dump().items()}
     params |= {"steps_per_epoch_effective": per_epoch, "start_step": start_step}
+    params |= {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync}
     data_files = [wd.style_csv("style_train")]
     tags = {"artflow.resumed": str(resume and start_step > 0)}
     out_dir = wd.models / "cyclegan"
@@ -228,7 +284,10 @@ def train_cyclegan(
                 nets.g_opt.learning_rate = lr
                 nets.d_opt.learning_rate = lr
             photo, monet = next(batches)
+            began = time.perf_counter()
             losses = {k: float(v) for k, v in step_fn(photo, monet).items()}
+            if step > start_step:  # the first step traces
+                step_seconds += time.perf_counter() - began
             history.append(losses)
             epoch_losses.append(losses)
             done = step + 1
@@ -244,7 +303,11 @@ def train_cyclegan(
                 epoch_losses = []
             if on_step:
                 on_step(done, losses)
+        if total - start_step > 1:
+            rates["step_images_per_s"] = (total - start_step - 1) * global_batch / step_seconds
+        mlflow.log_metrics(rates)
         result = _finish(settings, wd, nets, held_out, monets, history, out_dir)
+        result["rates"] = rates
         result |= {"run_id": run.info.run_id, "start_step": start_step, "note": note}
     wd.metrics.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "history"}
@@ -265,7 +328,6 @@ def _finish(
     import mlflow
 
     from artflow import tracking
-    from artflow.models.cyclegan import export_generator
     from artflow.style.inference import MonetTranslator
     from artflow.style.metrics import cycle_l1, mean_metrics, style_metrics
     from artflow.style.plots import loss_curve
@@ -283,7 +345,7 @@ def _finish(
     if history:
         curve = loss_curve(history, out_dir / "loss.png", "CycleGAN training")
         mlflow.log_artifact(str(curve), "plots")
-    model = export_generator(nets.g)
+    model = export_float32(nets, cfg)
     export = out_dir / "export"
     save_rgb(photos[0], export / "sample_photo.png")
     # Through the served code path, so a loaded version must reproduce it exactly.

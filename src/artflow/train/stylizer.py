@@ -1,23 +1,30 @@
-"""Train the AdaIN stylizer's decoder and register the whole stylizer in MLflow.
+"""Train the AdaIN stylizer and register the whole stylizer in MLflow.
 
 Content images are photos and paintings, style images are Monet paintings and paintings
-(from the workdir's splits). The VGG19 encoder stays frozen; the decoder learns to invert
-AdaIN-renormalised relu4_1 features with
-    loss = |enc(g) - t|^2 + style_weight * sum_l (|mu_l(g) - mu_l(s)|^2 + |sd_l(g) - sd_l(s)|^2)
-with g = dec(t)
-over relu1_1..relu4_1 (Huang & Belongie). The registered model takes 0..255 pixels.
+(from the workdir's splits). VGG19 to relu4_1 (frozen) is the loss network T; the stylizer's
+encoder E is T itself (`encoder: vgg19`) or a thin student (`distilled`), and the decoder D
+learns to invert AdaIN-renormalised features:
+    t = AdaIN(E(c), E(s)), g = D(t), target = AdaIN(T(c), T(s))
+    loss = |T(g) - target|^2 + style_weight * sum_l (|mu_l(T g) - mu_l(T s)|^2 + |sd_l ...|^2)
+over relu1_1..relu4_1 (Huang & Belongie). A student also learns, jointly, to match T's taps
+through 1x1 linear embeddings W_l (collaborative distillation, Wang et al. 2020):
+    + distill_weight * |T(g) - target|^2 * mean_l |W_l E_l(x) - T_l(x)|^2 / |T_l(x)|^2
+(scaled by the content term so the two stay balanced whatever the features' scale).
+The loop runs under the configured runtime (artflow.runtime: tf.distribute strategy, mixed
+precision with loss scaling, XLA); the registered model is float32 and takes 0..255 pixels.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from artflow.config import Settings
+from artflow.config import Settings, StylizerCfg
 from artflow.data.layout import Workdir
 from artflow.imageio import load_rgb, save_rgb
 
@@ -36,67 +43,200 @@ def _eval_pairs(wd: Workdir, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
-def _train_step_fn(encoder: Any, decoder: Any, adain: Any, opt: Any, style_weight: float) -> Any:
+@dataclass
+class Nets:
+    """What the stylizer's training step updates and reads."""
+
+    teacher: Any  # VGG19 to relu4_1: the loss network (and, when distilled, the teacher)
+    encoder: Any  # the stylizer's encoder: the teacher itself (vgg19) or a thin student
+    decoder: Any
+    embeddings: list[Any]  # student -> teacher 1x1 convs per tap (distilled only)
+    optimizer: Any
+
+    @property
+    def distilled(self) -> bool:
+        return self.encoder is not self.teacher
+
+    @property
+    def trainable(self) -> list[Any]:
+        extra = self.encoder.trainable_variables if self.distilled else []
+        for emb in self.embeddings:
+            extra = extra + emb.trainable_variables
+        return self.decoder.trainable_variables + extra
+
+
+def _networks(cfg: StylizerCfg, seed: int) -> tuple[Any, Any, Any]:
+    """(teacher, encoder, decoder) under the current dtype policy."""
+    from artflow.models.fast_style import (
+        build_decoder,
+        build_encoder,
+        build_student_encoder,
+        feature_channels,
+    )
+
+    teacher = build_encoder(cfg.encoder_weights, seed)
+    encoder = teacher if cfg.encoder == "vgg19" else build_student_encoder(cfg.encoder_width)
+    return teacher, encoder, build_decoder(cfg.decoder_width, feature_channels(encoder))
+
+
+def build_nets(cfg: StylizerCfg, seed: int) -> Nets:
+    """The networks and optimizer (call under the strategy's scope)."""
+    import keras
+
+    from artflow.models.fast_style import build_embeddings
+
+    teacher, encoder, decoder = _networks(cfg, seed)
+    embeddings = []
+    if encoder is not teacher:
+        embeddings = build_embeddings(encoder, teacher)
+        for emb, tap in zip(embeddings, encoder.outputs, strict=True):
+            emb.build(tap.shape)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        # VGG-space losses are large (1e3-1e5): the default initial scale (2^15) would
+        # overflow float16 gradients and skip the first ~15 steps; dynamic scaling still
+        # grows the scale when gradients are small.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1.0)
+    return Nets(teacher, encoder, decoder, embeddings, optimizer)
+
+
+def _f32(features: list[Any]) -> list[Any]:
+    import tensorflow as tf
+
+    return [tf.cast(f, tf.float32) for f in features]
+
+
+def _losses(nets: Nets, adain: Any, content: Any, style: Any, cfg: StylizerCfg) -> dict[str, Any]:
+    """AdaIN loss in the teacher's (VGG19) feature space, plus the distillation loss.
+
+    The target is AdaIN of the teacher's features, so a distilled stylizer learns what the
+    VGG19 stylizer aims for; the student's own AdaIN output is what its decoder sees.
+    """
     import tensorflow as tf
 
     from artflow.style.losses import mean_std
 
+    t_c, t_s = _f32(nets.teacher(content)), _f32(nets.teacher(style))
+    ones = tf.ones((tf.shape(content)[0], 1))
+    target = tf.stop_gradient(adain([t_c[-1], t_s[-1], ones]))
+    if nets.distilled:
+        s_c, s_s = _f32(nets.encoder(content)), _f32(nets.encoder(style))
+        t = adain([s_c[-1], s_s[-1], ones])
+    else:
+        s_c, s_s, t = [], [], target
+    g_feats = _f32(nets.teacher(tf.cast(nets.decoder(t), tf.float32)))
+    lc = tf.reduce_mean(tf.square(g_feats[-1] - target))
+    ls = tf.add_n(
+        [
+            tf.reduce_mean(tf.square(gm - sm)) + tf.reduce_mean(tf.square(gs - ss))
+            for (gm, gs), (sm, ss) in zip(map(mean_std, g_feats), map(mean_std, t_s), strict=True)
+        ]
+    )
+    losses = {"content": lc, "style": ls}
+    loss = lc + cfg.style_weight * ls
+    if nets.distilled:
+        # Linear-embedding loss, each tap relative to the teacher's energy (scale-free).
+        pairs = zip(nets.embeddings * 2, s_c + s_s, t_c + t_s, strict=True)
+        terms = [
+            tf.reduce_mean(tf.square(tf.cast(emb(f), tf.float32) - t))
+            / tf.stop_gradient(tf.reduce_mean(tf.square(t)) + 1e-6)
+            for emb, f, t in pairs
+        ]
+        distill = tf.add_n(terms) / float(len(terms))
+        losses["distill"] = distill
+        loss = loss + cfg.distill_weight * tf.stop_gradient(lc + 1e-6) * distill
+    return {"loss": loss, **losses}
+
+
+def _train_step_fn(nets: Nets, cfg: StylizerCfg, strategy: Any, xla: bool) -> Any:
+    """One distributed step: per replica loss -> (scaled) gradients -> apply; mean losses."""
+    import tensorflow as tf
+
+    from artflow import runtime
+    from artflow.models.fast_style import AdaIN
+
+    adain = AdaIN(dtype="float32")
+    scaled = hasattr(nets.optimizer, "scale_loss")
+    replicas = float(strategy.num_replicas_in_sync)
+
+    def replica_step(content: Any, style: Any) -> dict[str, Any]:
+        variables = nets.trainable
+        with tf.GradientTape() as tape:
+            losses = _losses(nets, adain, content, style, cfg)
+            # Gradients are summed over replicas: each contributes its share of the mean.
+            loss = losses["loss"] / replicas
+            if scaled:
+                loss = nets.optimizer.scale_loss(loss)
+        grads = tape.gradient(loss, variables)
+        nets.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return losses
+
+    # XLA compiles the per-replica computation; strategy.run itself stays outside it.
+    replica = tf.function(replica_step, jit_compile=True) if xla else replica_step
+
     @tf.function
     def step(content: Any, style: Any) -> dict[str, Any]:
-        c_feat = encoder(content)[-1]
-        s_feats = encoder(style)
-        t = adain([c_feat, s_feats[-1], tf.ones((tf.shape(content)[0], 1))])
-        with tf.GradientTape() as tape:
-            g_feats = encoder(decoder(t))
-            lc = tf.reduce_mean(tf.square(g_feats[-1] - t))
-            ls = tf.add_n(
-                [
-                    tf.reduce_mean(tf.square(gm - sm)) + tf.reduce_mean(tf.square(gs - ss))
-                    for (gm, gs), (sm, ss) in zip(
-                        map(mean_std, g_feats), map(mean_std, s_feats), strict=True
-                    )
-                ]
-            )
-            loss = lc + style_weight * ls
-        grads = tape.gradient(loss, decoder.trainable_variables)
-        opt.apply_gradients(zip(grads, decoder.trainable_variables, strict=True))
-        return {"loss": loss, "content": lc, "style": ls}
+        per_replica = strategy.run(replica, args=(content, style))
+        return {k: runtime.replica_mean(strategy, v) for k, v in per_replica.items()}
 
     return step
 
 
-def _fit(settings: Settings, wd: Workdir) -> tuple[Any, list[dict[str, float]]]:
-    import keras
+def _fit(settings: Settings, wd: Workdir) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
+    """Train under the configured runtime; returns the float32 stylizer, losses, input rates."""
     from rich.progress import Progress
 
-    from artflow.models.fast_style import AdaIN, build_decoder, build_encoder, build_stylizer
-    from artflow.style.data import artworks, augmented, require, style_images
+    from artflow import runtime
+    from artflow.style.data import artworks, augmented, input_rate, require, style_images
 
     cfg = settings.stylizer
-    keras.utils.set_random_seed(settings.seed)
+    strategy = runtime.configure(settings.training, settings.seed)
     content = require(style_images(wd, "train", "photo") + artworks(wd, "train"), "content", wd)
     style = require(style_images(wd, "train", "monet") + artworks(wd, "train"), "style", wd)
+    global_batch = cfg.batch_size * strategy.num_replicas_in_sync
+    c_ds = augmented(content, cfg.image_size, global_batch, settings.seed)
+    s_ds = augmented(style, cfg.image_size, global_batch, settings.seed + 1)
+    rates = {"input_images_per_s": input_rate(c_ds, min(8, cfg.steps))}
     batches = zip(
-        augmented(content, cfg.image_size, cfg.batch_size, settings.seed),
-        augmented(style, cfg.image_size, cfg.batch_size, settings.seed + 1),
+        strategy.experimental_distribute_dataset(c_ds),
+        strategy.experimental_distribute_dataset(s_ds),
         strict=False,
     )
-    encoder, decoder = (
-        build_encoder(cfg.encoder_weights, settings.seed),
-        build_decoder(cfg.decoder_width),
-    )
-    step = _train_step_fn(
-        encoder, decoder, AdaIN(), keras.optimizers.Adam(cfg.learning_rate), cfg.style_weight
-    )
+    with strategy.scope():
+        nets = build_nets(cfg, settings.seed)
+        step = _train_step_fn(nets, cfg, strategy, runtime.use_xla(settings.training))
     history: list[dict[str, float]] = []
     with Progress(transient=True) as bar:
         task = bar.add_task("train stylizer", total=cfg.steps)
-        for _, (c, s) in zip(range(cfg.steps), batches, strict=False):
+        for i, (c, s) in zip(range(cfg.steps), batches, strict=False):
+            if i == 1:  # the first step traces; time the rest
+                start = time.perf_counter()
             history.append({k: float(v) for k, v in step(c, s).items()})
             bar.update(
                 task, advance=1, description=f"train stylizer loss {history[-1]['loss']:.4g}"
             )
-    return build_stylizer(encoder, decoder), history
+    if cfg.steps > 1:
+        seconds = time.perf_counter() - start
+        rates["step_images_per_s"] = (cfg.steps - 1) * global_batch / max(seconds, 1e-9)
+    return _export(nets, cfg, settings.seed), history, rates
+
+
+def _export(nets: Nets, cfg: StylizerCfg, seed: int) -> Any:
+    """The stylizer rebuilt in float32 with the trained weights (what CPUs serve fastest)."""
+    import keras
+
+    from artflow.models.fast_style import build_stylizer
+
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        _, encoder, decoder = _networks(cfg, seed)
+        encoder.set_weights(nets.encoder.get_weights())
+        decoder.set_weights(nets.decoder.get_weights())
+        encoder.trainable = False
+        return build_stylizer(encoder, decoder)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _log_history(history: list[dict[str, float]]) -> None:
@@ -136,9 +276,10 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
     params = {f"stylizer.{k}": v for k, v in cfg.model_dump().items()}
     with tracking.start_run(EXPERIMENT, "stylizer", settings, params, data_files) as run:
         start = time.perf_counter()
-        model, history = _fit(settings, wd)
+        model, history, rates = _fit(settings, wd)
         train_seconds = time.perf_counter() - start
         _log_history(history)
+        mlflow.log_metrics(rates)
         pairs = _eval_pairs(wd, cfg.image_size)
         metrics, outputs = evaluate_stylizer(Stylizer(model), pairs, settings.nst.weights, 1.0)
         mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
@@ -159,6 +300,8 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
         for key, value in {
             "image_size": cfg.image_size,
             "method": "adain",
+            "encoder": cfg.encoder,
+            "encoder_width": cfg.encoder_width if cfg.encoder == "distilled" else 1.0,
             "encoder_weights": cfg.encoder_weights,
             "decoder_width": cfg.decoder_width,
         }.items():
@@ -170,6 +313,7 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
             "version": version,
             "metrics": metrics,
             "train_seconds": train_seconds,
+            "rates": rates,
             "history": history,
         }
     wd.metrics.mkdir(parents=True, exist_ok=True)
