@@ -5,10 +5,10 @@
 
 The seed (the notebooks artflow grew from, docs/conventions.md) used Keras' ImageDataGenerator:
 per image, a PIL load and resize, then a NumPy/SciPy affine augmentation (rotation, shifts,
-shear, zoom, flip), every epoch; Keras ran it with
-`workers` threads, each building whole batches. `seed_style_batches` reproduces that loop (the
-same scipy.ndimage.affine_transform call ImageDataGenerator.apply_transform makes), run with 1
-worker and with --workers threads (default: the cores). The tf.data pipeline
+shear, zoom, flip), every epoch; Keras ran it with `workers` threads, each building whole
+batches. `seed_style_batch` reproduces that loop (the same scipy.ndimage.affine_transform call
+ImageDataGenerator.apply_transform makes), run with 1 worker and with --workers threads
+(default: the cores). The tf.data pipeline
 (`artflow.data.tfdata.dataset`) then gets its three changes one at a time, each row adding one:
 
   tf.data, serial decode, no cache, Keras' chained augmentation layers (4 resamples)
