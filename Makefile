@@ -31,9 +31,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 install: $(VENV)/.installed  ## create .venv from the lock (uv)
 
-lock:  ## re-pin requirements.lock from pyproject.toml
+lock:  ## re-pin the development lock, then the runtime locks (images, Bento) within its pins
 	uv pip compile pyproject.toml --extra dev --python-version $(PYTHON_VERSION) \
 	  -o requirements.lock --no-header --no-annotate
+	@# Runtime only (no test or lint tools): the images (infra/docker/Dockerfile*).
+	uv pip compile pyproject.toml -c requirements.lock --python-version $(PYTHON_VERSION) \
+	  -o requirements-runtime.lock --no-header --no-annotate
+	@# Serving only (bentofile.yaml): infra/docker/serve.in says what the Bento installs.
+	uv pip compile infra/docker/serve.in -c requirements-runtime.lock \
+	  --python-version $(PYTHON_VERSION) -o requirements-serve.lock --no-header --no-annotate
 
 demo: install  ## offline demo: data stages, training + style pipelines, registry, Bento (smoke)
 	$(ARTFLOW) data demo --out $(WORKDIR)/demo_source

@@ -40,11 +40,20 @@ class DemoCfg(Section):
     photos: int = Field(60, ge=2)
 
 
+class ArchiveCfg(Section):
+    """Limits on zip archives ingest extracts (a zip bomb stops at the first one hit)."""
+
+    max_total_mb: float = Field(20480, gt=0)  # all members, uncompressed
+    max_ratio: float = Field(100, gt=1)  # uncompressed / compressed, per member over 1 MiB
+    max_members: int = Field(100_000, ge=1)
+
+
 class DataCfg(Section):
     source: str = "data/demo_source"  # what `dvc repro` ingests (folder or zip, repo-relative)
     kaggle_artworks: str = "ikarus777/best-artworks-of-all-time"
     kaggle_monet: str = "gan-getting-started"
     demo: DemoCfg = DemoCfg()
+    archive: ArchiveCfg = ArchiveCfg()
 
 
 class ValidateCfg(Section):
@@ -226,8 +235,10 @@ class ServeCfg(Section):
     timeout_s: int = Field(60, ge=1)
     gatys_max_steps: int = Field(50, ge=1)
     gatys_max_size: int = Field(256, ge=32)
-    prediction_log: str = "data/serving/predictions.jsonl"
-    log_rotate_mb: float = Field(50, gt=0)
+    prediction_log: str = "data/serving/predictions"  # a folder: one sub-folder per pod
+    log_rotate_mb: float = Field(50, gt=0)  # a new segment file at this size
+    log_retention_days: float = Field(30, gt=0)  # all pods' segments older than this go
+    log_max_total_mb: float = Field(2048, gt=0)  # then the oldest, until all fit in this
     log_embedding: bool = True
     batching: bool = True
     max_aspect_ratio: float = Field(20, ge=1)

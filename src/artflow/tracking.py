@@ -194,15 +194,18 @@ def log_keras_model(
     """
     import mlflow.tensorflow
 
-    info = _retry(
-        lambda: mlflow.tensorflow.log_model(
-            model,
-            name=name,
-            input_example=input_example,
-            registered_model_name=registered_name,
-            pip_requirements=PIP_REQUIREMENTS,
+    from artflow.models.safe_load import no_pickled_custom_objects
+
+    with no_pickled_custom_objects():  # loaders refuse artifacts that carry pickles
+        info = _retry(
+            lambda: mlflow.tensorflow.log_model(
+                model,
+                name=name,
+                input_example=input_example,
+                registered_model_name=registered_name,
+                pip_requirements=PIP_REQUIREMENTS,
+            )
         )
-    )
     return info
 
 
@@ -376,20 +379,11 @@ def model_uri(model_name: str, ref: str) -> str:
 
 
 def load_keras_model(uri: str) -> Any:
-    """Load a logged Keras model back natively; a clear error when the URI resolves to nothing."""
-    import mlflow.tensorflow
-    from mlflow.exceptions import MlflowException
+    """Load a logged Keras model in safe mode, refusing artifacts that carry pickles or code
+    (see artflow.models.safe_load); a clear error when the URI resolves to nothing."""
+    from artflow.models.safe_load import load_registered
 
-    use_mlflow()
-    try:
-        return mlflow.tensorflow.load_model(uri)
-    except MlflowException as exc:
-        if not is_not_found(exc):
-            raise unavailable(uri, exc) from exc
-        raise ModelError(
-            f"cannot load {uri}: {exc.message.splitlines()[0]}",
-            "check `artflow models list` for registered names, versions and aliases",
-        ) from None
+    return load_registered(uri, tracking_uri())[0]
 
 
 def _retry(fn: Any, attempts: int = 5, delay: float = 0.5) -> Any:

@@ -81,7 +81,7 @@ def test_copy_sources_exist_and_pass_the_dockerignore(path: Path) -> None:
 
 
 def test_gpu_image_replaces_exactly_the_locked_tensorflow() -> None:
-    lock = (ROOT / "requirements.lock").read_text().splitlines()
+    lock = (ROOT / "requirements-runtime.lock").read_text().splitlines()
     gpu = (DOCKER / "Dockerfile.gpu").read_text()
     pattern = re.search(r"grep -v '(\^[^']+)'", gpu)[1]
     dropped = [line for line in lock if re.match(pattern, line)]

@@ -61,7 +61,7 @@ def _images(paths: list[Path]) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def traffic(drift_wd: Workdir, drift_classifier, demo_source: Path) -> dict[str, list[dict]]:
+def traffic(drift_wd: Workdir, drift_classifier, demo_source: Path) -> dict[str, list]:
     """Prediction-log records (as the service writes them) for four kinds of traffic:
     held-out paintings of the trained artists (val + test: never in the reference), photos,
     paintings by the demo artists outside the trained ones, and darkened held-out paintings."""

@@ -110,7 +110,9 @@ def test_too_small_empty_or_foreign_windows_are_clear_errors(
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     foreign = write_log(
-        tmp_path, "foreign", [{**r, "model_version": "999"} for r in traffic["paintings"]]
+        tmp_path,
+        "foreign",
+        [r.model_copy(update={"model_version": "999"}) for r in traffic["paintings"]],
     )
     for log in (few, empty):
         with pytest.raises(DataError, match="fewer than drift.min_window=20"):
@@ -146,7 +148,7 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
             challenger=False,
         )
     fresh = dataclasses.replace(drift_classifier, version=reg.version, run_id=reg.run_id)
-    log = tmp_path / "photos.jsonl"
+    log = tmp_path / "photos"
     logged = log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
     assert logged["logged"] == smoke_settings.data.demo.photos
     args = ["--workdir", str(drift_wd.root), "--model-uri", reg.uri, "-p", "smoke"]

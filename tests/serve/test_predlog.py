@@ -1,45 +1,101 @@
-"""Prediction log: JSON lines with the drift fields, size-based rotation, path override."""
+"""Prediction log: one folder per pod, segments, retention by age and total size across pods."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 
 from artflow.config import PROJECT_ROOT
-from artflow.serve.predlog import PredictionLog, read_log, resolve_log_path
+from artflow.monitor.records import PredictionRecord, read_records
+from artflow.serve.predlog import PredictionLog, Retention, prune, resolve_log_path
 
 
-def test_records_are_json_lines_with_numpy_values_made_plain(tmp_path):
-    log = PredictionLog(tmp_path / "p.jsonl", rotate_mb=1)
-    log.write(
-        "classify",
+def _record(i: int, **kw) -> PredictionRecord:
+    return PredictionRecord(
+        endpoint="classify",
         variant="champion",
         model_version="2",
+        artist=f"artist-{i}",
         confidence=np.float32(0.5),
-        embedding=np.arange(3, dtype=np.float32),
+        embedding=np.arange(3, dtype=np.float32).tolist(),
         features={"brightness": 0.25},
+        **kw,
     )
+
+
+def test_records_are_json_lines_of_the_one_schema(tmp_path):
+    log = PredictionLog(tmp_path, pod="pod-a")
+    log.write(_record(0))
     log.close()
-    (record,) = read_log(tmp_path / "p.jsonl")
-    assert record["endpoint"] == "classify" and record["variant"] == "champion"
-    assert record["confidence"] == 0.5 and record["embedding"] == [0.0, 1.0, 2.0]
-    assert record["timestamp"].endswith("Z") and record["features"] == {"brightness": 0.25}
+    (record,) = read_records(tmp_path)
+    assert log.folder == tmp_path / "pod-a" and log.path.parent == log.folder
+    assert record.endpoint == "classify" and record.variant == "champion"
+    assert record.confidence == 0.5 and record.embedding == [0.0, 1.0, 2.0]
+    assert record.features == {"brightness": 0.25}
+    assert log.path.read_text().count('"timestamp":"') == 1
 
 
-def test_rotation_keeps_backups_and_loses_no_record(tmp_path):
-    log = PredictionLog(tmp_path / "p.jsonl", rotate_mb=2000 / 2**20, backups=50)
+def test_segments_roll_at_their_size_and_lose_no_record(tmp_path):
+    log = PredictionLog(tmp_path, pod="pod-a", segment_mb=2000 / 2**20)
     for i in range(100):
-        log.write("classify", n=i, padding="x" * 50)
+        log.write(_record(i))
     log.close()
-    files = sorted(tmp_path.glob("p.jsonl*"))
-    assert len(files) > 2  # rotated
-    numbers = sorted(r["n"] for f in files for r in read_log(f))
-    assert numbers == list(range(100))
-    assert all(f.stat().st_size <= 2100 for f in files)
+    files = sorted((tmp_path / "pod-a").glob("*.jsonl"))
+    assert len(files) > 2 and all(f.stat().st_size <= 2000 + 400 for f in files)
+    assert sorted(int(r.artist.split("-")[1]) for r in read_records(tmp_path)) == list(range(100))
+
+
+def _aged(path, days: float) -> None:
+    when = time.time() - days * 86400
+    os.utime(path, (when, when))
+
+
+def test_retention_by_age_and_total_size_across_pods(tmp_path):
+    # Two pods that are gone left segments behind: 4 old ones and 3 recent ones of 1 KiB.
+    gone = {}
+    for pod, ages in (("gone-1", (40, 35, 1)), ("gone-2", (50, 2, 0.5, 0.1))):
+        for n, age in enumerate(ages):
+            path = tmp_path / pod / f"2026010{n}T000000.000000Z.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x" * 1023 + "\n")
+            _aged(path, age)
+            gone[(pod, age)] = path
+    retention = Retention(max_age_days=30, max_total_mb=3.5 / 1024)  # 3.5 KiB in all
+    log = PredictionLog(tmp_path, pod="live", segment_mb=1, retention=retention)
+    survivors = {p for p in tmp_path.rglob("*.jsonl")}
+    # age first (40, 35, 50 days), then the oldest (2 days) until 3.5 KiB fit; the live
+    # pod's open segment is never deleted
+    assert survivors == {
+        gone[("gone-1", 1)],
+        gone[("gone-2", 0.5)],
+        gone[("gone-2", 0.1)],
+        log.path,
+    }
+    log.write(_record(1))
+    assert log.path.is_file()
+    # Another pod's retention deletes this pod's open segment: the next write starts a new one.
+    first = log.path
+    first.unlink()
+    log.write(_record(2))
+    assert log.path != first and log.path.is_file()
+    log.close()
+    assert [r.artist for r in read_records(log.folder)] == ["artist-2"]
+
+
+def test_prune_removes_the_folders_of_pods_that_are_gone(tmp_path):
+    path = tmp_path / "old-pod" / "20260101T000000.000000Z.jsonl"
+    path.parent.mkdir()
+    path.write_text("{}\n")
+    _aged(path, 100)
+    deleted = prune(tmp_path, Retention(max_age_days=1, max_total_mb=100))
+    assert deleted == [path] and not path.parent.exists()
 
 
 def test_log_path_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("ARTFLOW_PREDICTION_LOG", raising=False)
-    assert resolve_log_path("data/serving/p.jsonl") == PROJECT_ROOT / "data/serving/p.jsonl"
-    assert resolve_log_path(str(tmp_path / "a.jsonl")) == tmp_path / "a.jsonl"
-    monkeypatch.setenv("ARTFLOW_PREDICTION_LOG", str(tmp_path / "env.jsonl"))
-    assert resolve_log_path("data/serving/p.jsonl") == tmp_path / "env.jsonl"
+    assert resolve_log_path("data/serving/p") == PROJECT_ROOT / "data/serving/p"
+    assert resolve_log_path(str(tmp_path / "a")) == tmp_path / "a"
+    monkeypatch.setenv("ARTFLOW_PREDICTION_LOG", str(tmp_path / "env"))
+    assert resolve_log_path("data/serving/p") == tmp_path / "env"

@@ -337,11 +337,16 @@ def test_routes_that_do_not_exist_or_wrong_methods(client):
 
 
 def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
+    import json
+
     from artflow.monitor.features import FEATURE_NAMES
-    from artflow.serve.predlog import read_log
+    from artflow.monitor.records import SCHEMA_VERSION, segment_files
+
+    def lines() -> list[str]:
+        return [line for f in segment_files(server.prediction_log) for line in f.open()]
 
     def classify_records() -> list[dict]:
-        return [r for r in read_log(server.prediction_log) if r["endpoint"] == "classify"]
+        return [r for r in map(json.loads, lines()) if r["endpoint"] == "classify"]
 
     before = len(classify_records()) if server.prediction_log.exists() else 0
     classify(client, images.jpeg(12), key="log-check")
@@ -351,6 +356,8 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
     assert len(records) > before
     last = records[-1]
     for key in (
+        "schema_version",
+        "prediction_id",
         "timestamp",
         "variant",
         "model_name",
@@ -360,9 +367,10 @@ def test_prediction_log_has_what_drift_needs_and_no_image(client, server):
         "latency_ms",
     ):
         assert key in last, key
+    assert last["schema_version"] == SCHEMA_VERSION
     assert set(last["features"]) == set(FEATURE_NAMES)
     assert len(last["embedding"]) == 8  # the tiny CNN's dense_units
-    assert max(len(line) for line in server.prediction_log.read_text().splitlines()) < 5000
+    assert max(len(line) for line in lines()) < 5000
     # The drift monitor's own reader takes every classify record, with its embedding.
     from artflow.monitor.records import read_log as drift_read_log
 

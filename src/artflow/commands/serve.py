@@ -17,7 +17,9 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         "serve", epilog=examples("artflow serve", "artflow serve --port 3001 --profile smoke")
     )(serve)
     app.add_typer(bento_app, name="bento")
-    bento_app.command("build", epilog=examples("artflow bento build"))(build)
+    bento_app.command(
+        "build", epilog=examples("artflow bento build", "artflow bento build --challenger")
+    )(build)
 
 
 def serve(
@@ -52,17 +54,25 @@ def build(
     params: ParamsOption = None,
     profile: ProfileOption = None,
     version: Annotated[
-        str | None, typer.Option(help="Bento version (default: a new one).", show_default=False)
+        str | None,
+        typer.Option(
+            help="Bento version (default: names the classifier versions).", show_default=False
+        ),
     ] = None,
+    challenger: Annotated[
+        bool, typer.Option("--challenger", help="Carry the classifier challenger too (A/B).")
+    ] = False,
 ) -> None:
-    """Build the Bento, labelled with the registry versions it was built against."""
+    """Build the Bento carrying the promoted models (it serves without reaching MLflow)."""
     from rich import print as rprint
 
     from artflow.serve.bento import build_bento
 
     cfg = settings(params, profile)
-    result = build_bento(cfg, version=version)
+    result = build_bento(cfg, version=version, with_challenger=challenger)
     rprint(f"[green]built[/] {result['tag']}")
+    for key, tag in sorted(result["models"].items()):
+        rprint(f"  carries {key}: {tag}")
     for key, value in sorted(result["labels"].items()):
         rprint(f"  {key} = {value}")
     rprint(f"serve it with: BENTOML_HOME={result['bentoml_home']} bentoml serve {result['tag']}")

@@ -6,6 +6,12 @@ The source (folder(s) or zip(s)) is only read. Anywhere inside it we look for
 and copy what we find to wd.raw_artworks / wd.raw_monet under canonical names, then write
 wd.manifest, wd.monet_manifest and wd.ingest_report. Undecodable files are kept in the
 manifest with an empty mode/format and the decode error, so validation can quarantine them.
+
+Names come from outside (artists.csv, folder and file names, zip members), so destination
+paths are built from sanitised names (artflow.data.names.safe_component) and every one must
+resolve inside the workdir's raw/ folder, or ingest stops naming the offender. Zip archives
+are extracted with limits from settings.data.archive (total size, compression ratio, member
+count) and refuse members that are absolute, climb out with `..`, or are symbolic links.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hashlib
 import json
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from collections import Counter, defaultdict
@@ -25,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from artflow.config import Settings
+from artflow.config import ArchiveCfg, Settings
 from artflow.data import names
 from artflow.data.layout import Workdir
 from artflow.errors import DataError
@@ -59,7 +66,7 @@ def ingest(source: str | Path | Sequence[str | Path], wd: Workdir, settings: Set
     for src in sources:
         _check_source(src, wd)
     with contextlib.ExitStack() as stack:
-        roots = [_open_source(src, stack) for src in sources]
+        roots = [_open_source(src, stack, settings.data.archive) for src in sources]
         artworks, monet = _find_layouts(roots)
         if artworks is None and not monet:
             raise DataError(
@@ -98,29 +105,110 @@ def _check_source(src: Path, wd: Workdir) -> None:
         )
 
 
-def _open_source(src: Path, stack: contextlib.ExitStack) -> Path:
+def _open_source(src: Path, stack: contextlib.ExitStack, limits: ArchiveCfg) -> Path:
     if src.is_dir():
         return src
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="artflow-ingest-")))
-    _extract_zip(src, tmp)
+    _extract_zip(src, tmp, limits)
     return tmp
 
 
-def _extract_zip(archive: Path, dest: Path) -> None:
-    """Extract safely (no absolute or ../ paths); names stay as the archive spells them."""
+MiB = 2**20
+_CHUNK = MiB
+
+
+def _extract_zip(archive: Path, dest: Path, limits: ArchiveCfg) -> None:
+    """Extract within limits; names stay as the archive spells them (matching repairs them).
+
+    The sizes in a zip's directory are the archive's own claims: they are checked first (a
+    cheap refusal), and the bytes actually inflated are counted again while extracting."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            entries = zf.infolist()
-            for info in progress(entries, len(entries), f"extracting {archive.name}"):
-                parts = Path(info.filename).parts
-                if info.is_dir() or Path(info.filename).is_absolute() or ".." in parts:
-                    continue
-                target = dest.joinpath(*parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as fin, target.open("wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-    except (zipfile.BadZipFile, OSError) as exc:
+            members = [i for i in zf.infolist() if not i.is_dir()]
+            _check_members(archive, members, limits)
+            written = 0
+            for info in progress(members, len(members), f"extracting {archive.name}"):
+                written = _extract_member(zf, info, dest, written, archive, limits)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise DataError(f"cannot read zip archive {archive}: {exc}") from None
+
+
+def _limit_error(archive: Path, what: str) -> DataError:
+    return DataError(
+        f"zip archive {archive}: {what}; nothing was ingested",
+        "check the archive (a zip bomb?), or raise data.archive limits in params.yaml",
+    )
+
+
+def _check_members(archive: Path, members: list[zipfile.ZipInfo], limits: ArchiveCfg) -> None:
+    if len(members) > limits.max_members:
+        raise _limit_error(
+            archive, f"{len(members)} members, over data.archive.max_members={limits.max_members}"
+        )
+    total = sum(i.file_size for i in members)
+    if total > limits.max_total_mb * MiB:
+        raise _limit_error(
+            archive,
+            f"{total / MiB:.0f} MiB uncompressed, over data.archive.max_total_mb="
+            f"{limits.max_total_mb:g}",
+        )
+    for info in members:
+        _member_parts(archive, info)  # refuses unsafe names before anything is written
+        if info.file_size > MiB and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise _limit_error(
+                archive,
+                f"member {info.filename!r} inflates {ratio:.0f}x, over "
+                f"data.archive.max_ratio={limits.max_ratio:g}",
+            )
+
+
+def _member_parts(archive: Path, info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The member's path parts; DataError for absolute paths, `..`, drives and symlinks."""
+    name = info.filename.replace("\\", "/")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    mode = info.external_attr >> 16
+    why = None
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        why = "is an absolute path"
+    elif ".." in parts:
+        why = "climbs out of the archive with '..'"
+    elif stat.S_ISLNK(mode):
+        why = "is a symbolic link"
+    elif not parts:
+        why = "has an empty name"
+    if why:
+        raise DataError(
+            f"zip archive {archive}: member {info.filename!r} {why}; refused, nothing extracted",
+            "re-create the archive from the data set's own files",
+        )
+    return parts
+
+
+def _extract_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    dest: Path,
+    written: int,
+    archive: Path,
+    limits: ArchiveCfg,
+) -> int:
+    """Stream one member out, counting real bytes; returns the running total."""
+    target = dest.joinpath(*_member_parts(archive, info))
+    if not target.resolve().is_relative_to(dest.resolve()):
+        raise DataError(f"zip archive {archive}: member {info.filename!r} leaves the folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    budget = limits.max_total_mb * MiB
+    size = 0
+    with zf.open(info) as fin, target.open("wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            size += len(chunk)
+            if size > max(info.file_size, 0) or written + size > budget:
+                raise _limit_error(
+                    archive, f"member {info.filename!r} inflates beyond its declared size"
+                )
+            fout.write(chunk)
+    return written + size
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -194,8 +282,9 @@ def _ingest_artworks(root: Path, wd: Workdir) -> dict:
         if how in matches:
             matches[how][spelled] = artist
         resized = any(p.lower() == "resized" for p in path.relative_to(root).parts[:-1])
-        dest = f"raw/artworks/images/{names.folder_name(artist)}/{_dest_name(path, artist)}"
-        found.append(Candidate(path, rel, artist, dest, resized))
+        folder = names.safe_component(names.folder_name(artist), f"artist {artist!r}")
+        dest = f"raw/artworks/images/{folder}/{_dest_name(path, artist)}"
+        found.append(Candidate(path, rel, artist, _inside(wd, dest, f"artist {artist!r}"), resized))
 
     kept, skipped = _dedupe_names(found)
     _probe_all(kept)
@@ -244,8 +333,23 @@ def _dest_name(path: Path, artist: str) -> str:
     stem = names.clean(path.stem)
     m = _NUMBERED.match(stem)
     if m and names.key(m.group("prefix")) == names.key(artist):
-        return f"{names.folder_name(artist)}_{m.group('num')}{path.suffix}"
-    return f"{stem}{path.suffix}"
+        name = f"{names.folder_name(artist)}_{m.group('num')}{path.suffix}"
+    else:
+        name = f"{stem}{path.suffix}"
+    return names.safe_component(name, f"file {path.name!r}")
+
+
+def _inside(wd: Workdir, dest: str, what: str) -> str:
+    """`dest` (workdir-relative) when it resolves inside wd/raw, else DataError naming `what`.
+
+    Resolving follows symbolic links, so a link planted inside raw/ cannot lead out either."""
+    raw = (wd.root / "raw").resolve()
+    if not (wd.root / dest).resolve().is_relative_to(raw):
+        raise DataError(
+            f"the destination of {what} ({dest}) leaves the data version's raw/ folder {raw}",
+            "fix that name in the source (artists.csv, folder or file name); nothing was copied",
+        )
+    return dest
 
 
 def _dedupe_names(found: list[Candidate]) -> tuple[list[Candidate], list[dict[str, str]]]:
@@ -286,7 +390,8 @@ def _ingest_monet(dirs: dict[str, Path], wd: Workdir) -> dict | None:
         for path in _walk(folder):
             if path.suffix.lower() in IMAGE_EXTS:
                 rel = f"{folder.name}/{path.relative_to(folder).as_posix()}"
-                dest = f"raw/monet/{dirname}/{names.clean(path.name)}"
+                name = names.safe_component(names.clean(path.name), f"file {path.name!r}")
+                dest = _inside(wd, f"raw/monet/{dirname}/{name}", f"file {path.name!r}")
                 found.append(Candidate(path, rel, domain, dest))
     kept, skipped = _dedupe_names(found)
     _probe_all(kept)
@@ -343,7 +448,7 @@ def _probe_all(cands: list[Candidate]) -> None:
 def _copy(cands: list[Candidate], wd: Workdir) -> None:
     """Byte-for-byte copies (copyfile never re-encodes); the source is never written."""
     for cand in progress(cands, len(cands), "copying images"):
-        target = wd.abs(cand.dest)
+        target = wd.abs(_inside(wd, cand.dest, f"{cand.rel!r}"))  # again: raw/ may have changed
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cand.src, target)
 

@@ -44,6 +44,25 @@ def folder_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).replace(" ", "_")
 
 
+_UNSAFE = re.compile(r'[/\\\x00-\x1f\x7f:*?"<>|]')
+
+
+def safe_component(name: str, what: str) -> str:
+    """`name` as ONE path component: separators, control and reserved characters become `_`.
+
+    Names come from artists.csv, folders and zip members; a slash would add a folder and `..`
+    would climb out. DataError (naming `what`) when nothing usable is left."""
+    from artflow.errors import DataError
+
+    safe = _UNSAFE.sub("_", name).strip()
+    if safe in ("", ".", "..") or set(safe) <= {"."}:
+        raise DataError(
+            f"{what} gives no usable file or folder name ({name!r})",
+            "rename it in the source (artists.csv, folder or file name)",
+        )
+    return safe
+
+
 class NameMatcher:
     """Maps any spelling of an artist onto the canonical csv name."""
 

@@ -141,25 +141,34 @@ def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
     )
 
 
-def _load_model(uri: str) -> tuple[Any, float]:
-    """Download the logged model once, load it with Keras 3, and measure its files (MB)."""
-    import mlflow
-    import mlflow.tensorflow
-    from mlflow.exceptions import MlflowException
+def classifier_from_file(path: str | Path, meta: dict[str, Any]) -> LoadedClassifier:
+    """A classifier from a `.keras` file and the registry facts recorded beside it (a Bento's
+    model store: `name`, `version`, `run_id` and the version's `tags`)."""
+    from artflow.models.safe_load import load_keras_file
 
-    tracking.use_mlflow()
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-        model = mlflow.tensorflow.load_model(str(local))
-    except MlflowException as exc:
-        if not tracking.is_not_found(exc):  # the registry or artifact store did not answer
-            raise tracking.unavailable(uri, exc) from exc
-        raise ModelError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
-    except OSError as exc:
-        raise ModelError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from None
-    keras_files = list(local.rglob("*.keras")) or [p for p in local.rglob("*") if p.is_file()]
-    size_mb = sum(p.stat().st_size for p in keras_files) / 1e6
-    return model, size_mb
+    tags = dict(meta.get("tags") or {})
+    missing = [t for t in ("labels", "image_size", "family") if t not in tags]
+    if missing:
+        raise ModelError(f"{path}: metadata lacks tags {missing}", "rebuild the Bento")
+    path = Path(path)
+    return LoadedClassifier(
+        model=load_keras_file(path, f"{meta.get('name')} v{meta.get('version')} ({path})"),
+        labels=list(json.loads(tags["labels"])),
+        image_size=int(tags["image_size"]),
+        name=str(meta.get("name")),
+        version=str(meta.get("version")),
+        family=tags["family"],
+        run_id=meta.get("run_id"),
+        size_mb=path.stat().st_size / 1e6,
+    )
+
+
+def _load_model(uri: str) -> tuple[Any, float]:
+    """Download the logged model, refuse pickles/code, load its .keras file in safe mode (MB)."""
+    from artflow.models.safe_load import load_registered
+
+    model, path = load_registered(uri, tracking.tracking_uri())
+    return model, path.stat().st_size / 1e6
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from artflow.config import Settings
 from artflow.data.layout import Workdir
 from artflow.errors import ArtflowError, DataError
 from artflow.monitor.embedding import Projection, project_frame
-from artflow.monitor.records import read_log, select_window
+from artflow.monitor.records import read_window, to_frame
 from artflow.monitor.reference import Reference, load_reference
 from artflow.monitor.report import DriftReport, compare
 
@@ -49,19 +49,22 @@ def current_frame(
 def take_window(
     settings: Settings, log_path: Path, version: str, window: str
 ) -> tuple[pd.DataFrame, list[list[float] | None], dict[str, Any]]:
-    """Records of `version` (or of no stated version) in the window; DataError when too few."""
-    log = read_log(log_path)
-    versions = log.frame["model_version"]
-    mine = versions.isin([version, ""])
-    others = sorted(set(versions[~mine]))
-    log.frame = log.frame[mine]
-    frame, embeddings = select_window(log, window)
+    """Records of `version` (or of no stated version) in the window; DataError when too few.
+
+    Streams only the log segments that can hold the window (artflow.monitor.records)."""
+    records, stats = read_window(
+        log_path, window, keep=lambda r: r.usable_for_drift and r.model_version in (version, "")
+    )
+    frame, embeddings = to_frame(records)
+    others = sorted(stats.versions - {version, ""})
     info = {
         "spec": window,
         "records": len(frame),
         "log": str(log_path),
-        "log_records": int(len(versions)),
-        "skipped_lines": log.skipped,
+        "log_segments": stats.segments,
+        "segments_read": stats.segments_read,
+        "lines_read": stats.lines,
+        "skipped_lines": stats.skipped,
         "other_versions_ignored": others,
         "start": frame["timestamp"].min().isoformat() if len(frame) else None,
         "end": frame["timestamp"].max().isoformat() if len(frame) else None,

@@ -1,39 +1,115 @@
-"""The prediction-log record: one JSON line per classified image, and a tolerant reader.
+"""The prediction record (one pydantic schema, versioned) and streaming, windowed reads.
 
-Schema (what the service writes and `artflow drift` reads):
-  timestamp      ISO-8601 UTC time of the request (epoch seconds are accepted on reading)
-  endpoint       API endpoint, e.g. "classify"
-  variant        "champion" | "challenger"
-  model_name     registered model name
-  model_version  registered version number, as a string
-  artist         predicted artist (top-1)
-  confidence     top-1 probability
-  features       describe_image(...) of the uploaded image (artflow.monitor.features)
-  embedding      optional: the classifier's penultimate-layer activations (raw, before PCA)
+Every writer (the service's prediction log, `artflow drift simulate`) builds a
+`PredictionRecord` and every reader (the drift check, tests, tools) parses one, so the field
+names live here only. `schema_version` says which schema wrote a line; records written before
+it existed (no version, the artist spelled `predicted_artist`, `prediction` or `label`, the
+confidence `score` or `probability`, the time `ts` or `time`, epoch seconds) still parse
+through validation aliases, but new records have exactly one name per field.
 
-The reader skips lines it cannot use (torn writes, other endpoints, records without an
-image) and counts them, so a log written by an older or newer service still yields a window.
+The log is a folder per pod of time-ordered segment files (artflow.serve.predlog). Readers
+stream it line by line and read only the segments that can hold the window they need: a
+segment's modification time is its newest record's time, so segments older than a duration
+window, or older than the N newest records already found, are never opened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import heapq
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from artflow.errors import ConfigError, DataError
 from artflow.monitor.features import FEATURE_NAMES, describe_image
 
-# Accepted spellings on reading; the first one is what make_record writes.
-_ARTIST_KEYS = ("artist", "predicted_artist", "prediction", "label")
-_CONFIDENCE_KEYS = ("confidence", "score", "probability")
-_TIME_KEYS = ("timestamp", "ts", "time")
+SCHEMA_VERSION = 1
+# Files clocks may disagree with the writers' (a shared volume): segments within this margin
+# of a window's start are read anyway.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class PredictionRecord(BaseModel):
+    """One answered request: what drift needs and nothing a user uploaded."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), populate_by_name=True)
+
+    schema_version: int = SCHEMA_VERSION
+    timestamp: dt.datetime = Field(
+        default_factory=lambda: dt.datetime.now(dt.UTC),
+        validation_alias=AliasChoices("timestamp", "ts", "time"),
+    )
+    endpoint: str = "classify"
+    prediction_id: str | None = None  # /classify: the id POST /feedback refers to
+    variant: str = ""  # champion | challenger | family:<name> (classify), fast | gatys, ...
+    model_name: str = ""
+    model_version: str = ""
+    artist: str | None = Field(
+        None, validation_alias=AliasChoices("artist", "predicted_artist", "prediction", "label")
+    )
+    confidence: float | None = Field(
+        None, validation_alias=AliasChoices("confidence", "score", "probability")
+    )
+    latency_ms: float | None = None
+    image_format: str | None = None
+    image_mode: str | None = None
+    method: str | None = None  # /stylize: fast | gatys
+    features: dict[str, float] | None = None  # artflow.monitor.features.describe_image
+    embedding: list[float] | None = None  # classifier penultimate layer (raw, before PCA)
+
+    @field_validator("timestamp", mode="after")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        """UTC, to the millisecond (what the log keeps, so a record reads back equal)."""
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    @field_serializer("timestamp")
+    def _iso(self, value: dt.datetime) -> str:
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def to_line(self) -> str:
+        """The JSON line written to the log (fields left unset are omitted)."""
+        return self.model_dump_json(exclude_none=True)
+
+    @property
+    def usable_for_drift(self) -> bool:
+        """A classified image with a prediction and every image feature (finite numbers)."""
+        if not isinstance(self.artist, str) or not _finite(self.confidence) or not self.features:
+            return False
+        return all(_finite(self.features.get(k)) for k in FEATURE_NAMES)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def parse_line(line: str) -> PredictionRecord | None:
+    """A record from one log line; None for a torn write or a line of another kind."""
+    try:
+        return PredictionRecord.model_validate_json(line)
+    except (ValidationError, ValueError):
+        return None
 
 
 def now_iso() -> str:
@@ -51,31 +127,31 @@ def make_record(
     model_version: str = "",
     embedding: np.ndarray | None = None,
     features: dict[str, float] | None = None,
-    timestamp: str | None = None,
+    timestamp: str | dt.datetime | None = None,
     **extra: Any,
-) -> dict[str, Any]:
-    """One log record for one classified image (JSON-ready: plain floats and strings)."""
+) -> PredictionRecord:
+    """The record of one classified image (what the service logs for /classify)."""
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     top = int(probs.argmax())
-    record: dict[str, Any] = {
-        "timestamp": timestamp or now_iso(),
-        "endpoint": endpoint,
-        "variant": variant,
-        "model_name": model_name,
-        "model_version": str(model_version),
-        "artist": str(labels[top]),
-        "confidence": round(float(probs[top]), 6),
-        "features": features if features is not None else describe_image(image),
+    return PredictionRecord(
+        timestamp=timestamp or dt.datetime.now(dt.UTC),
+        endpoint=endpoint,
+        variant=variant,
+        model_name=model_name,
+        model_version=str(model_version),
+        artist=str(labels[top]),
+        confidence=round(float(probs[top]), 6),
+        features=features if features is not None else describe_image(image),
+        embedding=None
+        if embedding is None
+        else [round(float(v), 5) for v in np.asarray(embedding).reshape(-1)],
         **extra,
-    }
-    if embedding is not None:
-        record["embedding"] = [round(float(v), 5) for v in np.asarray(embedding).reshape(-1)]
-    return record
+    )
 
 
 def classify_records(
     classifier: Any, images: Sequence[np.ndarray], with_embedding: bool = True, **fields: Any
-) -> list[dict[str, Any]]:
+) -> list[PredictionRecord]:
     """Records for a batch of images classified by a LoadedClassifier, as the service logs them."""
     probs = classifier.predict(images)
     vectors = classifier.embed(images) if with_embedding else [None] * len(images)
@@ -86,101 +162,60 @@ def classify_records(
     ]
 
 
-def append_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Append records as JSON lines (one write per record, like the service)."""
+# ---------------------------------------------------------------------- reading
+def segment_files(path: str | Path) -> list[Path]:
+    """The log's files: a file itself (plus rotated `name.1`, `name.2`, ... beside it), or
+    every `*.jsonl` under a folder (one sub-folder per pod). DataError when none exist."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("a", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            n += 1
-    return n
+    if path.is_file():
+        return [path, *sorted(p for p in path.parent.glob(f"{path.name}.*") if p.is_file())]
+    files = sorted(p for p in path.rglob("*.jsonl") if p.is_file()) if path.is_dir() else []
+    if not files:
+        raise DataError(
+            f"prediction log {path} does not exist or holds no records",
+            "start the service and send images, or pass --log with the log's folder",
+        )
+    return files
+
+
+def _mtime(path: Path) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    except OSError:  # pruned by retention meanwhile
+        return None
 
 
 @dataclass
-class LogFrame:
-    """Usable records as a DataFrame (features flattened), plus raw embeddings and skip count."""
+class ScanStats:
+    segments: int = 0  # files in the log
+    segments_read: int = 0  # files opened (the rest could not hold the window)
+    lines: int = 0
+    skipped: int = 0  # lines that are no record (torn writes, foreign lines)
+    versions: set[str] = field(default_factory=set)  # model versions seen in what was read
 
-    frame: pd.DataFrame  # timestamp (UTC), endpoint, variant, model_version, artist, confidence, *
-    embeddings: list[list[float] | None]
-    skipped: int
 
-
-def read_log(path: str | Path) -> LogFrame:
-    """Parse a prediction log; DataError when the file is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"prediction log {path} does not exist",
-            "start the service and send images, or pass --log with the log's path",
-        )
-    rows, embeddings, skipped = [], [], 0
-    with path.open(encoding="utf-8", errors="replace") as fh:
+def iter_records(path: Path, stats: ScanStats | None = None) -> Iterator[PredictionRecord]:
+    """Every record of one file, streamed (a torn or foreign line is skipped and counted)."""
+    stats = stats if stats is not None else ScanStats()
+    try:
+        fh = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:  # pruned by retention between listing and reading
+        return
+    with fh:
         for line in fh:
-            parsed = _parse(line)
-            if parsed is None:
-                skipped += int(bool(line.strip()))
+            if not line.strip():
                 continue
-            row, embedding = parsed
-            rows.append(row)
-            embeddings.append(embedding)
-    columns = ["timestamp", "endpoint", "variant", "model_version", "artist", "confidence"]
-    frame = pd.DataFrame(rows, columns=[*columns, *FEATURE_NAMES])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return LogFrame(frame, embeddings, skipped)
+            stats.lines += 1
+            record = parse_line(line)
+            if record is None:
+                stats.skipped += 1
+                continue
+            yield record
 
 
-def _parse(line: str) -> tuple[dict[str, Any], list[float] | None] | None:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(rec, dict):
-        return None
-    artist = _first(rec, _ARTIST_KEYS)
-    confidence = _first(rec, _CONFIDENCE_KEYS)
-    feats = rec.get("features") if isinstance(rec.get("features"), dict) else rec
-    when = _timestamp(_first(rec, _TIME_KEYS))
-    if not isinstance(artist, str) or when is None or not _number(confidence):
-        return None
-    if not all(_number(feats.get(k)) for k in FEATURE_NAMES):
-        return None
-    row = {
-        "timestamp": when,
-        "endpoint": str(rec.get("endpoint", "")),
-        "variant": str(rec.get("variant", "")),
-        "model_version": str(rec.get("model_version") or ""),
-        "artist": artist,
-        "confidence": float(confidence),
-        **{k: float(feats[k]) for k in FEATURE_NAMES},
-    }
-    emb = rec.get("embedding")
-    ok = isinstance(emb, list) and emb and all(_number(v) for v in emb)
-    return row, ([float(v) for v in emb] if ok else None)
-
-
-def _first(rec: dict[str, Any], keys: Sequence[str]) -> Any:
-    for key in keys:
-        if rec.get(key) is not None:
-            return rec[key]
-    return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    try:
-        if _number(value):
-            return dt.datetime.fromtimestamp(float(value), dt.UTC)
-        if isinstance(value, str):
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return None
+def read_records(path: str | Path, stats: ScanStats | None = None) -> list[PredictionRecord]:
+    """All records of a log (file or folder), oldest file first. For small logs and tests."""
+    return [r for f in segment_files(path) for r in iter_records(f, stats)]
 
 
 def parse_window(window: str) -> int | dt.timedelta:
@@ -194,6 +229,105 @@ def parse_window(window: str) -> int | dt.timedelta:
     raise ConfigError(
         f"invalid window {window!r}", "use a request count (e.g. 500) or a duration (30m, 12h, 1d)"
     )
+
+
+def read_window(
+    path: str | Path,
+    window: str,
+    keep: Callable[[PredictionRecord], bool] = lambda r: r.usable_for_drift,
+    now: dt.datetime | None = None,
+) -> tuple[list[PredictionRecord], ScanStats]:
+    """The kept records of the window (the last N, or those of the last duration), oldest
+    first, reading only the segments that can hold them. Memory: the window, not the log."""
+    spec = parse_window(window)
+    stats = ScanStats()
+    files = [(m, f) for f in segment_files(path) if (m := _mtime(f)) is not None]
+    files.sort(key=lambda pair: pair[0], reverse=True)  # newest segment first
+    stats.segments = len(files)
+    if isinstance(spec, int):
+        found = _last_n(files, spec, keep, stats)
+    else:
+        since = (now or dt.datetime.now(dt.UTC)) - spec
+        found = _since(files, since, keep, stats)
+    return sorted(found, key=lambda r: r.timestamp), stats
+
+
+def _last_n(files, n: int, keep, stats: ScanStats) -> list[PredictionRecord]:
+    heap: list[tuple[dt.datetime, int, PredictionRecord]] = []  # the n newest, oldest on top
+    seq = 0
+    for mtime, path in files:
+        if len(heap) == n and mtime + CLOCK_SKEW < heap[0][0]:
+            break  # this segment and every older one end before the n newest records
+        stats.segments_read += 1
+        for record in iter_records(path, stats):
+            stats.versions.add(record.model_version)
+            if not keep(record):
+                continue
+            seq += 1
+            item = (record.timestamp, seq, record)
+            if len(heap) < n:
+                heapq.heappush(heap, item)
+            elif item[0] > heap[0][0]:
+                heapq.heapreplace(heap, item)
+    return [item[2] for item in heap]
+
+
+def _since(files, since: dt.datetime, keep, stats: ScanStats) -> list[PredictionRecord]:
+    found = []
+    for mtime, path in files:
+        if mtime + CLOCK_SKEW < since:
+            break  # files are newest first: the rest end before the window starts
+        stats.segments_read += 1
+        for record in iter_records(path, stats):
+            stats.versions.add(record.model_version)
+            if record.timestamp >= since and keep(record):
+                found.append(record)
+    return found
+
+
+# ---------------------------------------------------------------------- frames for Evidently
+FRAME_COLUMNS = ["timestamp", "endpoint", "variant", "model_version", "artist", "confidence"]
+
+
+def to_frame(records: Iterable[PredictionRecord]) -> tuple[pd.DataFrame, list[list[float] | None]]:
+    """Drift-usable records as a DataFrame (features flattened) and their raw embeddings."""
+    rows, embeddings = [], []
+    for r in records:
+        rows.append(
+            {
+                "timestamp": r.timestamp,
+                "endpoint": r.endpoint,
+                "variant": r.variant,
+                "model_version": r.model_version,
+                "artist": r.artist,
+                "confidence": float(r.confidence or 0.0),
+                **{k: float((r.features or {})[k]) for k in FEATURE_NAMES},
+            }
+        )
+        emb = r.embedding
+        embeddings.append(list(emb) if emb and all(map(math.isfinite, emb)) else None)
+    frame = pd.DataFrame(rows, columns=[*FRAME_COLUMNS, *FEATURE_NAMES])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame, embeddings
+
+
+@dataclass
+class LogFrame:
+    """Usable records as a DataFrame (features flattened), plus raw embeddings and skip count."""
+
+    frame: pd.DataFrame  # timestamp (UTC), endpoint, variant, model_version, artist, confidence, *
+    embeddings: list[list[float] | None]
+    skipped: int
+
+
+def read_log(path: str | Path) -> LogFrame:
+    """The whole log as a LogFrame (drift-usable records only). Small logs and tests; the drift
+    check reads only its window (`read_window`)."""
+    stats = ScanStats()
+    records = read_records(path, stats)
+    usable = [r for r in records if r.usable_for_drift]
+    frame, embeddings = to_frame(usable)
+    return LogFrame(frame, embeddings, stats.skipped + len(records) - len(usable))
 
 
 def select_window(

@@ -2,7 +2,8 @@
 
 `send_images` posts each image to the service's /classify endpoint (the service writes the
 prediction log). `log_images` classifies the images here with a registered classifier and
-appends the same records to a log file, so the drift loop can be shown and tested without
+writes the same records through the same writer (artflow.serve.predlog, as pod `simulate`),
+so the drift loop can be shown and tested without
 a server. `darken` and the image folders make the three kinds of drift of the demo:
 photos, paintings by artists outside the trained ones, and underexposed images.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from artflow.errors import ArtflowError, DataError
 from artflow.imageio import load_rgb
-from artflow.monitor.records import append_records, classify_records
+from artflow.monitor.records import classify_records
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
@@ -104,13 +105,19 @@ def log_images(
     batch: int = 32,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Classify images with a LoadedClassifier and append their records to `log_path`."""
+    """Classify images with a LoadedClassifier and log their records under `log_path`."""
+    from artflow.serve.predlog import PredictionLog
+
     written = 0
     artists: dict[str, int] = {}
-    for start in range(0, len(paths), batch):
-        images = list(_images(paths[start : start + batch], dim))
-        records = classify_records(classifier, images, **fields)
-        written += append_records(log_path, records)
-        for rec in records:
-            artists[rec["artist"]] = artists.get(rec["artist"], 0) + 1
-    return {"logged": written, "log": str(log_path), "artists": artists}
+    log = PredictionLog(log_path, pod="simulate")
+    try:
+        for start in range(0, len(paths), batch):
+            images = list(_images(paths[start : start + batch], dim))
+            for rec in classify_records(classifier, images, **fields):
+                log.write(rec)
+                written += 1
+                artists[str(rec.artist)] = artists.get(str(rec.artist), 0) + 1
+    finally:
+        log.close()
+    return {"logged": written, "log": str(log.folder), "artists": artists}

@@ -1,4 +1,14 @@
-"""The models the service holds, resolved from the MLflow registry by alias.
+"""The models the service holds: from the Bento it was built into, or from the MLflow registry.
+
+Two sources, named in /status (`model_source`) and in the log at start-up:
+- "bento": a Bento built by `artflow bento build` carries the promoted versions in its own
+  model store (aliases `classifier-champion`, `classifier-challenger`, `stylizer`, `monet`;
+  see artflow.serve.bento). What a container serves is fixed when the Bento is built, and
+  it starts without reaching MLflow.
+- "registry" (the local default, `artflow serve`): the service resolves the registry's
+  aliases at start-up and on POST /admin/reload.
+Either way the `.keras` file is loaded in Keras' safe mode and artifacts carrying pickles or
+code are refused (artflow.models.safe_load).
 
 Loading happens in a background thread so the HTTP server is up at once: /livez answers
 while models load, and /readyz turns 200 only when the classifier champion is in memory
@@ -18,12 +28,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from artflow import tracking
 from artflow.config import Settings
+from artflow.errors import ModelError
 from artflow.serve.router import CHALLENGER, CHAMPION
 
 log = logging.getLogger("artflow.serve")
@@ -58,13 +70,18 @@ class Slot:
         }
 
 
-def _load_classifier(version: str) -> Any:
-    from artflow.models.classifier_io import load_classifier
+def _runner(loaded: Any) -> Any:
     from artflow.serve.inference import ClassifierRunner
 
-    runner = ClassifierRunner(load_classifier(tracking.model_uri(tracking.CLASSIFIER, version)))
+    runner = ClassifierRunner(loaded)
     runner.run([np.zeros((runner.size, runner.size, 3), np.float32)])  # warm up the graph
     return runner
+
+
+def _load_classifier(version: str) -> Any:
+    from artflow.models.classifier_io import load_classifier
+
+    return _runner(load_classifier(tracking.model_uri(tracking.CLASSIFIER, version)))
 
 
 def _load_stylizer(version: str) -> Any:
@@ -79,6 +96,28 @@ def _load_monet(version: str) -> Any:
     return load_monet(tracking.model_uri(tracking.CYCLEGAN, version))
 
 
+def _bento_classifier(path: Path, meta: dict[str, Any]) -> Any:
+    from artflow.models.classifier_io import classifier_from_file
+
+    return _runner(classifier_from_file(path, meta))
+
+
+def _bento_stylizer(path: Path, meta: dict[str, Any]) -> Any:
+    from artflow.models.safe_load import load_keras_file
+    from artflow.style.inference import Stylizer
+
+    return Stylizer(load_keras_file(path), name=meta["name"], version=meta["version"])
+
+
+def _bento_monet(path: Path, meta: dict[str, Any]) -> Any:
+    from artflow.models.safe_load import load_keras_file
+    from artflow.style.inference import MonetTranslator
+
+    size = int(meta.get("tags", {}).get("image_size", 256))
+    model = load_keras_file(path)
+    return MonetTranslator(model, size, name=meta["name"], version=meta["version"])
+
+
 # slot key -> (registered name, aliases to try in order, loader)
 SPECS: dict[str, tuple[str, tuple[str, ...], Any]] = {
     f"classifier:{CHAMPION}": (tracking.CLASSIFIER, (CHAMPION,), _load_classifier),
@@ -86,13 +125,48 @@ SPECS: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "stylizer": (tracking.STYLIZER, (CHAMPION, CHALLENGER), _load_stylizer),
     "monet": (tracking.CYCLEGAN, (CHAMPION, CHALLENGER), _load_monet),
 }
+# slot key -> loader of a .keras file from the Bento's model store (path, metadata)
+BENTO_LOADERS: dict[str, Any] = {
+    f"classifier:{CHAMPION}": _bento_classifier,
+    f"classifier:{CHALLENGER}": _bento_classifier,
+    "stylizer": _bento_stylizer,
+    "monet": _bento_monet,
+}
+REGISTRY, BENTO = "registry", "bento"
+
+
+def bento_alias(key: str) -> str:
+    """The Bento's model alias of a slot: `classifier:champion` -> `classifier-champion`."""
+    return key.replace(":", "-")
+
+
+def bento_models() -> dict[str, Any]:
+    """slot key -> BentoML Model for the models the running Bento carries ({} outside one).
+
+    BentoML resolves a Bento's model aliases (`models:` of its build file) only inside a
+    served Bento, so a plain `artflow serve` from the source tree always gets {}.
+    """
+    try:
+        import bentoml
+        from bentoml.exceptions import NotFound
+    except ImportError:
+        return {}
+    found = {}
+    for key in SPECS:
+        try:
+            found[key] = bentoml.models.get(bento_alias(key))
+        except (NotFound, ValueError):
+            continue
+    return found
 
 
 class ModelSet:
     """Thread-safe registry view: `refresh()` loads what the aliases point at now."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, bento: dict[str, Any] | None = None) -> None:
         self.settings = settings
+        self.bento = bento_models() if bento is None else bento
+        self.source = BENTO if self.bento else REGISTRY
         self.slots = {key: Slot(key=key, name=spec[0]) for key, spec in SPECS.items()}
         self.state = "starting"  # starting | loading | ready | failed
         # Re-entrant: held across imports and registry calls. Two threads importing mlflow at
@@ -120,7 +194,8 @@ class ModelSet:
         return {
             "state": self.state,
             "ready": self.ready,
-            "tracking_uri": tracking.tracking_uri(),
+            "model_source": self.source,
+            "tracking_uri": tracking.tracking_uri() if self.source == REGISTRY else None,
             "models": {key: slot.describe() for key, slot in self.slots.items()},
         }
 
@@ -131,12 +206,24 @@ class ModelSet:
         return thread
 
     def _first_load(self) -> None:
+        # WARNING so that it shows in a BentoML worker's output, which prints only warnings
+        # of loggers outside BentoML's own: where the models come from is what an operator
+        # needs to see first.
+        log.warning(
+            "artflow models from %s%s",
+            self.source,
+            f" ({', '.join(str(m.tag) for m in self.bento.values())})"
+            if self.bento
+            else f" ({tracking.tracking_uri()})",
+        )
         # TensorFlow and MLflow's Keras flavour take seconds to import: do it before asking
         # the registry, so a model promoted while the server starts loads without that wait.
         with self.registry_lock:
             try:
-                import mlflow.tensorflow  # noqa: F401
                 import tensorflow  # noqa: F401
+
+                if self.source == REGISTRY:
+                    import mlflow  # noqa: F401
 
                 import artflow.models.classifier_io  # noqa: F401
                 import artflow.promote  # noqa: F401
@@ -160,7 +247,11 @@ class ModelSet:
 
     def _refresh_slot(self, slot: Slot, name: str, aliases: tuple[str, ...], loader: Any):
         try:
-            found = _resolve(slot, name, aliases)
+            if self.source == BENTO:
+                found = _resolve_bento(slot, self.bento)
+                loader = _bento_loader(slot.key, self.bento)
+            else:
+                found = _resolve(slot, name, aliases)
         except Exception as exc:  # the registry itself is unreachable: keep what we have
             slot.error = f"registry lookup failed: {exc}"
             return {"error": slot.error}
@@ -169,12 +260,16 @@ class ModelSet:
                 log.info("%s: alias %s removed; unloading v%s", slot.key, aliases, slot.version)
             change = {"from": slot.version, "to": None} if slot.version else None
             slot.model, slot.version, slot.alias = None, None, None
-            slot.error = f"no version of {name} has alias {' or '.join(aliases)}"
+            slot.error = (
+                f"not in this Bento (built without {name} {' or '.join(aliases)})"
+                if self.source == BENTO
+                else f"no version of {name} has alias {' or '.join(aliases)}"
+            )
             return change
         alias, mv = found[0]
         version = str(mv.version)
         if slot.loaded and slot.version == version:
-            slot.alias = alias
+            slot.alias, slot.error = alias, None
             return None
         started = time.perf_counter()
         try:
@@ -205,3 +300,48 @@ def _resolve(slot: Slot, name: str, aliases: tuple[str, ...]) -> list[tuple[str,
             return []
         return [(f"v{pinned} ({PIN_ENV})", tracking.client().get_model_version(name, pinned))]
     return [(a, mv) for a in aliases if (mv := tracking.alias_version(name, a))]
+
+
+@dataclass(frozen=True)
+class BentoVersion:
+    """What `_refresh_slot` needs of a version carried by the Bento (like a ModelVersion)."""
+
+    version: str
+    model: Any  # bentoml Model
+
+
+def _resolve_bento(slot: Slot, carried: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The Bento's model for a slot; a pinned version picks among the carried classifiers."""
+    pinned = os.environ.get(PIN_ENV, "").strip()
+    if pinned and slot.key.startswith("classifier:"):
+        if slot.key != f"classifier:{CHAMPION}":
+            return []
+        for key in (f"classifier:{CHAMPION}", f"classifier:{CHALLENGER}"):
+            model = carried.get(key)
+            if model is not None and model.info.labels.get("registry_version") == pinned:
+                return [(f"v{pinned} ({PIN_ENV}, bento)", BentoVersion(pinned, model))]
+        raise ModelError(
+            f"{PIN_ENV}={pinned} but this Bento carries no classifier v{pinned}",
+            "build a Bento with that version (artflow bento build) or unset the pin",
+        )
+    model = carried.get(slot.key)
+    if model is None:
+        return []
+    version = model.info.labels.get("registry_version", str(model.tag.version))
+    alias = f"{model.info.labels.get('registry_alias', 'bento')} (bento)"
+    return [(alias, BentoVersion(version, model))]
+
+
+def _bento_loader(key: str, carried: dict[str, Any]) -> Any:
+    def load(version: str) -> Any:
+        model = carried[key]
+        if key.startswith("classifier:") and os.environ.get(PIN_ENV, "").strip():
+            model = next(
+                m
+                for k, m in carried.items()
+                if k.startswith("classifier:") and m.info.labels.get("registry_version") == version
+            )
+        meta = dict(model.info.metadata)
+        return BENTO_LOADERS[key](Path(model.path_of(meta.get("file", "model.keras"))), meta)
+
+    return load

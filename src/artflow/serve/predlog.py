@@ -1,77 +1,164 @@
-"""The prediction log: one JSON line per answered request, read by drift monitoring.
+"""The prediction log: one `PredictionRecord` JSON line per answered request, read by drift.
 
-Each record holds what drift needs and nothing a user uploaded: timestamp, endpoint, variant,
-model name and version, predicted artist and confidence (classify), latency and the cheap
-image statistics of `artflow.monitor.features.describe_image`. Rotation is the standard
-library's RotatingFileHandler (size-based, `backups` old files kept as .1, .2, ...); it is
-safe for the threads of one process, so the service runs one worker per log file.
+Layout: `<root>/<pod>/<UTC start time>.jsonl`. Each pod (each process that writes) has its
+own folder, so writers never share a file; each folder holds time-ordered segments. A writer
+starts a new segment when the current one reaches `segment_mb`, and then applies retention
+to the whole root, every pod's folder included (pods come and go under an autoscaler, and
+the ones that are gone prune nothing): segments whose newest record is older than
+`max_age_days` are deleted, then the oldest segments until all of them together hold at most
+`max_total_mb`. A writer whose open segment was pruned by another starts a new one.
+
+Why by hand rather than logging.handlers.RotatingFileHandler: that handler renames files on
+every rotation (`.1` -> `.2` ...), so a reader may see a record twice or miss one, and it
+knows nothing of other processes' files or of age. Segments named by their start time are
+never renamed, and a segment's modification time is its newest record's time, which is
+what lets the drift check open only the segments of its window (artflow.monitor.records).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import datetime as dt
 import logging
-import logging.handlers
 import os
+import re
+import socket
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from artflow.config import PROJECT_ROOT
+from artflow.monitor.records import PredictionRecord
+
+log = logging.getLogger(__name__)
 
 ENV_OVERRIDE = "ARTFLOW_PREDICTION_LOG"
+POD_ENV = ("POD_NAME", "HOSTNAME")  # Kubernetes' downward API sets POD_NAME in the manifests
+SUFFIX = ".jsonl"
 
 
 def resolve_log_path(configured: str) -> Path:
-    """ARTFLOW_PREDICTION_LOG if set, else the configured path (relative = project root)."""
+    """ARTFLOW_PREDICTION_LOG if set, else the configured folder (relative = project root)."""
     path = Path(os.environ.get(ENV_OVERRIDE) or configured).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-class PredictionLog:
-    def __init__(self, path: str | Path, rotate_mb: float, backups: int = 5) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            self.path, maxBytes=int(rotate_mb * 2**20), backupCount=backups, encoding="utf-8"
-        )
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        # A private logger (unique name, no propagation) so records never reach BentoML's
-        # console handlers and two logs in one process stay apart.
-        self._logger = logging.getLogger(f"artflow.predictions.{id(self)}")
-        self._logger.handlers[:] = [handler]
-        self._logger.setLevel(logging.INFO)
-        self._logger.propagate = False
+def pod_name() -> str:
+    """This writer's folder name: the pod's name on a cluster, the host name elsewhere."""
+    raw = next((os.environ[k] for k in POD_ENV if os.environ.get(k)), socket.gethostname())
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._") or "pod"
 
-    def write(self, endpoint: str, **fields: Any) -> dict[str, Any]:
-        record = {"timestamp": _utc_now(), "endpoint": endpoint, **fields}
-        self._logger.info(json.dumps(record, separators=(",", ":"), default=_plain))
+
+@dataclass(frozen=True)
+class Retention:
+    """How long and how much of the log is kept, all pods together (serve.log_* settings)."""
+
+    max_age_days: float
+    max_total_mb: float
+
+    @classmethod
+    def from_settings(cls, serve: object) -> Retention:
+        return cls(serve.log_retention_days, serve.log_max_total_mb)  # type: ignore[attr-defined]
+
+
+class PredictionLog:
+    """Thread-safe appender of one pod's segments under `root`, with global retention."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        pod: str | None = None,
+        segment_mb: float = 50,
+        retention: Retention | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.folder = self.root / (pod or pod_name())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = max(1, int(segment_mb * 2**20))
+        self.retention = retention
+        self._lock = threading.Lock()
+        self._fh: IO[str] | None = None
+        self.path = self._open()
+        self.prune()
+
+    def write(self, record: PredictionRecord) -> PredictionRecord:
+        line = record.to_line() + "\n"
+        with self._lock:
+            fh = self._current()
+            fh.write(line)
+            fh.flush()  # one whole line per write: readers see no torn record but the last
+            if fh.tell() >= self.segment_bytes:
+                self._roll()
         return record
 
     def close(self) -> None:
-        for handler in self._logger.handlers:
-            handler.close()
-        self._logger.handlers.clear()
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+    # ------------------------------------------------------------------ segments
+    def _open(self) -> Path:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self.folder / f"{stamp}{SUFFIX}"
+        n = 1
+        while path.exists():  # two segments in the same microsecond
+            path, n = self.folder / f"{stamp}-{n}{SUFFIX}", n + 1
+        self._fh = path.open("a", encoding="utf-8")
+        return path
+
+    def _current(self) -> IO[str]:
+        if self._fh is None or os.fstat(self._fh.fileno()).st_nlink == 0:
+            # closed, or pruned by another pod's retention: continue in a new segment
+            if self._fh is not None:
+                self._fh.close()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.path = self._open()
+        assert self._fh is not None
+        return self._fh
+
+    def _roll(self) -> None:
+        assert self._fh is not None
+        self._fh.close()
+        self.path = self._open()
+        self.prune()
+
+    def prune(self) -> list[Path]:
+        """Apply retention to every pod's segments under the root; returns what was deleted."""
+        if self.retention is None:
+            return []
+        return prune(self.root, self.retention, keep=self.path)
 
 
-def _utc_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays -> Python numbers and lists for JSON."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a log file (not its rotated backups), skipping a torn last line."""
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+def prune(root: Path, retention: Retention, keep: Path | None = None) -> list[Path]:
+    """Delete segments older than max_age_days, then the oldest until the total fits."""
+    segments = []
+    for path in root.glob(f"*/*{SUFFIX}"):
         try:
-            out.append(json.loads(line))
-        except ValueError:
+            stat = path.stat()
+        except FileNotFoundError:  # another pod pruned it meanwhile
             continue
-    return out
+        segments.append((stat.st_mtime, stat.st_size, path))
+    segments.sort()
+    cutoff = time.time() - retention.max_age_days * 86400
+    budget = retention.max_total_mb * 2**20
+    total = sum(size for _, size, _ in segments)
+    deleted = []
+    for mtime, size, path in segments:
+        if path == keep:
+            continue
+        if mtime >= cutoff and total <= budget:
+            break  # oldest first: everything after is younger and the total fits
+        with contextlib.suppress(FileNotFoundError):  # another pod pruned it first
+            path.unlink()
+        total -= size
+        deleted.append(path)
+    for folder in {p.parent for p in deleted}:
+        if folder != (keep.parent if keep else None):
+            with contextlib.suppress(OSError):  # only when empty: a pod that is gone
+                folder.rmdir()
+    if deleted:
+        log.info("prediction log retention: deleted %d segment(s) under %s", len(deleted), root)
+    return deleted

@@ -52,7 +52,7 @@ from artflow.serve.guard import RequestGuard
 from artflow.serve.inference import rank
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
-from artflow.serve.predlog import PredictionLog, resolve_log_path
+from artflow.serve.predlog import PredictionLog, Retention, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
 from artflow.serve.validation import (
     ApiError,
@@ -101,7 +101,9 @@ class Artflow:
         weight = os.environ.get("ARTFLOW_CHALLENGER_WEIGHT", "").strip()
         self.router = Router(float(weight) if weight else SERVE.challenger_weight)
         log_path = resolve_log_path(SERVE.prediction_log)
-        self.predictions = PredictionLog(log_path, SERVE.log_rotate_mb)
+        self.predictions = PredictionLog(
+            log_path, segment_mb=SERVE.log_rotate_mb, retention=Retention.from_settings(SERVE)
+        )
         self.metrics = metrics()
         # Drift features and the log line are computed here, not on the event loop.
         self.log_writer = ThreadPoolExecutor(1, thread_name_prefix="artflow-predlog")
@@ -472,6 +474,7 @@ class Artflow:
         return {
             "state": models["state"],
             "ready": models["ready"],
+            "model_source": models["model_source"],  # "registry" or "bento"
             "models": {
                 key: {"version": slot.get("version"), "loaded": slot.get("loaded")}
                 for key, slot in models["models"].items()
@@ -486,7 +489,7 @@ class Artflow:
             "batching": SERVE.batching,
             "batches_shed": {variant: b.shed for variant, b in self.batchers.items()},
             "gatys": dict(self.gatys),
-            "prediction_log": str(self.predictions.path),
+            "prediction_log": str(self.predictions.folder),
             "profile": SETTINGS.profile,
             "families": self.families.status(),
             "online_accuracy": self.online.snapshot(),
@@ -691,20 +694,21 @@ class Artflow:
         **extra: Any,
     ) -> None:
         from artflow.monitor.features import describe_image
+        from artflow.monitor.records import PredictionRecord
 
         try:
-            features = describe_image(image.rgb)
-            self.predictions.write(
-                endpoint,
+            record = PredictionRecord(
+                endpoint=endpoint,
                 variant=variant,
                 model_name=name,
-                model_version=version,
+                model_version=version or "",
                 latency_ms=round(latency_ms, 2),
                 image_format=image.format,
                 image_mode=image.mode,
-                features=features,
+                features=describe_image(image.rgb),
                 **{k: v for k, v in extra.items() if v is not None},
             )
+            self.predictions.write(record)
         except Exception:  # the log must never fail a prediction that succeeded
             log.exception("artflow: writing the prediction log failed")
         self._served_since_trim = True

@@ -253,16 +253,13 @@ def resolve(model_name: str, ref: str) -> ResolvedModel:
 
 
 def _load(model_name: str, ref: str) -> tuple[Any, ResolvedModel]:
-    import artflow.models.cyclegan  # noqa: F401 - registers the custom layers before loading
-    import artflow.models.fast_style  # noqa: F401
+    from artflow.models.safe_load import load_keras_file
 
     if ref.endswith(".keras"):  # a local file, e.g. a benchmark's or a pipeline step's output
-        import keras
-
         path = Path(ref).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}", "pass an existing .keras file")
-        return keras.saving.load_model(path, safe_mode=True), ResolvedModel(str(path), None, {})
+        return load_keras_file(path), ResolvedModel(str(path), None, {})
     from artflow import tracking
 
     resolved = resolve(model_name, ref)
