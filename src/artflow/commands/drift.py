@@ -30,7 +30,7 @@ drift_app = typer.Typer(
     help="Drift of served images vs the training reference (Evidently), and retraining on drift.",
     invoke_without_command=True,
     epilog=examples(
-        "artflow drift --window 500 --log predictions.jsonl --workdir data",
+        "artflow drift --window 500 --log data/serving/predictions --workdir data",
         "artflow drift --window 1d --act --host http://localhost:8080 --fail-on-drift",
     ),
 )
@@ -218,7 +218,7 @@ def reference(
     "simulate",
     epilog=examples(
         "artflow drift simulate --images data/splits/val.csv --url http://127.0.0.1:3000",
-        "artflow drift simulate -i photos/ --darken 0.3 --log predictions.jsonl -n 200",
+        "artflow drift simulate -i photos/ --darken 0.3 --log data/serving/predictions -n 200",
     ),
 )
 def simulate(
