@@ -65,6 +65,7 @@ class PredictionRecord(BaseModel):
     confidence: float | None = Field(
         None, validation_alias=AliasChoices("confidence", "score", "probability")
     )
+    novelty: float | None = None  # /classify: kNN novelty score (artflow.monitor.novelty)
     latency_ms: float | None = None
     image_format: str | None = None
     image_mode: str | None = None
