@@ -141,7 +141,7 @@ def start_server(
     env = {
         **os.environ,
         "ARTFLOW_PROFILE": "smoke",
-        "ARTFLOW_PREDICTION_LOG": str(tmp / "predictions.jsonl"),
+        "ARTFLOW_PREDICTION_LOG": str(tmp / "predictions"),  # a folder: one sub-folder per pod
         "ARTFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
         "BENTOML_HOME": str(tmp / "bentoml_home"),
         "BENTOML_DO_NOT_TRACK": "true",
@@ -160,7 +160,7 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: teardown stops every worker
         )
-    return Server(f"http://127.0.0.1:{port}", proc, log_path, tmp / "predictions.jsonl", {})
+    return Server(f"http://127.0.0.1:{port}", proc, log_path, tmp / "predictions", {})
 
 
 def stop_server(server: Server) -> None:

@@ -89,8 +89,10 @@ def test_feedback_is_stored_with_the_prediction_and_feeds_online_accuracy(
     assert n >= 2 and 0.0 <= low <= est <= 1.0
     online = client.get("/status", headers=admin_headers).json()["online_accuracy"][variant]
     assert online["n"] == n and online["accuracy"] == pytest.approx(est)
-    logged = [json.loads(x) for x in server.prediction_log.open()]
-    assert {a["prediction_id"] for a in answers} <= {r.get("prediction_id") for r in logged}
+    from artflow.monitor.records import read_records
+
+    logged = read_records(server.prediction_log)  # the log folder (one sub-folder per pod)
+    assert {a["prediction_id"] for a in answers} <= {r.prediction_id for r in logged}
 
 
 def _stylize(client: httpx.Client, job: str, steps: int, out: dict) -> None:
