@@ -1,4 +1,5 @@
-"""The style pipeline: ingest -> validate -> sample -> each style family -> its gate.
+"""The style pipeline: ingest -> validate -> sample -> each style family -> its gate, and the
+Gatys search (both backbones, each best registered as artflow-gatys-settings) beside them.
 
 A new style step is one more family (artflow.families, kind "style"): it is trained and gated
 like the others.
@@ -8,6 +9,7 @@ from kfp import dsl
 
 from artflow import families
 from artflow.config import Settings
+from components.train import gatys_search_op
 from pipelines.steps import Common, data_steps, train_and_gate
 
 
@@ -24,5 +26,8 @@ def build(settings: Settings) -> dsl.base_component.BaseComponent:
         data, splits = data_steps(common, source, enabled=True)
         for family in families.names("style"):
             train_and_gate(common, family, data, splits)
+        searched = gatys_search_op(data=data, splits=splits, **common.params())
+        searched.set_display_name("gatys-search")
+        common.add(searched, "gatys_search", gpu=True)
 
     return style_pipeline

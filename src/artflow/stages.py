@@ -61,6 +61,7 @@ STEPS: dict[str, Step] = {
     "evaluate": Step((), kfp_cache=True),
     "gate": Step(("gate",), kfp_cache=False),  # the champion moves between runs
     "drift": Step(("drift",), kfp_cache=False),  # traffic changes between runs
+    "gatys_search": Step(("nst",), kfp_cache=True),
 }
 
 
@@ -381,6 +382,22 @@ def with_card(result: dict[str, Any]) -> dict[str, Any]:
 def train(settings: Settings, wd: Workdir, family: str, tune: bool = False) -> dict[str, Any]:
     """Train (after its search when `tune`) and register one family as challenger."""
     return with_card(families.get(family).run_training(settings, wd, tune))
+
+
+def gatys_search(settings: Settings, wd: Workdir) -> dict[str, Any]:
+    """Gatys settings searched per backbone on held-out images, each backbone's best
+    registered (artflow.style.nst_runs.search_backbones); flat metrics per backbone."""
+    from artflow.style.nst_runs import search_backbones
+
+    found = search_backbones(settings, wd)["metrics"]
+    metrics = {
+        f"{backbone}_{key}": float(value)
+        for backbone, values in found.items()
+        for key, value in values.items()
+        if key in ("best_fixed_cost", "best_trial", "version")
+    }
+    versions = {backbone: str(values["version"]) for backbone, values in found.items()}
+    return {"metrics": metrics, "versions": versions}
 
 
 def publish_model(result: dict[str, Any], model: Any) -> None:

@@ -55,7 +55,8 @@ def test_cluster_settings_are_in_the_yaml(compiled, name, smoke_settings):
     executors = spec["deploymentSpec"]["executors"]
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     gpu_execs = {n for n, e in executors.items() if e["container"]["image"] == cfg.gpu_image}
-    assert gpu_execs == {n for n in executors if n.startswith("exec-train-op")}
+    gpu_steps = ("exec-train-op", "exec-gatys-search-op")  # backprop through a network
+    assert gpu_execs == {n for n in executors if n.startswith(gpu_steps)}
     for name_, executor in executors.items():
         container = executor["container"]
         assert container["resources"]["resourceMemoryRequest"] == cfg.memory_request
@@ -158,6 +159,14 @@ def test_style_pipeline_gates_every_style_family(compiled):
     assert names == {families.get(f).registry_name for f in families.names("style")}
 
 
+def test_style_pipeline_searches_gatys_settings_after_sampling(compiled):
+    tasks = _spec(compiled, "style")["root"]["dag"]["tasks"]
+    search = tasks["gatys-search-op"]
+    assert set(search["dependentTasks"]) == {"ingest-op", "sample-op"}
+    artifacts = search["inputs"]["artifacts"]
+    assert artifacts["splits"]["taskOutputArtifact"]["producerTask"] == "sample-op"
+
+
 def test_no_step_reads_another_steps_files_except_through_artifacts():
     """Components take no workdir/path parameter to share data; each body works on its own
     scratch folder assembled from its Input artifacts, and writes into its Output artifacts."""
@@ -166,7 +175,7 @@ def test_no_step_reads_another_steps_files_except_through_artifacts():
     names = ("data", "drift", "evaluate", "gate", "train")
     modules = [importlib.import_module(f"components.{n}") for n in names]
     ops = [getattr(m, n) for m in modules for n in dir(m) if n.endswith("_op")]
-    assert len(ops) == 7
+    assert len(ops) == 8
     # inputs from outside the pipeline (a profile may be an overlay file), and the local cache
     allowed = {"source", "profile", "prediction_log", "trigger_report", "cache_dir"}
     for op in ops:

@@ -29,39 +29,39 @@ def test_search_registers_each_backbones_best_and_the_cli_uses_it(
 ) -> None:
     import json
 
-    from artflow import tracking
+    from artflow import stages, tracking
     from artflow.style import nst_settings
-    from artflow.style.nst_runs import EXPERIMENT, search_backbones
+    from artflow.style.nst_runs import EXPERIMENT
 
-    # One trial per backbone (its preset) keeps this affordable: every Gatys run traces its
-    # own training step (~10-30 CPU-s for ResNet50); the sampling of further candidates is
-    # the CLI search's (test_gatys.py).
-    nst = style_settings.nst.model_copy(update={"steps": 1, "search_images": 1, "search_trials": 1})
+    # Two trials per backbone (its preset and one sampled candidate), one step each: short
+    # runs are eager (no trace), so this stays affordable.
+    nst = style_settings.nst.model_copy(update={"steps": 1, "search_images": 1, "search_trials": 2})
     settings = style_settings.model_copy(update={"nst": nst})
-    result = search_backbones(settings, style_workdir)
+    result = stages.gatys_search(settings, style_workdir)  # the style pipeline's step
 
     client = tracking.client()
     exp = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = {}
     for backbone in ("vgg19", "resnet50"):
-        found = result["backbones"][backbone]
+        version = result["versions"][backbone]
+        mv = client.get_model_version(nst_settings.REGISTERED, version)
+        assert mv.tags["backbone"] == backbone
+        runs[backbone] = mv.run_id
         children = client.search_runs(
-            [exp], filter_string=f"tags.mlflow.parentRunId = '{found['run_id']}'"
+            [exp], filter_string=f"tags.mlflow.parentRunId = '{mv.run_id}'"
         )
-        assert len(children) == nst.search_trials
+        assert len(children) == nst.search_trials  # every trial is a child run
         costs = [c.data.metrics["fixed_cost"] for c in children]
-        assert found["best_fixed_cost"] == pytest.approx(min(costs))
+        assert result["metrics"][f"{backbone}_best_fixed_cost"] == pytest.approx(min(costs))
         chosen = nst_settings.resolve(settings.nst, backbone)
-        assert chosen.version == found["version"] and chosen.cfg.backbone == backbone
-        assert chosen.cfg.learning_rate == pytest.approx(found["best"]["learning_rate"])
-        mv = client.get_model_version(nst_settings.REGISTERED, found["version"])
-        assert mv.run_id == found["run_id"] and mv.tags["backbone"] == backbone
+        assert chosen.version == version and chosen.cfg.backbone == backbone
     saved = json.loads((style_workdir.metrics / "gatys_search.json").read_text())
     assert set(saved) == {"vgg19", "resnet50"}
 
     # A newer registered version (as the next pipeline run would leave) is what the CLI uses.
     preset = settings.nst.for_backbone("vgg19")
     newer = preset.model_copy(update={"learning_rate": round(preset.learning_rate * 0.9, 6)})
-    version = nst_settings.register_best(newer, result["backbones"]["vgg19"]["run_id"], 0.0)
+    version = nst_settings.register_best(newer, runs["vgg19"], 0.0)
     out = tmp_path / "gatys.png"
     args = ["stylize", "--method", "gatys", "--backbone", "vgg19", "--steps", "1"]
     files = ["--content", str(style_images["content"]), "--style", str(style_images["style"])]
