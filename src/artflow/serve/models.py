@@ -35,7 +35,7 @@ import numpy as np
 
 from artflow import tracking
 from artflow.config import Settings
-from artflow.errors import ModelError
+from artflow.errors import ModelError, RegistryUnavailable
 from artflow.serve.router import CHALLENGER, CHAMPION
 
 log = logging.getLogger("artflow.serve")
@@ -252,7 +252,12 @@ class ModelSet:
                 loader = _bento_loader(slot.key, self.bento)
             else:
                 found = _resolve(slot, name, aliases)
-        except Exception as exc:  # the registry itself is unreachable: keep what we have
+        except RegistryUnavailable as exc:  # could not ask (not "no alias"): keep what we have
+            kept = f"v{slot.version} kept" if slot.loaded else "nothing loaded"
+            slot.error = f"registry lookup failed ({kept}): {exc.message}"
+            log.warning("artflow: %s: %s", slot.key, slot.error)
+            return {"error": slot.error}
+        except Exception as exc:  # e.g. a pin the Bento cannot satisfy: keep what we have
             slot.error = f"registry lookup failed: {exc}"
             return {"error": slot.error}
         if not found:
@@ -298,7 +303,10 @@ def _resolve(slot: Slot, name: str, aliases: tuple[str, ...]) -> list[tuple[str,
     if pinned and name == tracking.CLASSIFIER:
         if slot.key != f"classifier:{CHAMPION}":
             return []
-        return [(f"v{pinned} ({PIN_ENV})", tracking.client().get_model_version(name, pinned))]
+        mv = tracking.model_version(name, pinned)
+        if mv is None:
+            raise ModelError(f"{PIN_ENV}={pinned} but {name} has no version {pinned}")
+        return [(f"v{pinned} ({PIN_ENV})", mv)]
     return [(a, mv) for a in aliases if (mv := tracking.alias_version(name, a))]
 
 
