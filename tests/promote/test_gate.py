@@ -115,12 +115,14 @@ def test_compare_shows_versions_aliases_metrics(
     v2 = register_color_model(smoke_settings, model_name, swap=((1, 2),), family="resnet50")
     table = compare(model_name)
     assert [r.version for r in table.rows] == [v2, v1]
-    assert table.rows[0].aliases == ["challenger"] and table.rows[1].aliases == ["champion"]
+    # v1 passed the gate's absolute thresholds, so it is also the best CNN (model choice)
+    assert table.rows[0].aliases == ["challenger"]
+    assert sorted(table.rows[1].aliases) == ["best-cnn", "champion"]
     assert table.rows[1].metrics["test_accuracy"] == 1.0
     out = tmp_path / "compare.md"
     assert cli(["models", "compare", model_name, "--markdown", str(out)]) == 0
     md = out.read_text()
     assert "| version | family | aliases | test_accuracy" in md
-    assert f"| {v1} | cnn | **champion** | 1.0000" in md
+    assert f"| {v1} | cnn | **best-cnn** **champion** | 1.0000" in md
     assert f"| {v2} | resnet50 | **challenger** | 0.3333" in md
     assert cli(["models", "list"]) == 0
