@@ -110,6 +110,10 @@ def test_bento_carries_its_models_and_serves_without_mlflow(
             answer = client.post("/classify", files={"image": ("a.png", png_bytes(3), "image/png")})
             assert answer.status_code == 200, answer.text
             assert answer.json()["model"]["version"] in (serve_models["v2"], serve_models["v3"])
+            # Its models are fixed: a registry rollback cannot change them, so it is refused.
+            rollback = client.post("/admin/rollback", headers=auth, json={})
+            assert rollback.status_code == 409 and "Bento" in rollback.json()["error"]
+            assert client.get("/readyz").status_code == 200
         assert "models from bento" in server.log_tail(200_000)
     finally:
         stop_server(server)

@@ -436,6 +436,11 @@ class Artflow:
         from artflow.errors import ModelError
         from artflow.serve import models as model_specs
 
+        if self.models.source == model_specs.BENTO:  # moving an alias would change nothing here
+            raise ModelError(
+                "this service serves the models its Bento carries, not the registry's aliases",
+                "roll back by deploying the Bento of the previous champion (artflow bento build)",
+            )
         name, key = {
             "classifier": (tracking.CLASSIFIER, f"classifier:{CHAMPION}"),
             "stylizer": (tracking.STYLIZER, "stylizer"),
