@@ -65,6 +65,18 @@ def test_stylizer_step_mixed_precision_under_a_strategy(mixed_strategy, style_se
     assert _all_float32(model)
     out = model([pixels[:1], pixels[1:], tf.ones((1, 1))])
     assert out.dtype == tf.float32 and out.shape == (1, 32, 32, 3)
+    # The serving path takes the thin (128-channel) features and fuses the decoder's
+    # upsampling into its convs: same pixels as the Keras model, up to rounding.
+    from artflow.style.inference import Stylizer
+
+    content = np.asarray(pixels[0]).astype(np.uint8)
+    style = np.asarray(pixels[1]).astype(np.uint8)
+    served = Stylizer(model).stylize(content, style)
+    assert served.shape == content.shape
+    batch = [tf.constant(x[None].astype("float32")) for x in (content, style)]
+    direct = model([*batch, tf.ones((1, 1))])
+    expected = np.clip(np.asarray(direct[0]), 0, 255)
+    assert np.abs(served.astype(float) - expected).max() <= 1.0
 
 
 def test_cyclegan_step_mixed_precision_under_a_strategy(mixed_strategy, style_settings) -> None:
