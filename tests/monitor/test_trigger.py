@@ -72,7 +72,7 @@ def test_act_without_drift_does_nothing_unless_forced(verdicts, drift_wd, smoke_
 
 @pytest.mark.slow
 def test_act_runs_the_real_local_retrain_pipeline(
-    verdicts, drift_wd, smoke_settings, tmp_path: Path
+    verdicts, drift_wd, demo_source, smoke_settings, tmp_path: Path
 ) -> None:
     """The real thing: kfp's local runner runs the retrain pipeline on the demo workdir and
     the classifier it trains is registered from a run tagged with the drift trigger."""
@@ -83,7 +83,8 @@ def test_act_runs_the_real_local_retrain_pipeline(
     verdict, _, log = verdicts["darkened"]
     wd = Workdir.at(tmp_path / "wd")
     shutil.copytree(drift_wd.root, wd.root)
-    outcome = trigger_retrain(smoke_settings, wd, verdict, log, cooldown_h=0)
+    source = str(demo_source)  # the pipeline ingests its data from the source, not the workdir
+    outcome = trigger_retrain(smoke_settings, wd, verdict, log, source=source, cooldown_h=0)
     assert outcome["triggered"] and outcome["result"]["seconds"] > 0
     client = tracking.client()
     runs = client.search_runs(

@@ -93,7 +93,7 @@ def drift(
         str | None,
         typer.Option(
             help="With --act: the data the retrain ingests (folder, zip, kaggle://, "
-            "dvc://REPO?path=P&rev=R). Default on a cluster: data.source of params.yaml.",
+            "dvc://REPO?path=P&rev=R). Default: data.source of params.yaml.",
             show_default=False,
         ),
     ] = None,

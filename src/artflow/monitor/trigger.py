@@ -66,7 +66,7 @@ def trigger_retrain(
 ) -> dict[str, Any]:
     """Start the retrain pipeline when `verdict` drifted or `force`; returns what happened.
 
-    `source` is the data the pipeline ingests (default on a cluster: `data.source`);
+    `source` is the data the pipeline ingests (default: `data.source` of the settings);
     `cooldown_h` overrides `drift.retrain_cooldown_h`."""
     if not (verdict.get("drifted") or force):
         return {"triggered": False, "reason": "no drift in the window; nothing to do"}
@@ -78,9 +78,9 @@ def trigger_retrain(
     arguments: dict[str, Any] = {
         "policy": "always",
         "mlflow_uri": pipeline_mlflow_uri(),
+        # as given, else data.source; a relative local path made absolute for the local runner
+        "source": _pipelines().default_source(settings, source, local=not host),
     }
-    if source or host:  # locally the pipeline may re-use the workdir's data (source "")
-        arguments["source"] = source or settings.data.source
     if not host:  # a cluster's steps read their own log on the data volume, not this path
         arguments["prediction_log"] = str(Path(log_path))
     # Check and record under one lock, so that two drift jobs at once start one retrain.
@@ -269,7 +269,7 @@ def _start(
     _pipelines()
     from pipelines.local_runner import run_local
 
-    return run_local(PIPELINE, wd.root, profile, **arguments)
+    return run_local(PIPELINE, wd.root, profile, settings=settings, **arguments)
 
 
 def _record(run_id: str, result: dict[str, Any]) -> None:
