@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -51,8 +52,8 @@ def test_data_goes_to_a_dvc_remote_on_s3_and_comes_back(prod_env, served, smoke_
     import boto3
     from dvc.repo import Repo
 
+    from artflow import stages
     from artflow.data.demo import generate_demo
-    from artflow.data.ingest import ingest
     from artflow.data.layout import Workdir
 
     root = tmp_path / "repo"
@@ -75,8 +76,18 @@ def test_data_goes_to_a_dvc_remote_on_s3_and_comes_back(prod_env, served, smoke_
     shutil.rmtree(root / ".dvc" / "cache")
     Repo(str(root)).pull()
     assert _digests(data) == before  # every file, byte for byte, from the remote
-    result = ingest(data, Workdir.at(tmp_path / "wd"), smoke_settings)
-    assert result  # the pulled data ingests like the original
+    # The pipeline's ingest step, given the data as a DVC source (`dvc get` at a revision of
+    # the repository, from its S3 remote), as a drift-triggered retrain on a cluster gets it.
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "data v1"], check=True)
+    subprocess.run([*git, "tag", "data-v1"], check=True)
+    source = f"dvc://{root}?path=data/demo_source&rev=data-v1&remote=s3"
+    artifact = SimpleNamespace(metadata={})
+    wd = Workdir.at(tmp_path / "wd")
+    report = stages.ingest(smoke_settings, source, artifact, wd)
+    assert artifact.metadata["source"] == source and artifact.metadata["content_hash"]
+    assert report["artworks"] and any(p.is_file() for p in wd.raw_artworks.rglob("*"))
 
 
 def test_register_and_gate_through_the_server(prod_env, served, smoke_settings, color_workdir):
