@@ -1,93 +1,136 @@
-"""The local runner's console output: everything to a log file, the useful part to the terminal.
+"""The local runner's output: the whole of it to a log file, a log-level choice on the terminal.
 
-kfp's SubprocessRunner streams each step with the executor's INFO logging switched on, so a run
-prints every step's full executor-input JSON and every INFO line of the libraries it imports
-(Great Expectations alone writes ~200 per step). kfp has no setting for this, hence a filter on
-stdout: the terminal keeps the task headers and statuses, artflow's own lines, Keras progress,
-warnings, errors and tracebacks; the file keeps every line.
+kfp's SubprocessRunner runs each step as a child process with the executor's INFO logging on,
+so a step's raw output is its whole executor-input JSON and the INFO lines of every library it
+imports. Instead of sorting those lines by pattern, the rule is structural:
+  - a step logs artflow's records as JSON lines at the chosen level (`step_environment`); the
+    runner parses them and re-emits each through `logging` in this process, where the CLI's
+    handler shows it (Rich on a terminal);
+  - any other line of a step (kfp's executor, TensorFlow, Great Expectations, Keras progress)
+    goes to the file only, except Python tracebacks, which the terminal shows whole;
+  - kfp's own records in this process show their one-line ones (a task started, its status, the
+    pipeline's status) and warnings; its multi-line listings (a task's outputs) go to the file.
+The file keeps every line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import re
+import json
+import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-_EXECUTOR_INFO = re.compile(r"^\s*\[KFP Executor [^\]]* INFO\]:")
-_NOISE = (
-    "Streamed logs:",
-    "WARNING: All log messages before absl::InitializeLog()",
-    "cpu_feature_guard.cc",
-    "To enable the following instructions:",
-    "Failed to resolve installed pip version",  # uv venvs have no pip; the image pins anyway
-    "\u2501",  # "━" of Keras progress bars (MLflow's signature inference predicts with verbose on)
-)
+from artflow import logs
+
+_TRACEBACK = "Traceback (most recent call last):"
 
 
-class QuietFilter(io.TextIOBase):
-    """A text stream that writes whole lines to `log` and the kept ones to `console`."""
+def step_environment(level: int) -> dict[str, str]:
+    """The environment of a step process: this one's, plus artflow's log format and level.
+
+    A step configures its logging at entry from these two variables (artflow.logs, the one place
+    that reads them); kfp's SubprocessRunner offers no other channel that reaches a step before
+    its parameters are parsed. They are set only in the child's environment, which the runner
+    builds, never in this process's os.environ."""
+    return {
+        **os.environ,
+        logs.ENV_FORMAT: logs.LogFormat.json.value,
+        logs.ENV_LEVEL: logging.getLevelName(level).lower(),
+    }
+
+
+class StepLines:
+    """Routes one step's output lines: all to `log`; artflow's JSON records through `logging`;
+    tracebacks to `console`."""
 
     def __init__(self, console: TextIO, log: TextIO) -> None:
         self.console, self.log = console, log
-        self._partial = ""
-        self._skip_block: str | None = None  # the line that ends the block being skipped
-        self._blank = False
+        self._in_traceback = False
 
-    def writable(self) -> bool:
-        return True
+    def __call__(self, line: str) -> None:
+        self.log.write("    " + line)  # indented by 4, as kfp streams a step
+        record = _record(line)
+        if record is not None:
+            self._in_traceback = False
+            logging.getLogger(record.name).handle(record)  # already filtered by the step's level
+            return
+        if line.startswith(_TRACEBACK):
+            self._in_traceback = True
+        elif self._in_traceback and not line[:1].isspace():
+            self._in_traceback = False  # the exception's own line ends the traceback
+            self.console.write("    " + line)
+        if self._in_traceback:
+            self.console.write("    " + line)
 
-    def write(self, text: str) -> int:
-        self.log.write(text)
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            if self.keep(line):
-                self.console.write(line + "\n")
-        return len(text)
 
-    def flush(self) -> None:
-        self.log.flush()
-        self.console.flush()
+def _record(line: str) -> logging.LogRecord | None:
+    """The log record a JSON line of artflow.logs.JsonFormatter stands for, else None."""
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        entry: Any = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or not {"level", "logger", "message"} <= entry.keys():
+        return None
+    message = str(entry["message"])
+    if entry.get("exception"):
+        message += "\n" + str(entry["exception"])
+    fields: dict[str, Any] = {
+        "name": str(entry["logger"]),
+        "levelname": str(entry["level"]),
+        "levelno": logging.getLevelName(str(entry["level"])),
+        "msg": message,
+    }
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        fields["created"] = datetime.fromisoformat(entry["time"]).timestamp()
+    if not isinstance(fields["levelno"], int):
+        fields["levelno"] = logging.INFO
+    return logging.makeLogRecord(fields)
 
-    def keep(self, line: str) -> bool:
-        if self._skip_block is not None:
-            if line.rstrip() == self._skip_block or line.startswith("-----"):
-                self._skip_block = None
-                return line.startswith("-----")
-            return False
-        if "Got executor_input:" in line:
-            self._skip_block = "    }"  # the JSON's closing brace, indented by kfp
-            return False
-        if re.search(r"Task .* outputs:\s*$", line):
-            self._skip_block = ""  # the outputs block ends at the next separator
-            return False
-        if _EXECUTOR_INFO.match(line) or any(n in line for n in _NOISE):
-            return False
-        blank = not line.strip()
-        keep = not (blank and self._blank)  # collapse runs of blank lines
-        self._blank = blank
-        return keep
+
+class _KfpListings(logging.Filter):
+    """On the root logger (kfp.local logs through it): a multi-line INFO record of kfp's goes
+    to the file only; the rest shows."""
+
+    def __init__(self, log: TextIO) -> None:
+        super().__init__()
+        self.log = log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING or "\n" not in message:
+            return True
+        self.log.write(f"{record.levelname} - {message}\n")
+        return False
 
 
 @contextlib.contextmanager
-def quiet_steps(log_path: Path, verbose: bool = False) -> Iterator[Path]:
-    """Route stdout through QuietFilter (or only tee it, when verbose) while a pipeline runs."""
+def step_output(log_path: Path) -> Iterator[StepLines]:
+    """While a pipeline runs here: this process's stdout (where kfp logs) is copied to the log
+    file, kfp's listings go to the file only; yields the router for the steps' lines."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console = sys.stdout
+    root = logging.getLogger()
     with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
         # Our steps run in the venv, whatever base image the compiled YAML names for a cluster.
         warnings.filterwarnings("ignore", message="You may be attemping to run a task")
-        stream = _Tee(console, log) if verbose else QuietFilter(console, log)
-        with contextlib.redirect_stdout(stream):
-            try:
-                yield log_path
-            finally:
-                stream.flush()
+        listings = _KfpListings(log)
+        root.addFilter(listings)
+        tee = _Tee(console, log)
+        try:
+            with contextlib.redirect_stdout(tee):
+                yield StepLines(console, log)
+        finally:
+            root.removeFilter(listings)
+            tee.flush()
 
 
 class _Tee(io.TextIOBase):

@@ -6,7 +6,8 @@ parameters, as in a pod. The local runner's home (`--workdir`, default data/) ke
   pipeline/kfp_local/   the artifacts of every run (kfp's pipeline root)
   pipeline/cache/       finished steps by content key (artflow.stages.cached): an unchanged
                         re-run restores them instead of working again
-  pipeline/logs/        each run's whole step output
+  pipeline/logs/        each run's whole step output (the terminal gets a log level's worth
+                        of it: pipelines/local_log.py)
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from artflow import stages
+from artflow import logs, stages
 from artflow.config import Settings
 from artflow.errors import ArtflowError
 from pipelines import default_source, load
@@ -35,19 +36,23 @@ def run_local(
     name: str,
     workdir: str | Path,
     profile: str = "",
-    verbose: bool = False,
     settings: Settings | None = None,
+    log_level: logs.LogLevel | str | None = None,
     **arguments: Any,
 ) -> dict[str, Any]:
     """Run pipeline `name` to completion; returns seconds, where its outputs are, the gates.
 
-    The steps' whole output goes to `<workdir>/pipeline/logs/<name>-<time>.log`; the terminal
-    gets the useful part of it (everything with `verbose`).
+    The steps log at `log_level` (default: the level the `artflow` logger is configured at);
+    the terminal shows their artflow records, kfp's task statuses and tracebacks, and
+    `<workdir>/pipeline/logs/<name>-<time>.log` keeps their whole output.
     """
     from kfp import local
 
     from artflow import tracking
-    from pipelines.local_log import quiet_steps
+    from pipelines.local_log import step_environment, step_output
+
+    logger = logs.ensure_configured()
+    level = logs.resolve_level(log_level) if log_level else logger.getEffectiveLevel()
 
     home = Path(workdir).expanduser().resolve() / "pipeline"
     settings = settings or stages.settings_for(profile)
@@ -63,7 +68,10 @@ def run_local(
         arguments["source"] = str(home.parent / "raw")  # the data version already ingested here
     arguments["source"] = default_source(settings, arguments.get("source"))
     try:
-        with quiet_steps(log_path, verbose), steps_in_empty_dirs():
+        with (
+            step_output(log_path) as lines,
+            steps_in_empty_dirs(lines, step_environment(level)),
+        ):
             pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError for a failed task
         raise ArtflowError(
@@ -81,10 +89,14 @@ def run_local(
 
 
 @contextlib.contextmanager
-def steps_in_empty_dirs() -> Iterator[None]:
+def steps_in_empty_dirs(
+    on_line: Callable[[str], Any] | None = None, env: dict[str, str] | None = None
+) -> Iterator[None]:
     """Start every step in a fresh, empty working directory, so that a step reaching for a
     file another step wrote (rather than its artifacts) fails here as it would in a pod.
-    Hand-written because kfp's SubprocessRunner has no working-directory option."""
+    Each line of its output goes to `on_line` (default: this stdout, as kfp prints it); `env`
+    is the step's environment (default: this one's). Hand-written because kfp's
+    SubprocessRunner has neither a working-directory nor an environment option."""
     from kfp.local import subprocess_task_handler as handler
 
     original = handler.run_local_subprocess
@@ -95,15 +107,14 @@ def steps_in_empty_dirs() -> Iterator[None]:
             with subprocess.Popen(
                 full_command,
                 cwd=cwd,
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
             ) as process:
-                # as kfp streams it (indented by 4) to stdout, which quiet_steps filters
                 for line in iter(process.stdout.readline, ""):  # type: ignore[union-attr]
-                    sys.stdout.write("    " + line)
-                sys.stdout.write("    \n\n")
+                    (on_line or _print_indented)(line)
                 return process.wait()
         finally:
             shutil.rmtree(cwd, ignore_errors=True)
@@ -113,6 +124,10 @@ def steps_in_empty_dirs() -> Iterator[None]:
         yield
     finally:
         handler.run_local_subprocess = original
+
+
+def _print_indented(line: str) -> None:
+    sys.stdout.write("    " + line)  # as kfp streams a step
 
 
 def _output_folder(root: Path) -> str:

@@ -9,8 +9,9 @@ The format and level come from the CLI's `--log-format`/`--log-level`, else from
 environment (ARTFLOW_LOG_FORMAT, ARTFLOW_LOG_LEVEL), read here and nowhere else.
 
 The handler sits on the `artflow` logger, which does not propagate: kfp's executor configures
-the root logger (INFO, `[KFP Executor ...]` prefix) and the local runner hides that prefix, so
-artflow's lines must not go through it; nor should they appear twice.
+the root logger (INFO, `[KFP Executor ...]` prefix), whose lines the local runner keeps in its
+log file only (pipelines/local_log.py), so artflow's lines must not go through it; nor should
+they appear twice.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from artflow.commands.options import (
 )
 from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ConfigError
+from artflow.logs import LogLevel
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "pipelines"
 SourceOption = Annotated[
@@ -140,11 +141,16 @@ def run_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="Re-run every step (ignore the local cache).")
     ] = False,
-    verbose: Annotated[
-        bool,
+    log_level: Annotated[
+        LogLevel | None,
         typer.Option(
-            "--verbose", "-v", help="Print the steps' whole output (it is always in the log)."
+            help="The steps' log level, and the least severe of their records shown here "
+            "(default: artflow's --log-level). Their whole output is always in the log file.",
+            show_default=False,
         ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Same as --log-level debug.")
     ] = False,
     args: PipelineArgsOption = None,
 ) -> None:
@@ -163,7 +169,13 @@ def run_cmd(
     if mlflow_uri:
         arguments["mlflow_uri"] = mlflow_uri
     result = run_local(
-        name.value, workdir, profile or "", verbose=verbose, settings=cfg, force=force, **arguments
+        name.value,
+        workdir,
+        profile or "",
+        settings=cfg,
+        log_level=LogLevel.debug if verbose else log_level,
+        force=force,
+        **arguments,
     )
     typer.secho(f"pipeline {name.value}: finished in {result['seconds']} s", fg="green")
     for model, decision in result["gates"].items():
