@@ -8,10 +8,9 @@ The drift step's `retrain` output switches the later steps on or off from the in
 from kfp import dsl
 
 from artflow.config import Settings
-from artflow.families import CLASSIFIER
 from components.common import configure
 from components.drift import drift_check_op
-from pipelines.steps import Common, classifier_steps, data_steps
+from pipelines.steps import Common, classifier_training
 
 
 def build(settings: Settings) -> dsl.base_component.BaseComponent:
@@ -37,8 +36,6 @@ def build(settings: Settings) -> dsl.base_component.BaseComponent:
             trigger_report=trigger_report,
         )
         configure(drift, settings.pipeline, cache=common.kfp_cache("drift"))
-        retrain = drift.outputs["retrain"]
-        data, splits = data_steps(common, source, enabled=retrain)
-        classifier_steps(common, data, splits, tune, retrain, train_resnet, CLASSIFIER)
+        classifier_training(common, source, drift.outputs["retrain"], tune, train_resnet)
 
     return retrain_pipeline

@@ -1,14 +1,18 @@
 """Pieces the pipelines share: the data steps, a family's training + gate, the classifiers.
 
+A pipeline's own function declares its parameters (kfp reads them from its signature) and
+composes these pieces; the logic lives here once.
+
 Every task gets its image, resources and Kubernetes settings from `configure`, and Kubeflow's
 caching from the step's declaration (`artflow.stages.step`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from artflow import stages
 from artflow.config import PipelineCfg
+from artflow.families import CLASSIFIER
 from components.common import configure
 from components.data import ingest_op, sample_op, validate_op
 from components.evaluate import evaluate_op
@@ -27,12 +31,8 @@ class Common:
     force: Any
 
     def params(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "mlflow_uri": self.mlflow_uri,
-            "cache_dir": self.cache_dir,
-            "force": self.force,
-        }
+        """The parameters every component takes (all fields but the cluster settings)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cfg"}
 
     def kfp_cache(self, name: str) -> bool:
         return stages.step(name).kfp_cache
@@ -93,3 +93,12 @@ def classifier_steps(
     )
     common.add(chosen, "evaluate")
     return gate(common, model_name, data, splits, chosen.outputs["candidate"])
+
+
+def classifier_training(
+    common: Common, source: Any, enabled: Any, tune: Any, train_resnet: Any
+) -> Any:
+    """The data steps, then the classifiers trained, evaluated and gated: the whole training
+    pipeline, and the retrain's after its drift check (`enabled` is the check's verdict)."""
+    data, splits = data_steps(common, source, enabled=enabled)
+    return classifier_steps(common, data, splits, tune, enabled, train_resnet, CLASSIFIER)

@@ -7,8 +7,7 @@ the ingest step's parameter, the images travel as the `data` Dataset, the splits
 from kfp import dsl
 
 from artflow.config import Settings
-from artflow.families import CLASSIFIER
-from pipelines.steps import Common, classifier_steps, data_steps
+from pipelines.steps import Common, classifier_training
 
 
 def build(settings: Settings) -> dsl.base_component.BaseComponent:
@@ -25,7 +24,6 @@ def build(settings: Settings) -> dsl.base_component.BaseComponent:
         train_resnet: bool = True,
     ):
         common = Common(settings.pipeline, profile, mlflow_uri, cache_dir, force)
-        data, splits = data_steps(common, source, enabled=True)
-        classifier_steps(common, data, splits, tune, True, train_resnet, CLASSIFIER)
+        classifier_training(common, source, True, tune, train_resnet)
 
     return training_pipeline

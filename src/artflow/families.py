@@ -132,30 +132,31 @@ def registry_names() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f.registry_name for f in _FAMILIES.values()))
 
 
-register(
-    Family(
-        name="cnn",
+def classifier(name: str, section: str, fit: str, **more: Any) -> Family:
+    """A classifier family: trained by train_classifier, registered as CLASSIFIER, its cache key
+    covering the shared classifier sections and its own `section`; `fit` is "module:function"."""
+    return Family(
+        name=name,
         kind="classifier",
         registry_name=CLASSIFIER,
-        section="cnn",
-        sections=(*CLASSIFIER_SHARED, "cnn"),
+        section=section,
+        sections=(*CLASSIFIER_SHARED, section),
         train=_TRAIN_CLASSIFIER,
-        fit="artflow.train.classifier:fit_cnn",
+        fit=fit,
+        **more,
+    )
+
+
+register(
+    classifier(
+        "cnn",
+        "cnn",
+        "artflow.train.classifier:fit_cnn",
         tune="artflow.train.tune:tune_cnn",
         tune_sections=("tuner",),
     )
 )
-register(
-    Family(
-        name="resnet50",
-        kind="classifier",
-        registry_name=CLASSIFIER,
-        section="resnet",
-        sections=(*CLASSIFIER_SHARED, "resnet"),
-        train=_TRAIN_CLASSIFIER,
-        fit="artflow.train.classifier:fit_resnet",
-    )
-)
+register(classifier("resnet50", "resnet", "artflow.train.classifier:fit_resnet"))
 register(
     Family(
         name="stylizer",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,6 @@ from artflow.commands.options import (
     settings,
 )
 from artflow.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    pass
 
 data_app = typer.Typer(
     help="Data: demo set, ingest, validate, sample, EDA report.", no_args_is_help=True

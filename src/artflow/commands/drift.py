@@ -20,6 +20,7 @@ from artflow.commands.options import (
     ParamsOption,
     PredictionLogOption,
     ProfileOption,
+    SourceOption,
     WorkdirOption,
     examples,
     settings,
@@ -89,14 +90,7 @@ def drift(
             show_default=False,
         ),
     ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option(
-            help="With --act: the data the retrain ingests (folder, zip, kaggle://, "
-            "dvc://REPO?path=P&rev=R). Default: data.source of params.yaml.",
-            show_default=False,
-        ),
-    ] = None,
+    source: SourceOption = None,
     cooldown: Annotated[
         float | None,
         typer.Option(

@@ -84,6 +84,16 @@ KfpHostOption = Annotated[
     str,
     typer.Option("--host", help="Kubeflow Pipelines API URL, e.g. http://localhost:8080."),
 ]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Data source of a pipeline's ingest step: a folder or zip, kaggle://, or "
+        "dvc://REPO?path=P&rev=R. Default: data.source in params.yaml.",
+        show_default=False,
+    ),
+]
 PipelineArgsOption = Annotated[
     list[str],
     typer.Option(

@@ -16,6 +16,7 @@ from artflow.commands.options import (
     PipelineArgsOption,
     PipelineArgument,
     ProfileOption,
+    SourceOption,
     WorkdirOption,
     examples,
 )
@@ -24,16 +25,6 @@ from artflow.errors import ConfigError
 from artflow.logs import LogLevel
 
 DEFAULT_OUT = PROJECT_ROOT / "build" / "pipelines"
-SourceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--source",
-        "-s",
-        help="Data source of the ingest step: a folder or zip, kaggle://, or "
-        "dvc://REPO?path=P&rev=R. Default: data.source in params.yaml.",
-        show_default=False,
-    ),
-]
 MlflowUriOption = Annotated[
     str,
     typer.Option(
@@ -115,18 +106,21 @@ def _settings(profile: str | None) -> Settings:
     return settings_for(profile or "")
 
 
-def _cluster_arguments(
-    source: str | None, mlflow_uri: str, profile: str | None, cfg: Settings, args: list[str]
-) -> dict[str, object]:
-    """A cluster run's parameters; the steps read MLflow from their Secret unless given."""
+def _cluster_run(
+    name: str, source: str | None, mlflow_uri: str, profile: str | None, args: list[str] | None
+) -> tuple[Settings, dict[str, object]]:
+    """A cluster run's settings and parameters; an unknown pipeline fails before any network
+    call, and the steps read MLflow from their Secret unless a URI is given."""
+    cfg = _settings(profile)
+    _pipelines().load(name, cfg)
     arguments: dict[str, object] = {
         "source": _pipelines().default_source(cfg, source, local=False),
         "profile": profile or "",
-        **_arguments(args),
+        **_arguments(args or []),
     }
     if mlflow_uri:
         arguments["mlflow_uri"] = mlflow_uri
-    return arguments
+    return cfg, arguments
 
 
 def run_cmd(
@@ -203,12 +197,9 @@ def submit_cmd(
     args: PipelineArgsOption = None,
 ) -> None:
     """Submit one run of a pipeline to a Kubeflow Pipelines endpoint."""
-    cfg = _settings(profile)
-    from pipelines import load
     from pipelines.kubeflow_runner import submit
 
-    load(name, cfg)  # unknown names fail before any network call
-    arguments = _cluster_arguments(source, mlflow_uri, profile, cfg, args or [])
+    cfg, arguments = _cluster_run(name, source, mlflow_uri, profile, args)
     run_id = submit(name, host, arguments, experiment, cfg)
     typer.secho(f"submitted {name}: run {run_id} on {host}", fg="green")
 
@@ -224,12 +215,9 @@ def schedule_cmd(
     args: PipelineArgsOption = None,
 ) -> None:
     """Create a recurring run of a pipeline (e.g. the weekly retrain)."""
-    cfg = _settings(profile)
-    from pipelines import load
     from pipelines.kubeflow_runner import kfp_cron, schedule
 
-    load(name, cfg)
     kfp_cron(cron)  # a bad expression fails before any network call
-    arguments = _cluster_arguments(source, mlflow_uri, profile, cfg, args or [])
+    cfg, arguments = _cluster_run(name, source, mlflow_uri, profile, args)
     job = schedule(name, cron, host, arguments, DEFAULT_OUT, experiment, cfg)
     typer.secho(f"scheduled {name} ({cron}): recurring run {job} on {host}", fg="green")
