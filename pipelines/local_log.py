@@ -52,21 +52,24 @@ class StepLines:
 
     def __init__(self, console: TextIO, log: TextIO) -> None:
         self.console, self.log = console, log
-        self._in_traceback = False
+        self._in_traceback = False  # between "Traceback ..." and the exception's line
+        self._in_message = False  # the exception's message, while its lines are indented
 
     def __call__(self, line: str) -> None:
         self.log.write("    " + line)  # indented by 4, as kfp streams a step
         record = _record(line)
         if record is not None:
-            self._in_traceback = False
+            self._in_traceback = self._in_message = False
             logging.getLogger(record.name).handle(record)  # already filtered by the step's level
             return
+        indented = line[:1].isspace() and bool(line.strip())
         if line.startswith(_TRACEBACK):
-            self._in_traceback = True
-        elif self._in_traceback and not line[:1].isspace():
-            self._in_traceback = False  # the exception's own line ends the traceback
-            self.console.write("    " + line)
-        if self._in_traceback:
+            self._in_traceback, self._in_message = True, False
+        elif self._in_traceback and not indented:
+            self._in_traceback, self._in_message = False, True  # the exception's own line
+        elif self._in_message and not indented:
+            self._in_message = False  # (e.g. the "  fix: ..." of an ArtflowError ends here)
+        if self._in_traceback or self._in_message:
             self.console.write("    " + line)
 
 

@@ -46,7 +46,8 @@ def test_a_steps_records_are_re_emitted_noise_goes_to_the_file_tracebacks_show(r
         _json("INFO", "artflow.stages", "validate: done in 1.2 s"),
         "Traceback (most recent call last):\n",
         '  File "x.py", line 1, in <module>\n',
-        "artflow.errors.DataError: bad (fix: regenerate)\n",
+        "artflow.errors.DataError: bad\n",
+        "  fix: regenerate\n",
         "I0000 after the traceback\n",
     ]
     console, log = io.StringIO(), io.StringIO()
@@ -63,7 +64,8 @@ def test_a_steps_records_are_re_emitted_noise_goes_to_the_file_tracebacks_show(r
     assert shown.splitlines() == [
         "    Traceback (most recent call last):",
         '      File "x.py", line 1, in <module>',
-        "    artflow.errors.DataError: bad (fix: regenerate)",
+        "    artflow.errors.DataError: bad",
+        "      fix: regenerate",
     ]
 
 
