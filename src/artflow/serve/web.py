@@ -64,7 +64,9 @@ async def gatys_cancel(request: Request) -> Response:
 
 def _gallery_dir(request: Request) -> Path | None:
     service = getattr(request.app.state, "service", None)
-    return service.predictions.path.parent / gallery.FOLDER if service else None
+    # beside the prediction log's root folder (which holds one sub-folder per pod), where
+    # `artflow gallery` writes it
+    return service.predictions.root.parent / gallery.FOLDER if service else None
 
 
 async def gallery_list(request: Request) -> Response:
