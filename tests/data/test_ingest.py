@@ -132,3 +132,24 @@ def test_bad_sources_raise(make: str, tmp_path: Path, smoke_settings) -> None:
 def test_refuses_to_ingest_from_its_own_raw(demo_workdir: Workdir, smoke_settings) -> None:
     with pytest.raises(DataError, match="overlaps"):
         ingest(demo_workdir.raw_artworks, demo_workdir, smoke_settings)
+
+
+def test_phone_photo_formats_are_ingested(tmp_path: Path, smoke_settings) -> None:
+    """HEIC (iPhone) and AVIF files are images too: ingested, probed, copied."""
+    import pillow_heif
+
+    from .conftest import write_artists
+
+    pillow_heif.register_heif_opener()
+    src = tmp_path / "src"
+    write_artists(src / "artists.csv", [("Titian", 3)])
+    write_image(src / "images" / "Titian" / "Titian_1.heic", seed=1, fmt="HEIF")
+    write_image(src / "images" / "Titian" / "Titian_2.avif", seed=2, fmt="AVIF")
+    write_image(src / "images" / "Titian" / "Titian_3.jpg", seed=3)
+    wd, report, m = _run(src, tmp_path, smoke_settings)
+    rows = m.set_index(m["path"].map(lambda p: Path(p).name))
+    assert report["artworks"]["per_artist"] == {"Titian": 3}
+    assert rows.loc["Titian_1.heic", "format"] == "HEIF"
+    assert rows.loc["Titian_2.avif", "format"] == "AVIF"
+    assert (rows["error"] == "").all() and (rows["width"] == 48).all()
+    assert all(wd.abs(p).is_file() for p in m["path"])

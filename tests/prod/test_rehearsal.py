@@ -1,25 +1,33 @@
 """The production path, rehearsed on one machine against PostgreSQL, an S3 server and
 `mlflow server` (tests/prod/conftest.py), with the faults a cluster meets.
 
-The tests run in order and share one registry: the data goes to a DVC remote on S3, a
-classifier is registered and gated through the server, served from it, watched for drift
-and retrained on it; then two gates race, the MLflow server dies during a gate, and the
-service is asked to reload while the registry is down.
+The tests run in order and share one registry: the data goes to a DVC remote on S3, the
+training pipeline runs from it with kfp's local runner and registers and gates through the
+server (and again, restored from its cache); a classifier is registered and gated through the
+server, served from it, watched for drift and retrained on it; then two gates race, the MLflow
+server dies during a gate, and the service is asked to reload while the registry is down.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
+import tempfile
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
+import yaml
 
 from artflow import tracking
+from artflow.config import PROFILES_DIR
 from artflow.errors import RegistryUnavailable
 from tests.prod.conftest import BUCKET
 from tests.promote.conftest import SIZE, register_color_model
@@ -27,14 +35,6 @@ from tests.promote.conftest import SIZE, register_color_model
 pytestmark = [pytest.mark.prod, pytest.mark.slow]
 
 NAME = tracking.CLASSIFIER  # the name the service serves
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -48,46 +48,161 @@ def served(prod_env, tmp_path_factory):
     stop_server(server)
 
 
-def test_data_goes_to_a_dvc_remote_on_s3_and_comes_back(prod_env, served, smoke_settings, tmp_path):
-    import boto3
+MIN_PAINTINGS = 40  # the demo's three biggest artists (~200 images): a small, trainable set
+
+
+@pytest.fixture(scope="module")
+def data_repo(prod_env, demo_source, tmp_path_factory) -> SimpleNamespace:
+    """A git + DVC repository holding the demo artworks of the artists with MIN_PAINTINGS
+    or more, pushed to the DVC remote on S3 and tagged `data-v1` (= dvc remote add -d s3 ...;
+    dvc remote modify ...; dvc add; dvc push; git commit; git tag)."""
     from dvc.repo import Repo
 
-    from artflow import stages
-    from artflow.data.demo import generate_demo
-    from artflow.data.layout import Workdir
-
-    root = tmp_path / "repo"
+    root = tmp_path_factory.mktemp("data_repo")
     data = root / "data" / "demo_source"
-    tiny = smoke_settings.data.demo.model_copy(
-        update={"scale": 0.02, "monet_paintings": 2, "photos": 2}
-    )
-    generate_demo(data, tiny, seed=smoke_settings.seed)
+    images = demo_source / "artworks" / "images"
+    for folder in images.iterdir():
+        if len(list(folder.iterdir())) >= MIN_PAINTINGS:
+            shutil.copytree(folder, data / "artworks" / "images" / folder.name)
+    shutil.copy(demo_source / "artworks" / "artists.csv", data / "artworks")
+    sha256 = {hashlib.sha256(p.read_bytes()).hexdigest() for p in data.rglob("*.jpg")}
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     repo = Repo.init(str(root))
-    with repo.config.edit() as conf:  # = dvc remote add -d s3 ...; dvc remote modify ...
+    with repo.config.edit() as conf:
         conf["core"].update({"analytics": False, "remote": "s3"})
         conf["remote"]["s3"] = {"url": f"s3://{BUCKET}/dvc", "endpointurl": prod_env.s3_url}
     repo.add(str(data))
-    assert repo.push() > 0
-    s3 = boto3.client("s3", endpoint_url=prod_env.s3_url)
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="dvc/")["KeyCount"] > 0
-    before = _digests(data)
-    shutil.rmtree(data)
-    shutil.rmtree(root / ".dvc" / "cache")
-    Repo(str(root)).pull()
-    assert _digests(data) == before  # every file, byte for byte, from the remote
-    # The pipeline's ingest step, given the data as a DVC source (`dvc get` at a revision of
-    # the repository, from its S3 remote), as a drift-triggered retrain on a cluster gets it.
+    pushed = repo.push()
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "data v1"], check=True)
     subprocess.run([*git, "tag", "data-v1"], check=True)
+    # from here on the data can only come from the S3 remote: no workspace copy, no cache
+    files = sum(1 for p in data.rglob("*") if p.is_file())
+    shutil.rmtree(data)
+    shutil.rmtree(root / ".dvc" / "cache")
     source = f"dvc://{root}?path=data/demo_source&rev=data-v1&remote=s3"
-    artifact = SimpleNamespace(metadata={})
-    wd = Workdir.at(tmp_path / "wd")
-    report = stages.ingest(smoke_settings, source, artifact, wd)
-    assert artifact.metadata["source"] == source and artifact.metadata["content_hash"]
-    assert report["artworks"] and any(p.is_file() for p in wd.raw_artworks.rglob("*"))
+    return SimpleNamespace(pushed=pushed, files=files, sha256=sha256, source=source)
+
+
+def test_data_goes_to_a_dvc_remote_on_s3(prod_env, served, data_repo):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=prod_env.s3_url)
+    stored = s3.list_objects_v2(Bucket=BUCKET, Prefix="dvc/")["KeyCount"]
+    # every file and the directory's listing; the next test gets them back byte for byte
+    assert data_repo.pushed == stored == data_repo.files + 1
+
+
+@pytest.fixture
+def tiny_profile(tmp_path):
+    """The smoke profile with 2 epochs (each kfp step is a process that imports TF), the
+    artists of `data_repo`, and a gate any trained model passes (the run moves the champion)."""
+    overlay = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
+    overlay["cnn"] = {**overlay.get("cnn", {}), "epochs": 2}
+    overlay["gate"] = {**overlay.get("gate", {}), "min_accuracy": 0.0, "min_macro_f1": 0.0}
+    overlay["sample"] = {**overlay.get("sample", {}), "min_paintings": MIN_PAINTINGS}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def test_training_pipeline_from_the_dvc_remote_through_the_server(
+    prod_env, served, data_repo, tiny_profile, tmp_path, monkeypatch, capsys
+):
+    """`artflow pipeline run training --local` with the data from the DVC remote on S3 and
+    the MLflow server: every step in its own empty directory, the data and models travelling
+    as artifacts; then an unchanged re-run, restored from the cache."""
+    from artflow.cli import run as cli
+    from pipelines import local_runner
+
+    monkeypatch.delenv("ARTFLOW_PROFILE", raising=False)
+    step_dirs: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        path = real_mkdtemp(*args, **kwargs)
+        if kwargs.get("prefix") == "artflow-step-":
+            assert not os.listdir(path)
+            step_dirs.append(path)
+        return path
+
+    monkeypatch.setattr(local_runner.tempfile, "mkdtemp", mkdtemp)
+    home = tmp_path / "home"
+    argv = [
+        *("pipeline", "run", "training", "--local", "--workdir", str(home)),
+        *("--source", data_repo.source, "--mlflow-uri", prod_env.mlflow.url),
+        *("--profile", str(tiny_profile), "--arg", "train_resnet=false"),
+    ]
+
+    start = time.perf_counter()
+    assert cli(argv) == 0
+    first = time.perf_counter() - start
+
+    summary = json.loads((home / "pipeline" / "last_run_training.json").read_text())
+    run = Path(summary["outputs"])
+    # one fresh empty directory per step (removed afterwards), none shared, not ours
+    steps = [p for p in run.iterdir() if (p / "executor_output.json").is_file()]
+    assert len(step_dirs) == len(set(step_dirs)) == len(steps) >= 6
+    assert str(Path.cwd()) not in step_dirs and not any(map(os.path.exists, step_dirs))
+    # registered through the server, stored in PostgreSQL
+    client = tracking.client()
+    assert tracking.tracking_uri() == prod_env.mlflow.url
+    versions = client.search_model_versions(f"name='{NAME}'")
+    assert [v.tags.get("family") for v in versions] == ["cnn"]
+    version = str(versions[0].version)
+    rows = prod_env.postgres.query("select version from model_versions where name = %s", NAME)
+    assert [str(r[0]) for r in rows] == [version]
+    assert tracking.get_run(versions[0].run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    # the data travelled as artifacts: from the DVC remote, images + manifests, splits, model
+    ingested = json.loads((run / "ingest-op" / "executor_output.json").read_text())["artifacts"]
+    meta = ingested["data"]["artifacts"][0]["metadata"]
+    assert meta["source"] == data_repo.source and meta["content_hash"]
+    manifest = pd.read_csv(run / "ingest-op" / "data" / "interim" / "manifest.csv")
+    assert set(manifest["sha256"]) == data_repo.sha256  # every image, byte for byte
+    assert (run / "sample-op" / "splits" / "splits" / "train.csv").is_file()
+    model = json.loads((run / "evaluate-op" / "candidate" / "model.json").read_text())
+    assert model == {
+        "model_name": NAME,
+        "version": version,
+        "uri": f"models:/{NAME}/{version}",
+        "family": "cnn",
+    }
+    # native reports: the confusion matrix, the gate's Markdown
+    executed = json.loads((run / "train-op" / "executor_output.json").read_text())["artifacts"]
+    matrix = executed["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert len(matrix["rows"]) == len(matrix["annotationSpecs"]) > 1
+    gate = summary["gates"][f"{NAME}-v{version}"]
+    report = Path(gate["report"]).read_text()
+    assert "| accuracy |" in report and "| latency_ms |" in report
+    # the gate decided through the server: the first model became champion, in PostgreSQL
+    assert gate["passed"]
+    assert prod_env.champion_in_db(NAME) == version
+    assert str(tracking.alias_version(NAME, "champion").version) == version
+    assert "Model card" in client.get_model_version(NAME, version).description
+
+    step_dirs.clear()
+    start = time.perf_counter()
+    assert cli(argv) == 0
+    second = time.perf_counter() - start
+    print(f"first run {first:.1f} s, unchanged re-run {second:.1f} s")
+    # nothing retrained or re-registered; the re-run only pays process start-up per step
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 1
+    assert second < 0.5 * first
+    assert len(step_dirs) == len(steps)
+    summary = json.loads((home / "pipeline" / "last_run_training.json").read_text())
+    assert summary["seconds"] == pytest.approx(second, abs=10)
+    assert list(summary["gates"]) == [f"{NAME}-v{version}"]
+    assert prod_env.champion_in_db(NAME) == version
+    # the terminal got the gist, the log file every line of the steps
+    printed = capsys.readouterr().out
+    assert "INFO artflow.stages: train_cnn: inputs unchanged" in printed
+    assert "executor_input" not in printed
+    assert "Got executor_input" in Path(summary["log"]).read_text()
+    # The tests below gate hand-built colour classifiers on another label map, which the
+    # pipeline's champion cannot be evaluated on: they start from an empty registry.
+    client.delete_registered_model(NAME)
+    assert prod_env.champion_in_db(NAME) is None
 
 
 def test_register_and_gate_through_the_server(prod_env, served, smoke_settings, color_workdir):

@@ -39,7 +39,22 @@ from artflow.errors import DataError
 from artflow.imageio import open_image
 from artflow.progress import progress
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+# What the archive may hold: the formats serving accepts (artflow/serve/validation.py),
+# phone photos included (HEIC/HEIF through pillow-heif, AVIF, MPO), which training decodes too.
+IMAGE_EXTS = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".mpo",
+}
 IGNORED_DIRS = {"__macosx", ".ds_store", ".git", ".dvc"}
 PROBE_COLUMNS = ["sha256", "width", "height", "mode", "format", "bytes", "error"]
 MANIFEST_COLUMNS = ["path", "artist", *PROBE_COLUMNS, "source"]
