@@ -10,25 +10,14 @@ import sys
 import pytest
 
 from pipelines.local_log import StepLines, step_environment, step_output
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append((record.levelname, record.name, record.getMessage()))
+from tests.logcapture import artflow_records
 
 
 @pytest.fixture
 def records():
     """What reaches the `artflow` logger's handlers in this process (it does not propagate)."""
-    handler = _Records()
-    logger = logging.getLogger("artflow")
-    logger.addHandler(handler)
-    yield handler.seen
-    logger.removeHandler(handler)
+    with artflow_records() as seen:
+        yield seen
 
 
 def _json(level: str, logger: str, message: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import yaml
 from artflow import tracking
 from artflow.config import PROFILES_DIR
 from artflow.errors import RegistryUnavailable
+from tests.logcapture import artflow_records
 from tests.prod.conftest import BUCKET
 from tests.promote.conftest import SIZE, register_color_model
 
@@ -93,15 +93,6 @@ def test_data_goes_to_a_dvc_remote_on_s3(prod_env, served, data_repo):
     stored = s3.list_objects_v2(Bucket=BUCKET, Prefix="dvc/")["KeyCount"]
     # every file and the directory's listing; the next test gets them back byte for byte
     assert data_repo.pushed == stored == data_repo.files + 1
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append((record.levelname, record.name, record.getMessage()))
 
 
 @pytest.fixture
@@ -193,14 +184,10 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
 
     step_dirs.clear()
     capsys.readouterr()
-    records = _Records()
-    logging.getLogger("artflow").addHandler(records)  # the steps' records, re-emitted here
-    try:
+    with artflow_records() as records:  # the steps' records, re-emitted here
         start = time.perf_counter()
         assert cli(argv) == 0
         second = time.perf_counter() - start
-    finally:
-        logging.getLogger("artflow").removeHandler(records)
     print(f"first run {first:.1f} s, unchanged re-run {second:.1f} s")
     # nothing retrained or re-registered; the re-run only pays process start-up per step
     assert len(client.search_model_versions(f"name='{NAME}'")) == 1
@@ -211,7 +198,7 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     assert list(summary["gates"]) == [f"{NAME}-v{version}"]
     assert prod_env.champion_in_db(NAME) == version
     # the terminal got the gist, the log file every line of the steps
-    unchanged = [m for lvl, name, m in records.seen if (lvl, name) == ("INFO", "artflow.stages")]
+    unchanged = [m for lvl, name, m in records if (lvl, name) == ("INFO", "artflow.stages")]
     assert any(m.startswith("train_cnn: inputs unchanged") for m in unchanged)
     assert "executor_input" not in capsys.readouterr().out
     assert "Got executor_input" in Path(summary["log"]).read_text()
