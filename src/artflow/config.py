@@ -241,6 +241,10 @@ class ServeCfg(Section):
     log_max_total_mb: float = Field(2048, gt=0)  # then the oldest, until all fit in this
     log_embedding: bool = True
     batching: bool = True
+    # TensorFlow's thread pools in the service (0 = TensorFlow's default, one per core)
+    tf_intra_op_threads: int = Field(0, ge=0)
+    tf_inter_op_threads: int = Field(0, ge=0)
+    concurrent_batches: int = Field(1, ge=1)  # classifier batches run at once per variant
     max_aspect_ratio: float = Field(20, ge=1)
     max_decode_mb: float = Field(400, gt=0)
     large_decode_mb: float = Field(64, gt=0)

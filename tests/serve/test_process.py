@@ -123,14 +123,16 @@ def served_probs(url: str, data: bytes, n: int) -> list[dict[str, float]]:
 def test_served_classify_equals_the_offline_prediction(server, bare_server):
     """The same image, served (batching on and off) and predicted offline from the registry.
 
-    An image up to twice the model's input decodes exactly as training does: equal to 6
-    decimals. A larger one is reduced while decoding (DCT scaling, box filter): close."""
+    An image up to twice the model's input decodes exactly as training does, and the
+    service's resize to the input size (Pillow) equals training's (TensorFlow) up to
+    rounding, at most 1 of 255 per pixel (tests/serve/test_inference.py): close. A larger
+    one is also reduced while decoding (DCT scaling, box filter): close."""
     from artflow.imageio import load_rgb
     from artflow.models.classifier_io import load_classifier
 
     model = load_classifier(server.versions["v2"])
     small, large = images.jpeg(21), images.png(22, w=400, h=300)
-    for data, atol in ((small, 2e-6), (large, 0.02)):
+    for data, atol in ((small, 0.005), (large, 0.02)):
         offline = model.predict([load_rgb(data)])[0]
         expected = dict(zip(model.labels, offline.tolist(), strict=True))
         for srv in (server, bare_server):  # batching on, then off

@@ -277,8 +277,16 @@ def bad_requests(client: httpx.Client) -> dict[str, httpx.Response]:
     out = {name: classify(client, data) for name, (data, _) in images.BAD.items()}
     out["no_body"] = client.post("/classify")
     out["json_body"] = client.post("/classify", json={"image": "http://127.0.0.1:1/x.png"})
-    out["raw_png"] = client.post(
-        "/classify", content=images.png(), headers={"content-type": "image/png"}
+    out["raw_not_an_image"] = client.post(
+        "/classify", content=b"not an image", headers={"content-type": "image/jpeg"}
+    )
+    out["raw_truncated"] = client.post(
+        "/classify",
+        content=images.png()[:60],
+        headers={"content-type": "application/octet-stream"},
+    )
+    out["raw_bad_top_k"] = client.post(
+        "/classify?top_k=0", content=images.png(), headers={"content-type": "image/png"}
     )
     out["text_plain"] = client.post(
         "/classify", content=b"hi", headers={"content-type": "text/plain"}
@@ -312,6 +320,21 @@ def bad_requests(client: httpx.Client) -> dict[str, httpx.Response]:
     return out
 
 
+def test_a_raw_image_body_is_classified_like_the_multipart_upload(client):
+    """`curl --data-binary @photo.jpg -H 'content-type: image/jpeg'`: the body is the image,
+    parameters go in the query string; the answer equals the multipart one."""
+    data = images.jpeg(5)
+    raw = client.post(
+        "/classify?top_k=4",
+        content=data,
+        headers={"content-type": "image/jpeg", "X-Client-Key": "raw-1"},
+    )
+    form = classify(client, data, key="raw-1", top_k="4")
+    assert raw.status_code == 200 and form.status_code == 200, raw.text
+    assert raw.json()["top"] == form.json()["top"] and len(raw.json()["top"]) == 4
+    assert raw.headers["X-Artflow-Variant"] == raw.json()["variant"]
+
+
 def test_malformed_input_gets_4xx_json_and_the_service_lives_on(client):
     responses = bad_requests(client)
     for name, r in responses.items():
@@ -322,7 +345,10 @@ def test_malformed_input_gets_4xx_json_and_the_service_lives_on(client):
     for name, (_, expected) in images.BAD.items():
         assert responses[name].status_code == expected, name
     assert responses["too_large"].status_code == 413
-    assert responses["raw_png"].status_code == 415
+    assert responses["raw_not_an_image"].status_code == 422
+    assert responses["raw_truncated"].status_code == 422
+    assert responses["raw_bad_top_k"].status_code == 400
+    assert responses["text_plain"].status_code == 415
     for code in ("413", "415", "422"):  # refusals by the guard and by the endpoint are counted
         assert metric(client, "artflow_rejected_inputs_total", endpoint="classify", status=code)
     assert client.get("/livez", timeout=5).status_code == 200

@@ -29,15 +29,18 @@ class VariantBatcher:
         max_batch_size: int,
         max_latency_ms: int,
         on_batch: Callable[[int], None] | None = None,
+        concurrent: int = 1,
     ) -> None:
-        from bentoml._internal.marshal.dispatcher import CorkDispatcher
+        from bentoml._internal.marshal.dispatcher import CorkDispatcher, NonBlockSema
 
         self._run_batch = run_batch
         self._on_batch = on_batch
-        self._limiter = anyio.CapacityLimiter(1)  # one model call at a time per variant
+        # at most `concurrent` model calls at once per variant (serve.concurrent_batches)
+        self._limiter = anyio.CapacityLimiter(concurrent)
         dispatcher = CorkDispatcher(
             max_latency_in_ms=max_latency_ms,
             max_batch_size=max_batch_size,
+            shared_sema=NonBlockSema(concurrent),
             fallback=lambda: _SHED,
             get_batch_size=lambda _item: 1,
         )

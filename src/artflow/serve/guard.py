@@ -5,8 +5,9 @@ place of a file, which it then downloads: a server-side request forgery vector. 
 front of the API:
   * every POST body is read here, counted against `max_body_bytes` (Content-Length is
     checked first, and the stream is counted too, since the header can lie or be absent);
-  * the upload endpoints accept only multipart/form-data whose image fields are real file
-    parts (not text, hence not URLs), and an empty body is refused;
+  * the upload endpoints BentoML parses (`upload_fields`) accept only multipart/form-data
+    whose image fields are real file parts (not text, hence not URLs), and an empty body is
+    refused; /classify, which parses its own body, uses the same `parse_upload`;
   * JSON endpoints (admin) must carry a JSON object of at most `max_json_bytes`, nested at
     most `max_json_depth` deep: checked here, before the admin token, so no body shape can
     reach a parser that recurses (Python's json raises RecursionError, pydantic worse).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -29,6 +31,9 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+RAW_BINARY = "application/octet-stream"
 
 
 class BodyTooLarge(Exception):
@@ -150,30 +155,77 @@ def json_depth(body: bytes) -> int:
 
 
 async def _check_upload(scope: Scope, body: bytes, fields: Sequence[str]) -> tuple[int, str] | None:
+    try:
+        upload = await parse_upload(scope, body, fields)
+    except UploadRefused as exc:
+        return exc.status, exc.message
+    upload.files.clear()
+    return None
+
+
+class UploadRefused(Exception):
+    """An upload request refused before any decode: `status` and a message naming the fix."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class Upload:
+    files: dict[str, bytes]  # file field -> its bytes
+    params: dict[str, str]  # text fields (and, for a raw body, the query string)
+
+
+async def parse_upload(
+    scope: Scope, body: bytes, fields: Sequence[str], raw_field: str | None = None
+) -> Upload:
+    """The file fields of an upload body, parsed once; UploadRefused (4xx) for a bad shape.
+
+    multipart/form-data must carry every field of `fields` as a real file part (a text value
+    could be a URL, which BentoML would download). With `raw_field`, a body sent as the
+    image itself (Content-Type image/* or application/octet-stream, as `curl --data-binary`
+    with a content type sends it) is that field, and parameters come from the query string.
+    """
     wanted = ", ".join(fields)
     if not body:
-        return 400, f"empty request body: send multipart/form-data with file field(s) {wanted}"
-    content_type = Request(scope).headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-        return 415, (
+        raise UploadRefused(
+            400, f"empty request body: send multipart/form-data with file field(s) {wanted}"
+        )
+    request = Request(scope, _replay(body))
+    content_type = request.headers.get("content-type", "")
+    kind = content_type.split(";")[0].strip().lower()
+    if raw_field is not None and (kind.startswith("image/") or kind == RAW_BINARY):
+        return Upload({raw_field: body}, dict(request.query_params))
+    if kind != "multipart/form-data":
+        also = f", or the image itself as image/* ({raw_field})" if raw_field else ""
+        raise UploadRefused(
+            415,
             f"content type {content_type or 'none'!r} is not accepted: send multipart/form-data "
-            f"with file field(s) {wanted}"
+            f"with file field(s) {wanted}{also}",
         )
     try:
-        form = await Request(scope, _replay(body)).form(max_files=8, max_fields=16)
+        form = await request.form(max_files=8, max_fields=16)
     except Exception as exc:  # malformed multipart: starlette raises several types
         detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
-        return 400, f"malformed multipart body: {detail}"
+        raise UploadRefused(400, f"malformed multipart body: {detail}") from None
     try:
+        files, params = {}, {}
         for name in fields:
             value = form.get(name)
             if value is None:
-                return 422, f"missing file field {name!r} (send field(s) {wanted})"
+                raise UploadRefused(422, f"missing file field {name!r} (send field(s) {wanted})")
             if not isinstance(value, UploadFile):
-                return 422, f"field {name!r} must be an uploaded file, not text or a URL"
+                raise UploadRefused(
+                    422, f"field {name!r} must be an uploaded file, not text or a URL"
+                )
+            files[name] = await value.read()
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                params[name] = value
+        return Upload(files, params)
     finally:
         await form.close()
-    return None
 
 
 def _replay(body: bytes, then: Receive | None = None) -> Receive:

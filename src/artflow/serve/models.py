@@ -220,7 +220,7 @@ class ModelSet:
         # the registry, so a model promoted while the server starts loads without that wait.
         with self.registry_lock:
             try:
-                import tensorflow  # noqa: F401
+                _set_tf_threads(self.settings.serve)
 
                 if self.source == REGISTRY:
                     import mlflow  # noqa: F401
@@ -353,3 +353,14 @@ def _bento_loader(key: str, carried: dict[str, Any]) -> Any:
         return BENTO_LOADERS[key](Path(model.path_of(meta.get("file", "model.keras"))), meta)
 
     return load
+
+
+def _set_tf_threads(serve: Any) -> None:
+    """TensorFlow's intra-/inter-op pools as serve.tf_*_threads say (0 = TensorFlow's default);
+    only possible before TensorFlow runs its first operation, hence here, at start-up."""
+    import tensorflow as tf
+
+    if serve.tf_intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(serve.tf_intra_op_threads)
+    if serve.tf_inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(serve.tf_inter_op_threads)

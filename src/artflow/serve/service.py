@@ -5,10 +5,13 @@ from the environment so a plain `bentoml serve` subprocess is configured like th
 MLFLOW_TRACKING_URI (the registry), ARTFLOW_PARAMS / ARTFLOW_PROFILE (params.yaml and
 profile), ARTFLOW_PREDICTION_LOG (log path override), ARTFLOW_ADMIN_TOKEN (admin access).
 
-Request path of /classify: RequestGuard (size, content type, file fields) -> decode and
-validate the image (4xx on failure, before any model) -> sticky A/B assignment -> the
-variant's adaptive batching queue (BentoML's batcher, one queue per variant) -> top-k,
-prediction log, metrics.
+Request path of /classify (a plain route of the mounted app, so the body is parsed once):
+RequestGuard (body size) -> parse the upload (multipart field `image`, or the image itself
+as the body) and its parameters -> sticky A/B assignment -> header check, decode at the
+model's size and resize, in one worker thread (4xx on failure, before any model) -> the
+variant's adaptive batching queue (BentoML's batcher, one queue per variant; a request that
+timed out is left out of its batch) -> top-k, metrics; drift features and the prediction
+log line are computed in the log writer's thread, off the request's path.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +35,7 @@ import bentoml
 import numpy as np
 from PIL import Image
 from pydantic import Field
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from artflow.config import load_settings
@@ -48,7 +53,7 @@ from artflow.serve.feedback import (
     study_metrics,
 )
 from artflow.serve.gatys_jobs import Jobs
-from artflow.serve.guard import RequestGuard
+from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
 from artflow.serve.inference import rank
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
@@ -70,9 +75,11 @@ SETTINGS = load_settings(
     os.environ.get("ARTFLOW_PARAMS") or None, os.environ.get("ARTFLOW_PROFILE") or None
 )
 SERVE = SETTINGS.serve
-UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
+# Checked by the request guard before BentoML parses them; /classify parses its own body once.
+UPLOAD_FIELDS = {"/stylize": ("content", "style"), "/monet": ("photo",)}
 ImageFormat = Literal["png", "jpeg"]
-Family = Literal["cnn", "resnet50"]
+FAMILIES = ("cnn", "resnet50")
+MAX_TOP_K = 100
 Backbone = Literal["vgg19", "resnet50"]
 NOT_A_PAINTING = "This does not look like a painting: the answer is probably meaningless."
 LIMITS = Limits(SERVE.max_pixels, SERVE.max_aspect_ratio, SERVE.max_decode_mb)
@@ -120,6 +127,7 @@ class Artflow:
         from artflow.style.nst_settings import SettingsCache
 
         self.novelty = NoveltyCache()
+        self._no_novelty: set[tuple[str, str]] = set()  # (name, version) known to have none
         self.gatys_settings = SettingsCache(SETTINGS.nst)
         self.admin_failures = admin.FailureLimiter(SERVE.admin_max_failures)
         # At most `large_decodes` big decodes at once; created on the event loop, on first use.
@@ -130,6 +138,7 @@ class Artflow:
                 SERVE.max_batch_size,
                 SERVE.max_latency_ms,
                 on_batch=self.metrics.batch_size.labels(variant=variant).observe,
+                concurrent=SERVE.concurrent_batches,
             )
             for variant in (CHAMPION, CHALLENGER)
         }
@@ -152,43 +161,57 @@ class Artflow:
         return self.models.ready
 
     # ------------------------------------------------------------------ public API
-    @bentoml.api(route="/classify")
-    async def classify(
-        self,
-        image: Path,
-        ctx: bentoml.Context,
-        top_k: Annotated[int, Field(ge=1, le=100)] = SERVE.top_k,
-        family: Family | None = None,
-    ) -> dict[str, Any]:
-        """An image -> top-k artists with probabilities, the variant and model version.
+    async def classify_request(self, request: Request) -> Response:
+        """POST /classify: an image -> top-k artists with probabilities, variant and version.
 
-        With `family` (cnn | resnet50) the family's best gated version answers instead of the
-        A/B router's choice (artflow.family_best).
+        A plain route of the mounted app (artflow.serve.web), not a BentoML API: the body is
+        parsed once, here (a BentoML API would parse the multipart form again after the
+        request guard and copy the file to disk), and it may also be the image itself
+        (Content-Type image/*, parameters in the query string). `family` (cnn | resnet50):
+        the family's best gated version answers instead of the A/B router's choice.
         """
         started, variant = time.perf_counter(), "none"
         try:
-            if family:
-                variant = f"family:{family}"
-                slot = await self._family_slot(family)
-            else:
-                key = self._client_key(ctx)
-                variant = self.router.assign(key, self.models.challenger_available())
-                slot = self.models.classifier(variant)
-            runner = slot.model
-            side = runner.size if runner is not None else DEFAULT_CLASSIFIER_SIZE
-            # Both sides at least the model's input: the resize to SxS does the rest.
-            decoded = await self._decode(image, "image", Fit(None, side))
-            if runner is None:
-                raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
-            prepared = await anyio.to_thread.run_sync(runner.prepare, decoded.rgb)
-            if family:
-                work = anyio.to_thread.run_sync(self._infer_slot, slot, [prepared])
-                out = (await self._with_timeout(work, "classify"))[0]
-            else:
-                work = self._classify_prepared(variant, prepared)
-                out = await self._with_timeout(work, "classify")
+            body = await request.body()
+            try:
+                upload = await parse_upload(request.scope, body, ("image",), raw_field="image")
+            except UploadRefused as exc:
+                raise ApiError(exc.status, exc.message) from None
+            top_k = _top_k(upload.params.get("top_k"))
+            family = _family(upload.params.get("family"))
+            key = client_key(request.headers.get("x-client-key"), _client_host(request))
+            answer = await self._classify(upload.files["image"], top_k, family, key, started)
         except ApiError as exc:
-            return self._fail(ctx, "classify", variant, exc, started)
+            self._count("classify", variant, exc.status, started)
+            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        variant = answer["variant"]
+        self._count("classify", variant, 200, started)
+        return JSONResponse(answer, headers={"X-Artflow-Variant": variant})
+
+    async def _classify(
+        self, data: bytes, top_k: int, family: str | None, key: str, started: float
+    ) -> dict[str, Any]:
+        if family:
+            variant = f"family:{family}"
+            slot = await self._family_slot(family)
+        else:
+            variant = self.router.assign(key, self.models.challenger_available())
+            slot = self.models.classifier(variant)
+        runner = slot.model
+        side = runner.size if runner is not None else DEFAULT_CLASSIFIER_SIZE
+        # Both sides at least the model's input: the resize to SxS does the rest, in the same
+        # worker thread as the decode (one thread hop per request).
+        prepare = runner.prepare if runner is not None else None
+        decoded, prepared = await self._decode_bytes(data, "image", Fit(None, side), prepare)
+        if runner is None:
+            raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
+        item = Pending(prepared)
+        if family:
+            work = anyio.to_thread.run_sync(self._infer_slot, slot, [item])
+            out = (await self._with_timeout(work, "classify", item))[0]
+        else:
+            out = await self._with_timeout(self._classify_prepared(variant, item), "classify", item)
         probs = np.asarray(out["probs"], dtype=np.float32)
         ranked = rank(probs, out["labels"], top_k)
         latency_ms = (time.perf_counter() - started) * 1000
@@ -203,9 +226,11 @@ class Artflow:
         }
         if family:
             body["family"] = family
-        novelty = await anyio.to_thread.run_sync(
-            self._novelty, slot.name, out["version"], decoded.rgb, out.get("embedding")
-        )
+        novelty = None
+        if (slot.name, str(out["version"])) not in self._no_novelty:
+            novelty = await anyio.to_thread.run_sync(
+                self._novelty, slot.name, out["version"], decoded.rgb, out.get("embedding")
+            )
         if novelty is not None:
             body["novelty"] = novelty
             if novelty["novel"]:
@@ -232,7 +257,7 @@ class Artflow:
         self.metrics.predictions.labels(
             variant=variant, model_version=out["version"], artist=ranked[0]["artist"]
         ).inc()
-        return self._ok(ctx, "classify", variant, started, body)
+        return body
 
     @bentoml.api(route="/stylize")
     async def stylize(
@@ -346,7 +371,8 @@ class Artflow:
             return None
         try:
             found = self.novelty.get(name, str(version))
-            if found is None:
+            if found is None:  # this version has none: later requests skip the thread hop
+                self._no_novelty.add((name, str(version)))
                 return None
             model, projection = found
             from artflow.monitor.features import describe_image
@@ -358,31 +384,38 @@ class Artflow:
             return None
 
     # ------------------------------------------------------------------ classifier calls
-    def _infer(self, variant: str, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One forward pass over a batch of prepared arrays of one variant."""
-        return self._infer_slot(self.models.classifier(variant), arrays)
+    def _infer(self, variant: str, items: list[Pending]) -> list[dict[str, Any] | None]:
+        """One forward pass over a batch of prepared images of one variant."""
+        return self._infer_slot(self.models.classifier(variant), items)
 
-    def _infer_slot(self, slot: Any, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
+    def _infer_slot(self, slot: Any, items: list[Pending]) -> list[dict[str, Any] | None]:
+        """Answers in the order of `items`; None for those whose request has timed out
+        meanwhile: they are left out of the forward pass."""
+        live = [i for i, item in enumerate(items) if not item.dropped]
+        if len(live) < len(items):
+            self.metrics.cancelled.labels(endpoint="classify").inc(len(items) - len(live))
+        out: list[dict[str, Any] | None] = [None] * len(items)
+        if not live:
+            return out
         with slot.lock:
             runner, version = slot.model, slot.version
             if runner is None:
                 raise ApiError(503, f"classifier {slot.key} not loaded")
-            probs, emb = runner.run(arrays)
+            probs, emb = runner.run([items[i].array for i in live])
         labels = list(runner.loaded.labels)
-        return [
-            {
-                "probs": probs[i],
+        for row, i in enumerate(live):
+            out[i] = {
+                "probs": probs[row],
                 "labels": labels,
                 "version": version,
-                "embedding": None if emb is None else np.round(emb[i], 4).tolist(),
+                "embedding": None if emb is None else np.round(emb[row], 4).tolist(),
             }
-            for i in range(len(arrays))
-        ]
+        return out
 
-    async def _classify_prepared(self, variant: str, prepared: np.ndarray) -> dict[str, Any]:
+    async def _classify_prepared(self, variant: str, item: Pending) -> dict[str, Any] | None:
         if SERVE.batching:
-            return await self.batchers[variant](prepared)
-        out = await anyio.to_thread.run_sync(self._infer, variant, [prepared])
+            return await self.batchers[variant](item)
+        out = await anyio.to_thread.run_sync(self._infer, variant, [item])
         return out[0]
 
     # ------------------------------------------------------------------ admin
@@ -405,6 +438,7 @@ class Artflow:
         self.families.clear()
         self.gatys_settings.clear()
         self.novelty.clear()
+        self._no_novelty.clear()
         return await anyio.to_thread.run_sync(self.models.refresh)
 
     @bentoml.api(route="/admin/rollback")
@@ -547,14 +581,36 @@ class Artflow:
                 raise ApiError(400, f"{field}: cannot read the upload: {exc}", field) from None
 
         data = await anyio.to_thread.run_sync(read)
-        header = await anyio.to_thread.run_sync(inspect_upload, data, field, LIMITS, fit)
-        if header.decode_mb <= SERVE.large_decode_mb:
-            return await anyio.to_thread.run_sync(decode_upload, data, field, LIMITS, fit)
+        return (await self._decode_bytes(data, field, fit))[0]
+
+    async def _decode_bytes(
+        self,
+        data: bytes,
+        field: str,
+        fit: Fit,
+        then: Callable[[np.ndarray], Any] | None = None,
+    ) -> tuple[DecodedImage, Any]:
+        """Header check, decode and `then(rgb)` (the classifier's resize) in ONE worker thread
+        hop; a decode estimated over serve.large_decode_mb waits for one of
+        serve.large_decodes slots first."""
+
+        def small() -> tuple[DecodedImage | None, Any]:
+            header = inspect_upload(data, field, LIMITS, fit)
+            if header.decode_mb > SERVE.large_decode_mb:
+                return None, None
+            decoded = decode_upload(data, field, LIMITS, fit)
+            return decoded, then(decoded.rgb) if then is not None else None
+
+        decoded, extra = await anyio.to_thread.run_sync(small)
+        if decoded is not None:
+            return decoded, extra
         async with self._decode_gate_for():
             try:
-                return await anyio.to_thread.run_sync(decode_upload, data, field, LIMITS, fit)
+                decoded = await anyio.to_thread.run_sync(decode_upload, data, field, LIMITS, fit)
             finally:
                 await anyio.to_thread.run_sync(_release_freed_memory)
+        extra = await anyio.to_thread.run_sync(then, decoded.rgb) if then is not None else None
+        return decoded, extra
 
     def _style_slot(self, key: str) -> Any:
         slot = self.models.slot(key)
@@ -665,11 +721,17 @@ class Artflow:
             cancel.set()
             raise
 
-    async def _with_timeout(self, awaitable: Any, endpoint: str) -> Any:
+    async def _with_timeout(self, awaitable: Any, endpoint: str, item: Pending) -> Any:
+        """`awaitable` within serve.timeout_s (504); a request that gives up (timeout, or the
+        client went away) marks `item` dropped, so a batch still queued leaves it out."""
         try:
             return await asyncio.wait_for(awaitable, timeout=SERVE.timeout_s)
         except TimeoutError:
+            item.dropped = True
             raise ApiError(504, f"{endpoint} took longer than {SERVE.timeout_s} s") from None
+        except asyncio.CancelledError:
+            item.dropped = True
+            raise
 
     @staticmethod
     def _client_key(ctx: bentoml.Context) -> str:
@@ -717,6 +779,9 @@ class Artflow:
         except Exception:  # the log must never fail a prediction that succeeded
             log.exception("artflow: writing the prediction log failed")
         self._served_since_trim = True
+
+    def _count(self, endpoint: str, variant: str, status: int, started: float) -> None:
+        self.metrics.observe(endpoint, variant, status, time.perf_counter() - started)
 
     def _ok(self, ctx: bentoml.Context, endpoint: str, variant: str, started: float, body: dict):
         ctx.response.status_code = 200
@@ -803,6 +868,34 @@ def _release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@dataclass
+class Pending:
+    """A prepared image waiting for the classifier; `dropped` once its request gave up."""
+
+    array: np.ndarray
+    dropped: bool = False
+
+
+def _top_k(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return SERVE.top_k
+    try:
+        k = int(raw)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= MAX_TOP_K:
+        raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, not {raw!r}", "top_k")
+    return k
+
+
+def _family(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in FAMILIES:
+        raise ApiError(400, f"family must be one of {', '.join(FAMILIES)}, not {raw!r}", "family")
+    return raw
 
 
 def _client_host(request: Any) -> str:

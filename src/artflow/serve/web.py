@@ -1,4 +1,5 @@
-"""The web page and GET /status, as a small Starlette app mounted into the BentoML service.
+"""The web page, GET /status and POST /classify: a small Starlette app mounted into the
+BentoML service.
 
 The page (static/index.html + app.js + style.css) calls the service's own endpoints; it
 loads nothing from a CDN. `app.state.service` is set by the service instance at start-up.
@@ -62,6 +63,14 @@ async def gatys_cancel(request: Request) -> Response:
     return JSONResponse({**job.describe(), "cancel_requested": True})
 
 
+async def classify(request: Request) -> Response:
+    """POST /classify: the service's classifier endpoint (Artflow.classify_request)."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return JSONResponse({"error": "the service is starting"}, status_code=503)
+    return await service.classify_request(request)
+
+
 def _gallery_dir(request: Request) -> Path | None:
     service = getattr(request.app.state, "service", None)
     # beside the prediction log's root folder (which holds one sub-folder per pod), where
@@ -90,6 +99,7 @@ def _job(request: Request):  # noqa: ANN202 - a Job or None
 
 web_app = Starlette(
     routes=[
+        Route("/classify", classify, methods=["POST"]),
         Route("/gatys/progress", gatys_progress),
         Route("/gallery", gallery_list),
         Route("/gallery/{name}", gallery_file),
