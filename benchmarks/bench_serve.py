@@ -360,9 +360,11 @@ def main() -> None:
         import tensorflow as tf
 
         intra, streams = args.limit_only
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(intra)
-        label = f" ({streams} callers, {intra} thread{'s' if intra > 1 else ''} each)"
+        if intra:  # 0: TensorFlow's default pools (one thread per core, shared by all callers)
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+            tf.config.threading.set_inter_op_parallelism_threads(intra)
+        threads = f"{intra} thread{'s' if intra > 1 else ''} each" if intra else "default threads"
+        label = f" ({streams} callers, {threads})"
         print(json.dumps(model_limit(args.size, (4, 8, 16), streams, label)))
         return
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.serve)}

@@ -26,3 +26,29 @@ def test_prepare_equals_the_training_resize_up_to_rounding(shape):
         diff = np.abs(served - trained)
         assert diff.max() <= 1.0, (shape, diff.max())
         assert diff.mean() < 0.35, (shape, diff.mean())
+
+
+def test_a_request_that_gave_up_is_left_out_of_its_batch():
+    """run_live: one forward pass over the items still waiting; the dropped get None."""
+    import keras
+
+    from artflow.models.classifier_io import LoadedClassifier
+    from artflow.models.cnn import build_cnn
+    from artflow.serve.inference import Pending, run_live
+
+    keras.utils.set_random_seed(0)
+    loaded = LoadedClassifier(build_cnn(3, 32, dense_units=8), ["a", "b", "c"], 32, "m", "1", "cnn")
+    runner = ClassifierRunner(loaded)
+    seen: list[int] = []
+    run = runner.run
+    runner.run = lambda arrays: (seen.append(len(arrays)), run(arrays))[1]  # count, then run
+    rng = np.random.default_rng(1)
+    items = [Pending(rng.uniform(0, 255, (32, 32, 3)).astype(np.float32)) for _ in range(3)]
+    items[1].dropped = True
+    out = run_live(runner, items)
+    assert seen == [2] and out[1] is None
+    alone = run([items[2].array])
+    np.testing.assert_allclose(out[2][0], alone[0][0], atol=1e-6)
+    assert out[2][1] is not None and out[2][1].shape == alone[1][0].shape
+    items[0].dropped = items[2].dropped = True
+    assert run_live(runner, items) == [None, None, None] and seen == [2]

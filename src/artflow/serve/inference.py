@@ -67,6 +67,28 @@ class ClassifierRunner:
         return np.asarray(self.loaded.model(x, training=False), dtype=np.float32), None
 
 
+@dataclass
+class Pending:
+    """A prepared image waiting for the classifier; `dropped` once its request gave up."""
+
+    array: np.ndarray
+    dropped: bool = False
+
+
+def run_live(
+    runner: ClassifierRunner, items: list[Pending]
+) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
+    """(probabilities, embedding) per item, in order, from ONE forward pass over the items
+    whose request still waits; None for the dropped ones, which the model never sees."""
+    live = [i for i, item in enumerate(items) if not item.dropped]
+    out: list[tuple[np.ndarray, np.ndarray | None] | None] = [None] * len(items)
+    if live:
+        probs, emb = runner.run([items[i].array for i in live])
+        for row, i in enumerate(live):
+            out[i] = (probs[row], None if emb is None else emb[row])
+    return out
+
+
 def rank(probs: np.ndarray, labels: list[str], k: int) -> list[dict[str, float | str]]:
     order = np.argsort(-probs)[: max(1, min(k, len(labels)))]
     return [{"artist": labels[i], "probability": round(float(probs[i]), 6)} for i in order]

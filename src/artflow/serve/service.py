@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,7 +53,7 @@ from artflow.serve.feedback import (
 )
 from artflow.serve.gatys_jobs import Jobs
 from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
-from artflow.serve.inference import rank
+from artflow.serve.inference import Pending, rank, run_live
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.predlog import PredictionLog, Retention, resolve_log_path
@@ -391,26 +390,28 @@ class Artflow:
     def _infer_slot(self, slot: Any, items: list[Pending]) -> list[dict[str, Any] | None]:
         """Answers in the order of `items`; None for those whose request has timed out
         meanwhile: they are left out of the forward pass."""
-        live = [i for i, item in enumerate(items) if not item.dropped]
-        if len(live) < len(items):
-            self.metrics.cancelled.labels(endpoint="classify").inc(len(items) - len(live))
-        out: list[dict[str, Any] | None] = [None] * len(items)
-        if not live:
-            return out
+        dropped = sum(item.dropped for item in items)
+        if dropped:
+            self.metrics.cancelled.labels(endpoint="classify").inc(dropped)
+        if dropped == len(items):
+            return [None] * len(items)
         with slot.lock:
             runner, version = slot.model, slot.version
             if runner is None:
                 raise ApiError(503, f"classifier {slot.key} not loaded")
-            probs, emb = runner.run([items[i].array for i in live])
+            results = run_live(runner, items)
         labels = list(runner.loaded.labels)
-        for row, i in enumerate(live):
-            out[i] = {
-                "probs": probs[row],
+        return [
+            None
+            if result is None
+            else {
+                "probs": result[0],
                 "labels": labels,
                 "version": version,
-                "embedding": None if emb is None else np.round(emb[row], 4).tolist(),
+                "embedding": None if result[1] is None else np.round(result[1], 4).tolist(),
             }
-        return out
+            for result in results
+        ]
 
     async def _classify_prepared(self, variant: str, item: Pending) -> dict[str, Any] | None:
         if SERVE.batching:
@@ -868,14 +869,6 @@ def _release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
-
-
-@dataclass
-class Pending:
-    """A prepared image waiting for the classifier; `dropped` once its request gave up."""
-
-    array: np.ndarray
-    dropped: bool = False
 
 
 def _top_k(raw: str | None) -> int:
