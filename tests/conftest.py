@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,48 @@ def _no_profile_leak():
     os.environ.pop("ARTFLOW_PROFILE", None)
 
 
+@pytest.fixture(scope="session")
+def empty_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated, empty sqlite MLflow database. Creating a store runs MLflow's schema
+    migrations (seconds on 2 cores); a copy of this one opens at once."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = tmp_path_factory.mktemp("mlflow_template")
+    SqlAlchemyStore(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
+    return root / "mlflow.db"
+
+
+def copy_store(template: Path, root: Path) -> tuple[str, str]:
+    """An empty store in `root` (a copy of `template`, its Default experiment's artifacts
+    under root/artifacts): its tracking URI and artifact root."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    root.mkdir(parents=True, exist_ok=True)
+    db = shutil.copy(template, root / "mlflow.db")
+    artifacts = (root / "artifacts").as_uri()
+    with closing(sqlite3.connect(db)) as conn, conn:
+        sql = "update experiments set artifact_location = ? where experiment_id = 0"
+        conn.execute(sql, (artifacts,))
+    return f"sqlite:///{db}", artifacts
+
+
 @pytest.fixture(scope="session", autouse=True)
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory, empty_store_template: Path) -> str:
     """Every test session gets its own sqlite store and artifact root, never the project's."""
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri, artifacts = copy_store(empty_store_template, tmp_path_factory.mktemp("mlflow"))
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ["ARTFLOW_ARTIFACT_ROOT"] = (root / "artifacts").as_uri()
+    os.environ["ARTFLOW_ARTIFACT_ROOT"] = artifacts
+    return uri
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store_template: Path) -> str:
+    """An empty MLflow store for tests that must use the real registered names."""
+    uri, artifacts = copy_store(empty_store_template, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("ARTFLOW_ARTIFACT_ROOT", artifacts)
     return uri
 
 
@@ -64,3 +100,17 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory, demo_source: Path, sm
     validate(wd, smoke_settings)
     sample(wd, smoke_settings)
     return wd
+
+
+def smoke_overlay(path: Path, **sections: dict[str, Any]) -> Path:
+    """Write the smoke profile with `sections` merged in as an overlay YAML at `path`: a
+    smaller variant for one pipeline test (a pipeline's --profile takes such a file)."""
+    import yaml
+
+    from artflow.config import profile_path
+
+    overlay = yaml.safe_load(profile_path("smoke").read_text())
+    for name, values in sections.items():
+        overlay[name] = {**overlay.get(name, {}), **values}
+    path.write_text(yaml.safe_dump(overlay))
+    return path

@@ -76,11 +76,10 @@ def test_each_steps_key_covers_exactly_its_declared_settings(tmp_path):
     assert key(base) != stages.cache_key("train_cnn", base, {}, {"tune": False})
 
 
-def test_cached_models_missing_from_the_registry_are_pruned(tmp_path, monkeypatch):
+def test_cached_models_missing_from_the_registry_are_pruned(tmp_path, monkeypatch, fresh_store):
     """A new MLflow store (e.g. after `make clean`) must not leave training skipped."""
     from artflow.config import PROJECT_ROOT
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     monkeypatch.syspath_prepend(str(PROJECT_ROOT))
     from pipelines.local_runner import prune_stale_cache
 

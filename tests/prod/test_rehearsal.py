@@ -24,11 +24,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
 from artflow import tracking
-from artflow.config import PROFILES_DIR
 from artflow.errors import RegistryUnavailable
+from tests.conftest import smoke_overlay
 from tests.logcapture import artflow_records
 from tests.prod.conftest import BUCKET
 from tests.promote.conftest import SIZE, register_color_model
@@ -97,15 +96,16 @@ def test_data_goes_to_a_dvc_remote_on_s3(prod_env, served, data_repo):
 
 @pytest.fixture
 def tiny_profile(tmp_path):
-    """The smoke profile with 2 epochs (each kfp step is a process that imports TF), the
-    artists of `data_repo`, and a gate any trained model passes (the run moves the champion)."""
-    overlay = yaml.safe_load((PROFILES_DIR / "smoke.yaml").read_text())
-    overlay["cnn"] = {**overlay.get("cnn", {}), "epochs": 2}
-    overlay["gate"] = {**overlay.get("gate", {}), "min_accuracy": 0.0, "min_macro_f1": 0.0}
-    overlay["sample"] = {**overlay.get("sample", {}), "min_paintings": MIN_PAINTINGS}
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(overlay))
-    return path
+    """The smoke profile with one epoch at 32 px (what is checked is the path the data and
+    the model take, not the model), the artists of `data_repo`, and a gate any trained model
+    passes (the run moves the champion)."""
+    return smoke_overlay(
+        tmp_path / "tiny.yaml",
+        cnn={"epochs": 1},
+        images={"size": 32},
+        gate={"min_accuracy": 0.0, "min_macro_f1": 0.0},
+        sample={"min_paintings": MIN_PAINTINGS},
+    )
 
 
 def test_training_pipeline_from_the_dvc_remote_through_the_server(
@@ -154,7 +154,9 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     version = str(versions[0].version)
     rows = prod_env.postgres.query("select version from model_versions where name = %s", NAME)
     assert [str(r[0]) for r in rows] == [version]
-    assert tracking.get_run(versions[0].run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    trained = tracking.get_run(versions[0].run_id)
+    assert trained.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert trained.data.params["cnn.epochs"] == "1"  # the steps ran with tiny_profile
     # the data travelled as artifacts: from the DVC remote, images + manifests, splits, model
     ingested = json.loads((run / "ingest-op" / "executor_output.json").read_text())["artifacts"]
     meta = ingested["data"]["artifacts"][0]["metadata"]

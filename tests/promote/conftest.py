@@ -12,7 +12,6 @@ import csv
 import hashlib
 import json
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,12 +95,3 @@ def register_color_model(settings, name: str, swap=(), family: str = "cnn") -> s
 def model_name() -> str:
     """A fresh registered-model name per test, so tests share the store but not state."""
     return f"gate-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An empty MLflow store for tests that must use the real registered names."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("ARTFLOW_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
-    return uri
