@@ -4,9 +4,13 @@
         [--model REF] [--baseline REF] [--repeats 5] [--json PATH]
 
 REF is what `artflow stylize --method fast --model-uri` takes (alias, version, models:/ URI
-or .keras file). Without --model a freshly initialised distilled stylizer (--encoder-width,
---decoder-width, 1/4 each by default) is timed; without --baseline, a fresh
-VGG19-encoder stylizer with the paper's decoder (weights do not change the speed). Backbone
+or .keras file); `--baseline teacher` is the VGG19 version the --model version was trained
+from (its `teacher_version` tag). Without --model a freshly initialised distilled stylizer
+(--encoder-width, --decoder-width, 1/4 each by default) is timed; without --baseline, a fresh
+VGG19-encoder stylizer with the paper's decoder (weights do not change the speed). When both
+are registered versions, the style gate's checks of --model against --baseline (the metrics
+each version's training run logged on the held-out pairs, `gate.style_max_loss_ratio`) are
+printed and recorded too. Backbone
 weights are `none` by default (no download needed). With --probe-steps K only K Gatys steps
 run (100 take 10-30 min on 2 cores) and the 100-step time is the median step time (the first,
 tracing step excluded) x --steps. Every method runs in this one process; multiply-adds are
@@ -60,6 +64,42 @@ def stylizer(ref: str | None, encoder: str, enc_width: float, dec_width: float, 
 
     enc = build_encoder(weights) if encoder == "vgg19" else build_student_encoder(enc_width)
     return Stylizer(build_stylizer(enc, build_decoder(dec_width, feature_channels(enc))))
+
+
+def teacher_of(model_ref: str | None) -> str:
+    """The `teacher_version` tag of the registered fast stylizer `model_ref`."""
+    from artflow.style.inference import load_stylizer
+
+    if not model_ref:
+        sys.exit("--baseline teacher needs --model (a registered fast stylizer)")
+    version = load_stylizer(model_ref).version
+    from artflow import tracking
+    from artflow.families import STYLIZER
+
+    mv = tracking.model_version(STYLIZER, version) if version else None
+    teacher = mv.tags.get("teacher_version", "") if mv else ""
+    if not teacher:
+        sys.exit(f"--model {model_ref} (v{version}) was not trained from a teacher stylizer")
+    return teacher
+
+
+def gate(model: Any, baseline: Any) -> dict[str, Any] | None:
+    """The style gate's checks of the fast version against the VGG19 one, as the gate runs
+    them (artflow.promote.style_checks); None unless both are registered versions."""
+    if not (model.version and baseline.version):
+        return None
+    from artflow.config import load_settings
+    from artflow.families import STYLIZER
+    from artflow.promote import style_checks
+
+    checks, evaluations = style_checks(load_settings(), STYLIZER, model.version, baseline.version)
+    return {
+        "candidate": model.version,
+        "champion": baseline.version,
+        "passed": all(c.passed for c in checks),
+        "checks": {c.name: {"value": c.value, "passed": c.passed} for c in checks},
+        "evaluations": evaluations,
+    }
 
 
 def gmacs(model: Any, size: int) -> float:
@@ -146,14 +186,18 @@ def main() -> None:
     content, style = pair(args.size, args.content, args.style)
     print(f"{benchlib.describe(info)}; {args.size}x{args.size} content/style")
 
+    baseline = teacher_of(args.model) if args.baseline == "teacher" else args.baseline
     runs = {
-        "vgg19": stylizer(args.baseline, "vgg19", 1.0, 1.0, args.weights),
+        "vgg19": stylizer(baseline, "vgg19", 1.0, 1.0, args.weights),
         "fast": stylizer(args.model, "distilled", args.encoder_width, args.decoder_width, "none"),
     }
     labels = {
-        "vgg19": args.baseline or "fresh, VGG19 encoder, decoder_width 1.0",
-        "fast": args.model
-        or f"fresh, distilled encoder x{args.encoder_width}, decoder x{args.decoder_width}",
+        "vgg19": f"v{runs['vgg19'].version} ({args.baseline})"
+        if baseline
+        else "fresh, VGG19 encoder, decoder_width 1.0",
+        "fast": f"v{runs['fast'].version} ({args.model})"
+        if args.model
+        else f"fresh, distilled encoder x{args.encoder_width}, decoder x{args.decoder_width}",
     }
     results: dict[str, Any] = {"machine": info, "size": args.size, "repeats": args.repeats}
     for key, model in runs.items():
@@ -164,6 +208,7 @@ def main() -> None:
             f"{key} stylizer ({r['label']}): {r['gmacs']:.1f} GMAC, median {r['seconds']:.3f} s "
             f"({r['cpu_seconds']:.3f} CPU-s) per image, {1 / r['seconds']:.2f} images/s"
         )
+    results["gate"] = gate(runs["fast"], runs["vgg19"])
     results["gatys"] = gatys(content, style, args)
     g = results["gatys"]
     per_step = f"{g['per_step']:.2f} s/step, {g['how']}"
@@ -185,6 +230,13 @@ def main() -> None:
         f"{ratios['vgg19_over_fast_gmacs']:.1f}x multiply-adds"
     )
     print(f"speed ratio gatys/vgg19: {ratios['gatys_over_vgg19_time']:.0f}x")
+    verdict = results["gate"]
+    if verdict:
+        ev = verdict["evaluations"]
+        for key in sorted(ev["candidate"]):
+            print(f"  {key}: fast {ev['candidate'][key]:.4g} vs vgg19 {ev['champion'][key]:.4g}")
+        word = "PASSES" if verdict["passed"] else "FAILS"
+        print(f"style gate: fast v{verdict['candidate']} {word} against v{verdict['champion']}")
     print(f"speed ratio gatys/fast: {ratios['gatys_over_fast_time']:.0f}x")
 
 

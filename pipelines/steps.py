@@ -67,11 +67,14 @@ def gate(common: Common, model_name: str, data: Any, splits: Any, candidate: Any
     return common.add(task, "gate")
 
 
-def train_and_gate(common: Common, family: str, data: Any, splits: Any) -> Any:
-    """One family trained and its version gated on its own (the style models)."""
+def train_and_gate(common: Common, family: str, data: Any, splits: Any, after: Any = None) -> Any:
+    """One family trained (once the task `after` is done) and its version gated on its own
+    (the style models); returns the gate task."""
     from artflow import families
 
     trained = train(common, family, data, splits, tune=False, enabled=True)
+    if after is not None:
+        trained.after(after)
     model_name = families.get(family).registry_name
     return gate(common, model_name, data, splits, trained.outputs["model"])
 

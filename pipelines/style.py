@@ -24,8 +24,10 @@ def build(settings: Settings) -> dsl.base_component.BaseComponent:
     ):
         common = Common(settings.pipeline, profile, mlflow_uri, cache_dir, force)
         data, splits = data_steps(common, source, enabled=True)
+        gates = {}  # a family declared `after` another trains once that one's gate is done
         for family in families.names("style"):
-            train_and_gate(common, family, data, splits)
+            first = gates.get(families.get(family).after)
+            gates[family] = train_and_gate(common, family, data, splits, after=first)
         searched = gatys_search_op(data=data, splits=splits, **common.params())
         searched.set_display_name("gatys-search")
         common.add(searched, "gatys_search", gpu=True)

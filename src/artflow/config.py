@@ -192,11 +192,30 @@ class StylizerCfg(Section):
     style_weight: float = Field(10.0, ge=0.0)
     strength: float = Fraction
     decoder_width: float = Field(1.0, gt=0.0, le=1.0)  # decoder filters x this (1 = paper)
+    # Output-level distillation: |T(student output) - T(teacher output)|^2 per tap (relative),
+    # x this x the content term; used when a teacher stylizer is given (the fast family).
+    teacher_weight: float = Field(1.0, ge=0.0)
+    color_weight: float = Field(0.0, ge=0.0)  # output's pixel mean/std vs the style image's
+    init_from_teacher: bool = True  # start encoder/decoder as channel selections of the teacher's
+    # The CPU-fast stylizer (family fast_stylizer): these keys override the ones above.
+    fast: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("encoder_weights")
     @classmethod
     def _weights(cls, v: str) -> str:
         return _check_weights(v)
+
+    @model_validator(mode="after")
+    def _fast_valid(self) -> StylizerCfg:
+        if "fast" in self.fast:
+            raise ValueError("stylizer.fast cannot nest another fast block")
+        if self.fast:
+            self.fast_cfg()  # unknown keys or bad values fail here, when the settings load
+        return self
+
+    def fast_cfg(self) -> StylizerCfg:
+        """The fast stylizer's settings: this section with `fast` applied."""
+        return StylizerCfg.model_validate({**self.model_dump(exclude={"fast"}), **self.fast})
 
 
 class CycleganCfg(Section):

@@ -45,6 +45,8 @@ class Family:
     tune          optional "module:function"(settings, workdir): a search that registers its best
     tune_sections the sections a tuned run's cache key covers in addition
     style_data    style families read the style splits instead of the classifier splits
+    after         a family whose gate finishes before this one trains (its registered
+                  version teaches this one: the fast stylizer learns from the VGG19 one)
     """
 
     name: str
@@ -57,6 +59,7 @@ class Family:
     tune: str | Callable[..., Any] = ""
     tune_sections: tuple[str, ...] = ()
     style_data: bool = False
+    after: str = ""
 
     def settings_section(self, settings: Settings) -> Any:
         return getattr(settings, self.section)
@@ -166,6 +169,18 @@ register(
         sections=("stylizer", "nst", "training"),
         train="artflow.train.stylizer:train_stylizer",
         style_data=True,
+    )
+)
+register(
+    Family(
+        name="fast_stylizer",  # stylizer.fast: a thin student trained from the VGG19 stylizer
+        kind="style",
+        registry_name=STYLIZER,
+        section="stylizer",
+        sections=("stylizer", "nst", "training"),
+        train="artflow.train.stylizer:train_fast_stylizer",
+        style_data=True,
+        after="stylizer",
     )
 )
 register(

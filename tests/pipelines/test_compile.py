@@ -163,6 +163,24 @@ def test_style_pipeline_gates_every_style_family(compiled):
     assert names == {families.get(f).registry_name for f in families.names("style")}
 
 
+def test_fast_stylizer_trains_after_the_vgg19_stylizers_gate(compiled):
+    """Its teacher is the VGG19 stylizer the same run registered (and gated)."""
+    tasks = _spec(compiled, "style")["root"]["dag"]["tasks"]
+
+    def family(task: dict) -> str:
+        return (
+            task["inputs"]["parameters"].get("family", {}).get("runtimeValue", {}).get("constant")
+        )
+
+    train = {family(t): n for n, t in tasks.items() if n.startswith("train-op")}
+    gate_of = {
+        t["inputs"]["artifacts"]["candidate"]["taskOutputArtifact"]["producerTask"]: n
+        for n, t in tasks.items()
+        if n.startswith("gate-op")
+    }
+    assert gate_of[train["stylizer"]] in tasks[train["fast_stylizer"]]["dependentTasks"]
+
+
 def test_style_pipeline_searches_gatys_settings_after_sampling(compiled):
     tasks = _spec(compiled, "style")["root"]["dag"]["tasks"]
     search = tasks["gatys-search-op"]

@@ -61,3 +61,65 @@ def test_fast_tiny_content_and_unknown_model(trained_stylizer, style_images, sty
     assert run([*base, *ok, "--model-uri", "999"]) == 2
     assert "no version 999" in capsys.readouterr().err
     assert not Path("/tmp/x.png").exists()
+
+
+def test_fast_stylizer_is_taught_by_the_vgg19_champion_and_gated_against_it(
+    trained_stylizer, style_workdir, style_settings, style_params
+) -> None:
+    """`artflow train stylizer --fast`: the thin stylizer (stylizer.fast) learns from the
+    registered VGG19 champion, and the style gate compares it with that champion (content
+    loss, Gram style loss, SSIM on the held-out pairs); the champion moves only on a pass."""
+    import json
+
+    from artflow import tracking
+    from artflow.promote import promote
+    from artflow.style.inference import load_stylizer
+
+    name, vgg = tracking.STYLIZER, trained_stylizer["version"]
+    before = tracking.alias_version(name, tracking.CHAMPION)
+    tracking.set_alias(name, tracking.CHAMPION, vgg)  # the VGG19 stylizer is the champion
+    try:
+        workdir = ["--workdir", str(style_workdir.root), "--params", str(style_params)]
+        assert run(["train", "stylizer", "--fast", *workdir]) == 0
+        fast = json.loads((style_workdir.metrics / "fast_stylizer.json").read_text())
+        tags = tracking.model_version(name, fast["version"]).tags
+        assert tags["teacher_version"] == vgg and tags["encoder"] == "distilled"
+        history = tracking.client().get_metric_history(fast["run_id"], "train_teacher")
+        teacher_losses = [m.value for m in sorted(history, key=lambda m: m.step)]
+        assert falls(teacher_losses)  # it learns the teacher's outputs
+        decision = promote(style_settings, style_workdir, name, fast["version"], strict=False)
+        compared = {c.name for c in decision.checks}
+        assert {f"{k}_vs_champion" for k in ("content_loss", "style_loss", "ssim")} <= compared
+        champion = str(tracking.alias_version(name, tracking.CHAMPION).version)
+        assert decision.promoted == decision.passed
+        assert champion == (fast["version"] if decision.passed else vgg)
+        # What got registered is the thin network: 1/4 of VGG19's relu4_1 channels.
+        model = load_stylizer(fast["version"])
+        assert model.model.get_layer("encoder").outputs[-1].shape[-1] == 128
+    finally:
+        if before is not None:
+            tracking.set_alias(name, tracking.CHAMPION, before.version)
+        else:
+            tracking.client().delete_registered_model_alias(name, tracking.CHAMPION)
+
+
+def test_channel_selection_copies_a_network_and_calibrates_a_thinner_one() -> None:
+    """The fast stylizer's start: a selection as wide as its source is the source itself; a
+    thinner decoder gets the source's per-channel output mean on the calibration batch."""
+    import keras
+    import tensorflow as tf
+
+    from artflow.models.fast_style import build_decoder, select_channels
+
+    keras.utils.set_random_seed(0)
+    wide, same = build_decoder(0.5, 64), build_decoder(0.5, 64)
+    x = tf.random.uniform((2, 4, 4, 64), 0.0, 2.0, seed=3)
+    select_channels(wide, same, x, x)
+    assert np.allclose(np.asarray(same(x)), np.asarray(wide(x)), atol=1e-3)
+    keep = np.arange(0, 64, 2)  # the thin decoder reads half of the features
+    thin = build_decoder(0.25, 32)
+    select_channels(wide, thin, x, tf.gather(x, keep, axis=-1), keep)
+    want = np.asarray(wide(x)).mean(axis=(0, 1, 2))
+    assert np.allclose(
+        np.asarray(thin(tf.gather(x, keep, axis=-1))).mean(axis=(0, 1, 2)), want, atol=0.5
+    )

@@ -142,6 +142,13 @@ def stylize(
 
 def train_stylizer(
     workdir: WorkdirOption = DEFAULT_WORKDIR,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="The CPU-fast stylizer (stylizer.fast), taught by the registered VGG19 one.",
+        ),
+    ] = False,
     params: ParamsOption = None,
     profile: ProfileOption = None,
 ) -> None:
@@ -149,11 +156,12 @@ def train_stylizer(
     from rich import print as rprint
 
     from artflow.data.layout import Workdir
-    from artflow.train.stylizer import train_stylizer as train
+    from artflow.train.stylizer import train_fast_stylizer, train_stylizer
 
+    train = train_fast_stylizer if fast else train_stylizer
     result = train(settings(params, profile), Workdir.at(workdir))
     rprint(
-        f"[green]stylizer[/] {result['model_name']} v{result['version']} (challenger): "
+        f"[green]{result['family']}[/] {result['model_name']} v{result['version']} (challenger): "
         f"style loss {result['metrics']['style_loss']:.4g} vs content image "
         f"{result['metrics']['content_style_loss']:.4g}, ssim {result['metrics']['ssim']:.3f}"
         f"  run {result['run_id']}"
@@ -213,7 +221,11 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         ),
     )(stylize)
     train_app.command(
-        "stylizer", epilog=examples("artflow train stylizer --workdir data --profile smoke")
+        "stylizer",
+        epilog=examples(
+            "artflow train stylizer --workdir data --profile smoke",
+            "artflow train stylizer --fast --workdir data --profile smoke",
+        ),
     )(train_stylizer)
     train_app.command(
         "cyclegan", epilog=examples("artflow train cyclegan --workdir data --resume")

@@ -17,6 +17,7 @@ precision with loss scaling, XLA); the registered model is float32 and takes 0..
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,10 @@ import numpy as np
 
 from artflow.config import Settings, StylizerCfg
 from artflow.data.layout import Workdir
+from artflow.families import STYLIZER
 from artflow.imageio import load_rgb, save_rgb
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT = "artflow-style"
 N_EVAL = 4  # held-out content/style pairs scored and shown in the sample grid
@@ -52,6 +56,7 @@ class Nets:
     decoder: Any
     embeddings: list[Any]  # student -> teacher 1x1 convs per tap (distilled only)
     optimizer: Any
+    reference: Any = None  # a teacher stylizer's decoder (its encoder is `teacher`), frozen
 
     @property
     def distilled(self) -> bool:
@@ -79,13 +84,30 @@ def _networks(cfg: StylizerCfg, seed: int) -> tuple[Any, Any, Any]:
     return teacher, encoder, build_decoder(cfg.decoder_width, feature_channels(encoder))
 
 
-def build_nets(cfg: StylizerCfg, seed: int) -> Nets:
-    """The networks and optimizer (call under the strategy's scope)."""
+def build_nets(
+    cfg: StylizerCfg, seed: int, teacher_model: Any = None, batch: tuple[Any, Any] | None = None
+) -> Nets:
+    """The networks and optimizer (call under the strategy's scope).
+
+    With `teacher_model` (a trained VGG19 stylizer) its encoder is the loss network, its
+    decoder the output-level teacher, and (`init_from_teacher`, given a (content, style)
+    `batch` to calibrate on) the stylizer's encoder and decoder start as channel selections
+    of them instead of random weights.
+    """
     import keras
 
     from artflow.models.fast_style import build_embeddings
 
     teacher, encoder, decoder = _networks(cfg, seed)
+    reference = None
+    if teacher_model is not None:
+        vgg, reference = teacher_model.get_layer("encoder"), teacher_model.get_layer("decoder")
+        vgg.trainable = reference.trainable = False
+        if encoder is teacher:
+            encoder = vgg
+        teacher = vgg
+        if cfg.init_from_teacher and batch is not None:
+            _init_from_teacher(teacher, reference, encoder, decoder, batch)
     embeddings = []
     if encoder is not teacher:
         embeddings = build_embeddings(encoder, teacher)
@@ -97,7 +119,29 @@ def build_nets(cfg: StylizerCfg, seed: int) -> Nets:
         # overflow float16 gradients and skip the first ~15 steps; dynamic scaling still
         # grows the scale when gradients are small.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1.0)
-    return Nets(teacher, encoder, decoder, embeddings, optimizer)
+    return Nets(teacher, encoder, decoder, embeddings, optimizer, reference)
+
+
+def _init_from_teacher(
+    teacher: Any, reference: Any, encoder: Any, decoder: Any, batch: tuple[Any, Any]
+) -> None:
+    """Encoder and decoder as calibrated channel selections of the teacher stylizer's."""
+    import tensorflow as tf
+
+    from artflow.models.fast_style import AdaIN, select_channels
+
+    adain, content, style = AdaIN(), *(tf.cast(x, tf.float32) for x in batch)
+    ones = tf.ones((tf.shape(content)[0], 1))
+    both = tf.concat([content, style], 0)
+    if encoder is teacher:
+        keep, feats = None, teacher(both)[-1]
+        t_feats = s_feats = feats
+    else:
+        keep, t_feats, s_feats = select_channels(teacher, encoder, both, both)
+    n = content.shape[0]
+    t_in = adain([t_feats[:n], t_feats[n:], ones])
+    s_in = adain([s_feats[:n], s_feats[n:], ones])
+    select_channels(reference, decoder, t_in, s_in, keep)
 
 
 def _f32(features: list[Any]) -> list[Any]:
@@ -124,7 +168,8 @@ def _losses(nets: Nets, adain: Any, content: Any, style: Any, cfg: StylizerCfg) 
         t = adain([s_c[-1], s_s[-1], ones])
     else:
         s_c, s_s, t = [], [], target
-    g_feats = _f32(nets.teacher(tf.cast(nets.decoder(t), tf.float32)))
+    g = tf.cast(nets.decoder(t), tf.float32)
+    g_feats = _f32(nets.teacher(g))
     lc = tf.reduce_mean(tf.square(g_feats[-1] - target))
     ls = tf.add_n(
         [
@@ -134,6 +179,26 @@ def _losses(nets: Nets, adain: Any, content: Any, style: Any, cfg: StylizerCfg) 
     )
     losses = {"content": lc, "style": ls}
     loss = lc + cfg.style_weight * ls
+    if cfg.color_weight:
+        # The style's colours: per-channel pixel mean and spread of the output vs the style's.
+        (gm, gs), (sm, ss) = mean_std(g), mean_std(tf.cast(style, tf.float32))
+        color = tf.reduce_mean(tf.square(gm - sm)) + tf.reduce_mean(tf.square(gs - ss))
+        losses["color"] = color
+        loss = loss + cfg.color_weight * color
+    if nets.reference is not None:
+        # Output-level teacher: the teacher stylizer's (clipped) output for the same pair is
+        # `reference(target)`; match its pixels and every tap, each relative to its energy.
+        ref = tf.stop_gradient(
+            tf.clip_by_value(tf.cast(nets.reference(target), tf.float32), 0.0, 255.0)
+        )
+        r_feats = _f32(nets.teacher(ref))
+        terms = [
+            tf.reduce_mean(tf.square(a - b)) / (tf.reduce_mean(tf.square(b)) + 1e-6)
+            for a, b in zip([g, *g_feats], [ref, *r_feats], strict=True)
+        ]
+        teach = tf.add_n(terms) / float(len(terms))
+        losses["teacher"] = teach
+        loss = loss + cfg.teacher_weight * tf.stop_gradient(lc + 1e-6) * teach
     if nets.distilled:
         # Linear-embedding loss, each tap relative to the teacher's energy (scale-free).
         pairs = zip(nets.embeddings * 2, s_c + s_s, t_c + t_s, strict=True)
@@ -182,14 +247,16 @@ def _train_step_fn(nets: Nets, cfg: StylizerCfg, strategy: Any, xla: bool) -> An
     return step
 
 
-def _fit(settings: Settings, wd: Workdir) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
-    """Train under the configured runtime; returns the float32 stylizer, losses, input rates."""
+def _fit(
+    settings: Settings, wd: Workdir, cfg: StylizerCfg, teacher_uri: str | None = None
+) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
+    """Train under the configured runtime (from the stylizer at `teacher_uri`, when given);
+    returns the float32 stylizer, losses, input rates."""
     from rich.progress import Progress
 
-    from artflow import runtime
+    from artflow import runtime, tracking
     from artflow.style.data import artworks, augmented, input_rate, require, style_images
 
-    cfg = settings.stylizer
     strategy = runtime.configure(settings.training, settings.seed)
     content = require(style_images(wd, "train", "photo") + artworks(wd, "train"), "content", wd)
     style = require(style_images(wd, "train", "monet") + artworks(wd, "train"), "style", wd)
@@ -203,7 +270,9 @@ def _fit(settings: Settings, wd: Workdir) -> tuple[Any, list[dict[str, float]], 
         strict=False,
     )
     with strategy.scope():
-        nets = build_nets(cfg, settings.seed)
+        teacher = tracking.load_keras_model(teacher_uri) if teacher_uri else None
+        first = (next(iter(c_ds)), next(iter(s_ds))) if teacher_uri else None
+        nets = build_nets(cfg, settings.seed, teacher, first)
         step = _train_step_fn(nets, cfg, strategy, runtime.use_xla(settings.training))
     history: list[dict[str, float]] = []
     with Progress(transient=True) as bar:
@@ -263,20 +332,57 @@ def evaluate_stylizer(
 
 
 def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
-    """Train, score on held-out pairs, register as challenger; writes metrics/stylizer.json."""
+    """Train the stylizer (`stylizer`), register it as challenger; metrics/stylizer.json."""
+    return _train_and_register(settings, wd, settings.stylizer, "stylizer")
+
+
+def train_fast_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
+    """Train the CPU-fast stylizer (`stylizer` with `stylizer.fast` applied) from a registered
+    VGG19 stylizer as teacher, register it as challenger; metrics/fast_stylizer.json."""
+    version = teacher_version()
+    log.info("fast stylizer: teacher %s v%s", STYLIZER, version)
+    return _train_and_register(
+        settings, wd, settings.stylizer.fast_cfg(), "fast_stylizer", teacher=version
+    )
+
+
+def teacher_version() -> str:
+    """The VGG19 stylizer to learn from: the champion when it is one, else the newest."""
+    from artflow import tracking
+    from artflow.errors import ModelError
+
+    champion = tracking.alias_version(STYLIZER, tracking.CHAMPION)
+    if champion is not None and champion.tags.get("encoder") == "vgg19":
+        return str(champion.version)
+    found = tracking.client().search_model_versions(f"name='{STYLIZER}'")
+    vgg = [int(mv.version) for mv in found if mv.tags.get("encoder") == "vgg19"]
+    if not vgg:
+        raise ModelError(
+            f"no VGG19 stylizer registered in {STYLIZER} to teach the fast one",
+            "train it first: artflow train stylizer (the style pipeline does, before this step)",
+        )
+    return str(max(vgg))
+
+
+def _train_and_register(
+    settings: Settings, wd: Workdir, cfg: StylizerCfg, name: str, teacher: str | None = None
+) -> dict[str, Any]:
+    """Train, score on held-out pairs, register as challenger; writes metrics/<name>.json."""
     import mlflow
 
     from artflow import tracking
     from artflow.style.inference import Stylizer
     from artflow.style.plots import image_grid, loss_curve
 
-    cfg = settings.stylizer
-    out_dir = wd.models / "stylizer"
+    out_dir = wd.models / name
     data_files = [wd.style_csv("style_train"), wd.split_csv("train")]
-    params = {f"stylizer.{k}": v for k, v in cfg.model_dump().items()}
-    with tracking.start_run(EXPERIMENT, "stylizer", settings, params, data_files) as run:
+    params = {f"stylizer.{k}": v for k, v in cfg.model_dump(exclude={"fast"}).items()}
+    if teacher:
+        params["stylizer.teacher_version"] = teacher
+    teacher_uri = tracking.model_uri(STYLIZER, teacher) if teacher else None
+    with tracking.start_run(EXPERIMENT, name, settings, params, data_files) as run:
         start = time.perf_counter()
-        model, history, rates = _fit(settings, wd)
+        model, history, rates = _fit(settings, wd, cfg, teacher_uri)
         train_seconds = time.perf_counter() - start
         _log_history(history)
         mlflow.log_metrics(rates)
@@ -285,16 +391,16 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
         mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
         grid = image_grid([[c, s, o] for (c, s), o in zip(pairs, outputs, strict=True)])
         mlflow.log_image(grid, "samples/content_style_result.png")
-        curve = loss_curve(history, out_dir / "loss.png", "AdaIN decoder training")
+        curve = loss_curve(history, out_dir / "loss.png", f"AdaIN {name} training")
         mlflow.log_artifact(str(curve), "plots")
         # A fixed sample lets anyone check that the registered version reproduces it.
-        for name, img in {
+        for key, img in {
             "content": pairs[0][0],
             "style": pairs[0][1],
             "output": outputs[0],
         }.items():
-            save_rgb(img, out_dir / f"sample_{name}.png")
-        info = tracking.log_keras_model(model, tracking.STYLIZER)
+            save_rgb(img, out_dir / f"sample_{key}.png")
+        info = tracking.log_keras_model(model, STYLIZER)
         version = str(info.registered_model_version)
         client = tracking.client()
         for key, value in {
@@ -304,13 +410,15 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
             "encoder_width": cfg.encoder_width if cfg.encoder == "distilled" else 1.0,
             "encoder_weights": cfg.encoder_weights,
             "decoder_width": cfg.decoder_width,
+            "teacher_version": teacher or "",
         }.items():
-            client.set_model_version_tag(tracking.STYLIZER, version, key, str(value))
-        tracking.mark_challenger(tracking.STYLIZER, version)
+            client.set_model_version_tag(STYLIZER, version, key, str(value))
+        tracking.mark_challenger(STYLIZER, version)
         result = {
             "run_id": run.info.run_id,
-            "model_name": tracking.STYLIZER,
+            "model_name": STYLIZER,
             "version": version,
+            "family": name,
             "metrics": metrics,
             "train_seconds": train_seconds,
             "rates": rates,
@@ -318,7 +426,7 @@ def train_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
         }
     wd.metrics.mkdir(parents=True, exist_ok=True)
     summary = {k: v for k, v in result.items() if k != "history"}
-    (wd.metrics / "stylizer.json").write_text(json.dumps(summary, indent=2))
+    (wd.metrics / f"{name}.json").write_text(json.dumps(summary, indent=2))
     return result
 
 
