@@ -181,7 +181,15 @@ def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s3_url = f"http://127.0.0.1:{s3_port}"
     boto3.client("s3", endpoint_url=s3_url, **_boto_kwargs()).create_bucket(Bucket=BUCKET)
     port = free_port()
-    server_env = {**os.environ, **S3_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url}
+    server_env = {
+        **os.environ,
+        **S3_ENV,
+        "MLFLOW_S3_ENDPOINT_URL": s3_url,
+        # artflow uses none of the server's job runner (GenAI scoring, trace archival): without
+        # it the server starts no huey consumers, eight processes that each import MLflow and
+        # then poll PostgreSQL, CPU the tests below need on 2 cores
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     server_env.pop("MLFLOW_TRACKING_URI", None)
     mlflow = MlflowServer(
         url=f"http://127.0.0.1:{port}",
