@@ -10,6 +10,10 @@ over relu1_1..relu4_1 (Huang & Belongie). A student also learns, jointly, to mat
 through 1x1 linear embeddings W_l (collaborative distillation, Wang et al. 2020):
     + distill_weight * |T(g) - target|^2 * mean_l |W_l E_l(x) - T_l(x)|^2 / |T_l(x)|^2
 (scaled by the content term so the two stay balanced whatever the features' scale).
+The fast stylizer (`stylizer.fast`, `train_fast_stylizer`) is such a student with a thin
+decoder, taught by a registered VGG19 stylizer: its encoder is T, and its decoder's output
+for the same pair is a target too (pixels and taps, relative, x teacher_weight x the content
+term); the student starts as calibrated channel selections of the teacher's networks.
 The loop runs under the configured runtime (artflow.runtime: tf.distribute strategy, mixed
 precision with loss scaling, XLA); the registered model is float32 and takes 0..255 pixels.
 """
