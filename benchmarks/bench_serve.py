@@ -39,6 +39,9 @@ import psutil
 import yaml
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = [f"Artist_{i}" for i in range(11)]
 
@@ -418,7 +421,7 @@ def main() -> None:
         limit = ways[how, best]
         report = {
             "machine": {
-                "cpu": _cpu_name(),
+                "cpu": benchlib.cpu_model(),
                 "cpus": os.cpu_count(),
                 "load_average_1m_before": round(load_before, 1),
                 "load_average_1m": round(os.getloadavg()[0], 1),
@@ -445,16 +448,6 @@ def main() -> None:
             f"served / model limit ({limit:.1f} images/s at batch {best}, {how}): batching on "
             f"{on['rps'] / limit:.2f}, off {off['rps'] / limit:.2f} (goal >= 0.80)"
         )
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":
