@@ -160,29 +160,26 @@ register(
     )
 )
 register(classifier("resnet50", "resnet", "artflow.train.classifier:fit_resnet"))
-register(
-    Family(
-        name="stylizer",
+
+
+def stylizer(name: str, train: str, **more: Any) -> Family:
+    """An AdaIN stylizer family: registered as STYLIZER, trained on the style data, its cache
+    key covering the stylizer, Gatys (loss weights) and training-runtime sections."""
+    return Family(
+        name=name,
         kind="style",
         registry_name=STYLIZER,
         section="stylizer",
         sections=("stylizer", "nst", "training"),
-        train="artflow.train.stylizer:train_stylizer",
+        train=train,
         style_data=True,
+        **more,
     )
-)
-register(
-    Family(
-        name="fast_stylizer",  # stylizer.fast: a thin student trained from the VGG19 stylizer
-        kind="style",
-        registry_name=STYLIZER,
-        section="stylizer",
-        sections=("stylizer", "nst", "training"),
-        train="artflow.train.stylizer:train_fast_stylizer",
-        style_data=True,
-        after="stylizer",
-    )
-)
+
+
+register(stylizer("stylizer", "artflow.train.stylizer:train_stylizer"))
+# stylizer.fast: a thin student trained from the VGG19 stylizer, after that one's gate
+register(stylizer("fast_stylizer", "artflow.train.stylizer:train_fast_stylizer", after="stylizer"))
 register(
     Family(
         name="cyclegan",
