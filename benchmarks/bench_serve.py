@@ -47,10 +47,10 @@ LABELS = [f"Artist_{i}" for i in range(11)]
 
 
 def register_model(size: int) -> str:
-    from artflow import tracking
+    from artflow.classify.cnn import build_cnn
+    from artflow.classify.io import register_classifier
     from artflow.config import load_settings
-    from artflow.models.classifier_io import register_classifier
-    from artflow.models.cnn import build_cnn
+    from artflow.registry import tracking
 
     model = build_cnn(len(LABELS), size, dense_units=256)
     with tracking.start_run("artflow-bench-serve", "bench-cnn", load_settings()):
@@ -167,7 +167,7 @@ def model_limit(
     `streams` threads each calling it on its own batch, all the time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from artflow.models.classifier_io import load_classifier
+    from artflow.classify.io import load_classifier
 
     model = load_classifier("champion").model
     out = {}

@@ -54,7 +54,7 @@ def stylizer(ref: str | None, encoder: str, enc_width: float, dec_width: float, 
 
     if ref:
         return load_stylizer(ref)
-    from artflow.models.fast_style import (
+    from artflow.style.adain.networks import (
         build_decoder,
         build_encoder,
         build_student_encoder,
@@ -73,8 +73,8 @@ def teacher_of(model_ref: str | None) -> str:
     if not model_ref:
         sys.exit("--baseline teacher needs --model (a registered fast stylizer)")
     version = load_stylizer(model_ref).version
-    from artflow import tracking
     from artflow.families import STYLIZER
+    from artflow.registry import tracking
 
     mv = tracking.model_version(STYLIZER, version) if version else None
     teacher = mv.tags.get("teacher_version", "") if mv else ""
@@ -143,7 +143,7 @@ def time_calls(model: Any, content: np.ndarray, style: np.ndarray, repeats: int)
 
 def gatys(content: np.ndarray, style: np.ndarray, args: argparse.Namespace) -> dict:
     from artflow.config import load_settings
-    from artflow.style.gatys import run_gatys
+    from artflow.style.gatys.transfer import run_gatys
 
     nst = load_settings().nst.model_copy(
         update={"weights": args.weights, "steps": args.steps, "image_size": args.size}

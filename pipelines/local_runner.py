@@ -48,7 +48,7 @@ def run_local(
     """
     from kfp import local
 
-    from artflow import tracking
+    from artflow.registry import tracking
     from pipelines.local_log import step_environment, step_output
 
     logger = logs.ensure_configured()
@@ -154,7 +154,7 @@ def prune_stale_cache(cache_dir: str | Path) -> list[str]:
 
     Checked once here, in the parent process, so that the steps' own check stays import-free.
     """
-    from artflow import tracking
+    from artflow.registry import tracking
 
     pruned: list[str] = []
     for entry, record in stages.cache_entries(cache_dir):

@@ -26,8 +26,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # clean 
 def newest_decision(model: str, since_ms: int):
     from mlflow.tracking import MlflowClient
 
-    from artflow import tracking
     from artflow.promote import GATE_EXPERIMENT
+    from artflow.registry import tracking
 
     # artflow's own resolution: MLFLOW_TRACKING_URI, else the project's sqlite store.
     client = MlflowClient(tracking_uri=tracking.tracking_uri())
@@ -44,7 +44,7 @@ def newest_decision(model: str, since_ms: int):
 
 
 def _champion(client, model: str) -> str:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     registered = tracking.registered(model)  # None: never registered; outage: raises
     return str(registered.aliases.get(tracking.CHAMPION, "")) if registered else ""

@@ -2,12 +2,12 @@
 is registered.
 
 The pipeline stages (`artflow.stages`), their cache keys, classifier training
-(`artflow.train.classifier`), registration (`artflow.models.classifier_io`) and the CLI read
+(`artflow.classify.train`), registration (`artflow.classify.io`) and the CLI read
 this table; adding a family is one `Family(...)` passed to `register`. Training code is named
 as `"module:function"` so that reading the table imports neither TensorFlow nor MLflow.
 
 The best version of each classifier family, as the gate records it, is in
-`artflow.family_best`.
+`artflow.classify.best`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Family:
     """One model family.
 
     name          the stage name (`train_<name>`), the `family` tag of its registered versions
-    kind          "classifier" (trained by artflow.train.classifier with `fit`) or "style"
+    kind          "classifier" (trained by artflow.classify.train with `fit`) or "style"
     registry_name the registered model its versions go to
     section       its own settings section: hyperparameters, MLflow params (`<name>.<key>`)
     sections      every settings section its cache key covers (seed always included)
@@ -100,7 +100,7 @@ def resolve(ref: str | Callable[..., Any]) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attr)
 
 
-_TRAIN_CLASSIFIER = "artflow.train.classifier:train_classifier"
+_TRAIN_CLASSIFIER = "artflow.classify.train:train_classifier"
 
 _FAMILIES: dict[str, Family] = {}
 
@@ -154,12 +154,12 @@ register(
     classifier(
         "cnn",
         "cnn",
-        "artflow.train.classifier:fit_cnn",
-        tune="artflow.train.tune:tune_cnn",
+        "artflow.classify.train:fit_cnn",
+        tune="artflow.classify.tune:tune_cnn",
         tune_sections=("tuner",),
     )
 )
-register(classifier("resnet50", "resnet", "artflow.train.classifier:fit_resnet"))
+register(classifier("resnet50", "resnet", "artflow.classify.train:fit_resnet"))
 
 
 def stylizer(name: str, train: str, **more: Any) -> Family:
@@ -177,9 +177,11 @@ def stylizer(name: str, train: str, **more: Any) -> Family:
     )
 
 
-register(stylizer("stylizer", "artflow.train.stylizer:train_stylizer"))
+register(stylizer("stylizer", "artflow.style.adain.train:train_stylizer"))
 # stylizer.fast: a thin student trained from the VGG19 stylizer, after that one's gate
-register(stylizer("fast_stylizer", "artflow.train.stylizer:train_fast_stylizer", after="stylizer"))
+register(
+    stylizer("fast_stylizer", "artflow.style.adain.train:train_fast_stylizer", after="stylizer")
+)
 register(
     Family(
         name="cyclegan",
@@ -187,7 +189,7 @@ register(
         registry_name=CYCLEGAN,
         section="cyclegan",
         sections=("cyclegan", "training"),
-        train="artflow.train.cyclegan:train_cyclegan",
+        train="artflow.style.cyclegan.train:train_cyclegan",
         style_data=True,
     )
 )

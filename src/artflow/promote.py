@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artflow import tracking
 from artflow.config import Settings
 from artflow.data.layout import Workdir
 from artflow.errors import GateFailed, ModelError
-from artflow.registry import HIGHER_IS_BETTER, STYLE_METRICS, is_style_model, resolve_version
+from artflow.registry import tracking
+from artflow.registry.views import HIGHER_IS_BETTER, STYLE_METRICS, is_style_model, resolve_version
 
 GATE_EXPERIMENT = "artflow-gate"
 HISTORY_TAG = "champion_history"  # JSON list of versions, oldest first; the top is champion
@@ -125,7 +125,7 @@ def _now() -> str:
 
 def _evaluate(settings: Settings, wd: Workdir, model_ref: str) -> dict[str, Any]:
     """The classifier helper's evaluation on the frozen test split (imported lazily: TF)."""
-    from artflow.evaluate import evaluate
+    from artflow.classify.evaluate import evaluate
 
     result = evaluate(settings, wd, model_ref, split="test", log=False)  # the gate run logs
     result.setdefault("latency_ms", result.get("latency_ms_per_image"))
@@ -283,7 +283,7 @@ def promote(
     )
     _record(settings, wd, decision, report_dir)
     if not is_style_model(name):  # the family's best that met the absolute thresholds
-        from artflow import family_best
+        from artflow.classify import best as family_best
 
         family_best.record(name, cand_version, checks, float(evaluations["candidate"]["accuracy"]))
     if decision.passed:
@@ -328,7 +328,7 @@ def _record(settings: Settings, wd: Workdir, decision: Decision, report_dir: str
     """Reports, an MLflow run in artflow-gate, a tag on the version and its model card."""
     import mlflow
 
-    from artflow.modelcard import write_model_card
+    from artflow.registry.modelcard import write_model_card
 
     _write_reports(wd, decision, report_dir)
     run_name = f"{decision.model}-v{decision.candidate}"
@@ -391,7 +391,7 @@ def _write_reports(wd: Workdir, decision: Decision, report_dir: str | Path | Non
 
 
 def _tags(name: str) -> tuple[list[str], list[dict[str, Any]]]:
-    from artflow.registry import registered_model
+    from artflow.registry.views import registered_model
 
     tags = dict(registered_model(name).tags or {})
     return _json_list(tags.get(HISTORY_TAG)), _json_list(tags.get(LOG_TAG))

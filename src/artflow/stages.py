@@ -98,7 +98,7 @@ def begin(profile: str, mlflow_uri: str) -> Settings:
     """A step's entry: logging, the MLflow URI parameter, the settings."""
     logs.ensure_configured()  # a pipeline step's entry: its artflow lines show in the step's log
     if mlflow_uri:
-        from artflow import tracking
+        from artflow.registry import tracking
 
         tracking.use_tracking_uri(mlflow_uri)
     return settings_for(profile)
@@ -190,7 +190,7 @@ def cache_key(
     tune: bool = False,
 ) -> str:
     """The content key of one step run: declared sections, params, input digests, MLflow URI."""
-    from artflow.tracking import tracking_uri
+    from artflow.registry.tracking import tracking_uri
 
     dumped = settings.model_dump(by_alias=True)
     payload = {
@@ -373,7 +373,7 @@ def sample(settings: Settings, wd: Workdir) -> dict[str, Any]:
 def with_card(result: dict[str, Any]) -> dict[str, Any]:
     """Every version a pipeline registers gets its model card right away."""
     if result.get("model_name") and result.get("version"):
-        from artflow.modelcard import write_model_card
+        from artflow.registry.modelcard import write_model_card
 
         write_model_card(result["model_name"], str(result["version"]))
     return result
@@ -386,8 +386,8 @@ def train(settings: Settings, wd: Workdir, family: str, tune: bool = False) -> d
 
 def gatys_search(settings: Settings, wd: Workdir) -> dict[str, Any]:
     """Gatys settings searched per backbone on held-out images, each backbone's best
-    registered (artflow.style.nst_runs.search_backbones); flat metrics per backbone."""
-    from artflow.style.nst_runs import search_backbones
+    registered (artflow.style.gatys.runs.search_backbones); flat metrics per backbone."""
+    from artflow.style.gatys.runs import search_backbones
 
     found = search_backbones(settings, wd)["metrics"]
     metrics = {
@@ -402,7 +402,7 @@ def gatys_search(settings: Settings, wd: Workdir) -> dict[str, Any]:
 
 def publish_model(result: dict[str, Any], model: Any) -> None:
     """A Model artifact: model.json + evaluation.json; metadata: name, version, URI."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     name, version = result.get("model_name") or "", str(result.get("version") or "")
     uri = tracking.model_uri(name, version) if name and version else ""
@@ -432,8 +432,8 @@ def select_candidate(candidates: list[dict[str, Any]]) -> dict[str, Any]:
     run), so this reads those numbers rather than re-running the models. Selection never looks
     at the frozen test split: that is the gate's, and picking on it would leak.
     """
-    from artflow import tracking
-    from artflow.registry import compare
+    from artflow.registry import tracking
+    from artflow.registry.views import compare
 
     trained = [c for c in candidates if c.get("version")]
     if not trained:
@@ -467,7 +467,7 @@ def champion_unmoved(model_name: str) -> Callable[[dict[str, Any]], bool]:
     after a rollback or a manual promotion the gate decides again."""
 
     def check(result: dict[str, Any]) -> bool:
-        from artflow.tracking import alias_version
+        from artflow.registry.tracking import alias_version
 
         current = alias_version(model_name, "champion")
         same = champion_left(result) == (str(current.version) if current else None)

@@ -95,8 +95,8 @@ def test_feedback_store_records_outcomes_and_refuses_bad_ones(tmp_path) -> None:
 def test_ab_report_cli_concludes_on_simulated_feedback(tmp_path, capsys) -> None:
     """The command reads a feedback log with known true accuracies per variant, writes the
     Markdown + JSON report and an MLflow run, and reaches the right conclusion."""
-    from artflow import tracking
     from artflow.cli import run
+    from artflow.registry import tracking
 
     rng = random.Random(5)
     path = tmp_path / "feedback.jsonl"

@@ -19,7 +19,8 @@ def _checks(fail: str | None = None, champion_fail: bool = True) -> list[Check]:
 
 
 def test_best_of_each_family_moves_only_on_absolute_passes_and_better_accuracy() -> None:
-    from artflow import family_best, tracking
+    from artflow.classify import best as family_best
+    from artflow.registry import tracking
 
     client = tracking.client()
     name = "test-families-classifier"

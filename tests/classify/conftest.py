@@ -41,8 +41,8 @@ def tiny_workdir(tmp_path_factory: pytest.TempPathFactory, classify_workdir):
 @pytest.fixture(scope="session")
 def trained_cnn(classify_workdir, smoke_settings) -> dict:
     """train_classifier(..., "cnn") at smoke size on demo data, registered (seed fixed)."""
-    from artflow import tracking
-    from artflow.train.classifier import train_classifier
+    from artflow.classify.train import train_classifier
+    from artflow.registry import tracking
 
     result = train_classifier(smoke_settings, classify_workdir, "cnn", verbose=0)
     # Later trainings in the session move `challenger`; remember where it pointed right now.
@@ -53,7 +53,7 @@ def trained_cnn(classify_workdir, smoke_settings) -> dict:
 
 @pytest.fixture(scope="session")
 def loaded_cnn(trained_cnn):
-    from artflow.models.classifier_io import load_classifier
+    from artflow.classify.io import load_classifier
 
     return load_classifier(trained_cnn["model_uri"])
 

@@ -61,8 +61,8 @@ def _batches(split: tfdata.Split) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_every_mode_decodes_to_rgb_like_imageio(odd_workdir: Workdir) -> None:
+    from artflow.classify.io import resize_batch
     from artflow.imageio import load_rgb
-    from artflow.models.classifier_io import resize_batch
 
     split = tfdata.dataset(odd_workdir, "val", SIZE, 4, 6, cache=None)
     x, y = _batches(split)

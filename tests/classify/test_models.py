@@ -9,7 +9,7 @@ from artflow.errors import ModelError
 
 
 def test_cnn_outputs_probabilities_and_names_its_embedding() -> None:
-    from artflow.models.cnn import EMBEDDING, build_cnn
+    from artflow.classify.cnn import EMBEDDING, build_cnn
 
     model = build_cnn(5, 32, dense_units=8, dropout=0.5)
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
@@ -23,7 +23,7 @@ def test_cnn_outputs_probabilities_and_names_its_embedding() -> None:
 def test_softmax_stays_float32_under_mixed_precision() -> None:
     import keras
 
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -36,7 +36,7 @@ def test_softmax_stays_float32_under_mixed_precision() -> None:
 
 @pytest.fixture(scope="module")
 def resnet():
-    from artflow.models.resnet import build_resnet50
+    from artflow.classify.resnet import build_resnet50
 
     return build_resnet50(3, 32, weights="none", pooling="avg")
 
@@ -52,7 +52,7 @@ def test_resnet_preprocessing_is_keras_preprocess_input(resnet) -> None:
 
 
 def test_phase_two_freezes_all_but_the_top_layers(resnet) -> None:
-    from artflow.models.resnet import BASE, freeze_base_except_top
+    from artflow.classify.resnet import BASE, freeze_base_except_top
 
     trainable = freeze_base_except_top(resnet, 10)
     base = resnet.get_layer(BASE)
@@ -62,7 +62,7 @@ def test_phase_two_freezes_all_but_the_top_layers(resnet) -> None:
 
 
 def test_resnet_weights_from_a_file_and_a_clear_error_for_a_missing_one(resnet, tmp_path) -> None:
-    from artflow.models.resnet import BASE, build_resnet50
+    from artflow.classify.resnet import BASE, build_resnet50
 
     path = tmp_path / "base.weights.h5"
     resnet.get_layer(BASE).save_weights(str(path))

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from artflow import plots
+from artflow.classify.evaluate import score, write_report
 from artflow.config import PROJECT_ROOT
-from artflow.evaluate import score, write_report
 
 LABELS = ["Claude Monet", "Edgar Degas", "Frida Kahlo"]
 

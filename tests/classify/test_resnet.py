@@ -13,16 +13,16 @@ import json
 import pandas as pd
 import pytest
 
-from artflow import tracking
+from artflow.registry import tracking
 
 pytestmark = pytest.mark.slow
 
 
 def test_resnet50_fine_tunes_and_registers(tiny_workdir) -> None:
+    from artflow.classify.io import load_classifier
+    from artflow.classify.train import train_classifier
     from artflow.config import load_settings
     from artflow.imageio import load_rgb
-    from artflow.models.classifier_io import load_classifier
-    from artflow.train.classifier import train_classifier
 
     settings = load_settings(profile="smoke", overrides={"resnet": {"phase1_epochs": 0}})
     cfg = settings.resnet

@@ -15,7 +15,7 @@ def defaults():
 def test_cnn_head_is_the_studys(defaults) -> None:
     from keras import layers
 
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
 
     cfg = defaults.cnn
     model = build_cnn(11, 32, cfg.dense_units, cfg.dropout, dense_layers=cfg.dense_layers)
@@ -53,9 +53,9 @@ def test_resnet50_phases_train_the_right_layers() -> None:
     BatchNorm frozen (inference mode) in both; each phase compiled with its learning rate."""
     import numpy as np
 
+    from artflow.classify.resnet import BASE, build_resnet50
+    from artflow.classify.train import resnet_phases
     from artflow.config import load_settings
-    from artflow.models.resnet import BASE, build_resnet50
-    from artflow.train.classifier import resnet_phases
 
     cfg = load_settings(
         profile="smoke", overrides={"resnet": {"phase1_epochs": 1, "phase2_epochs": 1}}

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from artflow import tracking
+from artflow.registry import tracking
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def _match(by_folder: dict, label: str):
 def test_evaluate_returns_per_image_correctness_latency_and_size(
     trained_cnn, smoke_settings, classify_workdir, test_images
 ) -> None:
-    from artflow.evaluate import evaluate
+    from artflow.classify.evaluate import evaluate
 
     result = evaluate(smoke_settings, classify_workdir, trained_cnn["model_uri"], split="test")
     assert len(result["correct"]) == len(test_images)

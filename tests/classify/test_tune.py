@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from artflow import tracking
+from artflow.registry import tracking
 
 pytestmark = pytest.mark.slow
 
 
 def test_tune_runs_trials_as_child_runs_and_records_the_best(tiny_workdir) -> None:
+    from artflow.classify.tune import tune_cnn
     from artflow.config import load_settings
-    from artflow.train.tune import tune_cnn
 
     # One epoch at 32 px: the search's bookkeeping is checked here, not what it finds.
     overrides = {"tuner": {"epochs": 1}, "cnn": {"epochs": 1}, "images": {"size": 32}}

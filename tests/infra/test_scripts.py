@@ -27,8 +27,8 @@ def log_decision(model: str, candidate: str, champion: str | None, passed: bool)
     """A gate run as artflow.promote records one: params, decision.json, decision.md."""
     import mlflow
 
-    from artflow import tracking
     from artflow.promote import GATE_EXPERIMENT
+    from artflow.registry import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     mlflow.set_experiment(GATE_EXPERIMENT)
@@ -49,7 +49,7 @@ def log_decision(model: str, candidate: str, champion: str | None, passed: bool)
 @pytest.fixture()
 def model(tmp_path: Path) -> str:
     """A registered model with two versions and `champion` on version 2."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     name = f"infra-test-{uuid.uuid4().hex[:8]}"
     client = tracking.client()

@@ -33,9 +33,9 @@ def drift_classifier(drift_wd: Workdir, smoke_settings):
 
     import keras
 
-    from artflow import tracking
-    from artflow.models.classifier_io import load_classifier, register_classifier
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
+    from artflow.classify.io import load_classifier, register_classifier
+    from artflow.registry import tracking
 
     labels = json.loads(drift_wd.labels.read_text())
     size = smoke_settings.images.size

@@ -13,13 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from artflow import cli, tracking
+from artflow import cli
 from artflow.errors import DataError
 from artflow.monitor.check import EXPERIMENT, check_drift, current_frame
 from artflow.monitor.features import FEATURE_NAMES
 from artflow.monitor.records import read_log, select_window
 from artflow.monitor.reference import TAG
 from artflow.monitor.report import compare, quick_verdict
+from artflow.registry import tracking
 from tests.monitor.helpers import SHIFTS, WINDOW, write_log
 
 
@@ -136,7 +137,7 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
     photo traffic is logged offline by `artflow drift simulate`'s code path."""
     import dataclasses
 
-    from artflow.models.classifier_io import register_classifier
+    from artflow.classify.io import register_classifier
     from artflow.monitor.simulate import image_paths, log_images
 
     with tracking.start_run("artflow-drift-tests", "new-version", smoke_settings):

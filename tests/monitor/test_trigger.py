@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from artflow import tracking
 from artflow.monitor.trigger import EXPERIMENT, trigger_retrain
+from artflow.registry import tracking
 from tests.conftest import smoke_overlay
 
 

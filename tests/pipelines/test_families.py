@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Model
 
-from artflow import families, tracking
+from artflow import families
+from artflow.registry import tracking
 
 
 def fit_tiny(settings, wd, data, n_classes, verbose):
     """The dummy family's network: pooled colours -> softmax; one epoch."""
     import keras
 
-    from artflow.models.cnn import compile_classifier
+    from artflow.classify.cnn import compile_classifier
 
     size = settings.images.size
     inputs = keras.Input((size, size, 3))
@@ -37,7 +38,7 @@ def dummy_family():
             registry_name=families.CLASSIFIER,
             section="cnn",  # borrows the CNN's batch size
             sections=("images", "cnn"),
-            train="artflow.train.classifier:train_classifier",
+            train="artflow.classify.train:train_classifier",
             fit=fit_tiny,
         )
     )

@@ -95,7 +95,7 @@ def test_cached_models_missing_from_the_registry_are_pruned(tmp_path, monkeypatc
 
 
 def test_a_gate_decision_goes_stale_when_the_champion_moves(tmp_path):
-    from artflow import tracking
+    from artflow.registry import tracking
 
     name = "artflow-test-moved-champion"
     client = tracking.client()

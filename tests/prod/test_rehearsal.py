@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from artflow import tracking
 from artflow.errors import RegistryUnavailable
+from artflow.registry import tracking
 from tests.conftest import smoke_overlay
 from tests.logcapture import artflow_records
 from tests.prod.conftest import BUCKET

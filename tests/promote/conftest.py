@@ -72,8 +72,8 @@ def color_model(swap: tuple[tuple[int, int], ...] = ()):
 
 def register_color_model(settings, name: str, swap=(), family: str = "cnn") -> str:
     """Register a colour model as a new version of `name` (marked challenger); its version."""
-    from artflow import tracking
-    from artflow.models.classifier_io import register_classifier
+    from artflow.classify.io import register_classifier
+    from artflow.registry import tracking
 
     accuracy = 1.0 - 2 * len(swap) / len(LABELS)
     with tracking.start_run("artflow-gate-tests", f"{name}-{family}", settings):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from artflow import tracking
 from artflow.cli import run as cli
 from artflow.config import load_settings
 from artflow.errors import GateFailed
 from artflow.promote import history, promote
+from artflow.registry import tracking
 
 from .conftest import register_color_model
 
@@ -108,7 +108,7 @@ def test_unknown_model_and_version_are_clear_errors(color_workdir, model_name, c
 def test_compare_shows_versions_aliases_metrics(
     smoke_settings, color_workdir, model_name, tmp_path
 ):
-    from artflow.registry import compare
+    from artflow.registry.views import compare
 
     v1 = register_color_model(smoke_settings, model_name, family="cnn")
     promote(smoke_settings, color_workdir, model_name, v1)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from artflow import promote as gate
-from artflow import tracking
 from artflow.errors import GateFailed, RegistryUnavailable
+from artflow.registry import tracking
 
 from .conftest import register_color_model
 
@@ -182,6 +182,6 @@ def test_held_lock_waits_then_fails_and_stale_lock_is_broken(model_name, monkeyp
     monkeypatch.setattr(tracking, "LOCK_TTL_S", 0.0)
     with tracking.registry_lock(model_name, wait_s=5):
         pass
-    from artflow.registry import list_models
+    from artflow.registry.views import list_models
 
     assert all(not tracking.is_lock_name(m.name) for m in list_models())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from artflow import tracking
 from artflow.errors import GateFailed
 from artflow.promote import promote
+from artflow.registry import tracking
 
 
 def _register(settings, name: str, metrics: dict[str, float]) -> str:

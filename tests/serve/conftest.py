@@ -45,10 +45,10 @@ def register_classifiers() -> dict[str, str]:
     """v1, v2, v3 of a tiny CNN: champion v2 (history [1, 2]), challenger v3."""
     import keras
 
-    from artflow import tracking
+    from artflow.classify.cnn import build_cnn
+    from artflow.classify.io import register_classifier
     from artflow.config import load_settings
-    from artflow.models.classifier_io import register_classifier
-    from artflow.models.cnn import build_cnn
+    from artflow.registry import tracking
 
     settings = load_settings(profile="smoke")
     versions = []
@@ -65,7 +65,8 @@ def register_classifiers() -> dict[str, str]:
 
 def set_champion(version: str, history: list[str]) -> None:
     """Point champion at `version` with the gate's history tag (artflow.promote's format)."""
-    from artflow import promote, tracking
+    from artflow import promote
+    from artflow.registry import tracking
 
     client = tracking.client()
     client.set_registered_model_tag(tracking.CLASSIFIER, promote.HISTORY_TAG, json.dumps(history))
@@ -185,7 +186,7 @@ def server(request: pytest.FixtureRequest, mlflow_store: str, tmp_path_factory):
     path an operator takes after a promotion."""
     import httpx
 
-    from artflow import tracking
+    from artflow.registry import tracking
 
     tracking.client().search_registered_models()  # create the store's tables before the server
     srv = start_server(tmp_path_factory.mktemp("serve"))

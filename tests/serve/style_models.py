@@ -5,10 +5,10 @@ from __future__ import annotations
 
 
 def register_tiny_style_models() -> dict[str, str]:
-    from artflow import tracking
     from artflow.config import load_settings
-    from artflow.models.cyclegan import build_generator, export_generator
-    from artflow.models.fast_style import build_decoder, build_encoder, build_stylizer
+    from artflow.registry import tracking
+    from artflow.style.adain.networks import build_decoder, build_encoder, build_stylizer
+    from artflow.style.cyclegan.networks import build_generator, export_generator
 
     settings = load_settings(profile="smoke")
     with tracking.start_run("artflow-serve-tests", "tiny-style", settings):

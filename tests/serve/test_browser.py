@@ -81,7 +81,7 @@ def test_page_model_choice_gallery_gatys_progress_cancel_and_feedback(server, de
     import httpx
     from playwright.sync_api import expect, sync_playwright
 
-    from artflow import tracking
+    from artflow.registry import tracking
     from artflow.serve.gallery import build_gallery
     from tests.serve.conftest import ADMIN_TOKEN
 

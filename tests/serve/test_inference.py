@@ -32,8 +32,8 @@ def test_a_request_that_gave_up_is_left_out_of_its_batch():
     """run_live: one forward pass over the items still waiting; the dropped get None."""
     import keras
 
-    from artflow.models.classifier_io import LoadedClassifier
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
+    from artflow.classify.io import LoadedClassifier
     from artflow.serve.inference import Pending, run_live
 
     keras.utils.set_random_seed(0)

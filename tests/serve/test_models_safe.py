@@ -33,8 +33,8 @@ def register_hostile_classifier(marker: Path) -> str:
     import mlflow
     import mlflow.tensorflow
 
-    from artflow import tracking
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
+    from artflow.registry import tracking
 
     keras.utils.set_random_seed(7)
     model = build_cnn(len(LABELS), IMAGE_SIZE, dense_units=8)
@@ -59,9 +59,9 @@ def register_hostile_classifier(marker: Path) -> str:
 def test_a_pickled_payload_is_refused_and_the_service_keeps_its_models(
     server, client, admin_headers, tmp_path
 ):
-    from artflow import tracking
-    from artflow.models.classifier_io import load_classifier
-    from artflow.models.safe_load import UnsafeModelError
+    from artflow.classify.io import load_classifier
+    from artflow.registry import tracking
+    from artflow.registry.safe_load import UnsafeModelError
 
     marker = tmp_path / "payload-ran"
     hostile = register_hostile_classifier(marker)
@@ -97,7 +97,7 @@ def test_a_pickled_payload_is_refused_and_the_service_keeps_its_models(
 def test_safe_loader_refuses_code_and_lambda_layers_and_loads_plain_models(tmp_path):
     import keras
 
-    from artflow.models.safe_load import (
+    from artflow.registry.safe_load import (
         UnsafeModelError,
         checked_keras_file,
         load_keras_file,

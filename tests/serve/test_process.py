@@ -127,8 +127,8 @@ def test_served_classify_equals_the_offline_prediction(server, bare_server):
     service's resize to the input size (Pillow) equals training's (TensorFlow) up to
     rounding, at most 1 of 255 per pixel (tests/serve/test_inference.py): close. A larger
     one is also reduced while decoding (DCT scaling, box filter): close."""
+    from artflow.classify.io import load_classifier
     from artflow.imageio import load_rgb
-    from artflow.models.classifier_io import load_classifier
 
     model = load_classifier(server.versions["v2"])
     small, large = images.jpeg(21), images.png(22, w=400, h=300)

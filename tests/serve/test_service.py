@@ -222,7 +222,7 @@ def test_rollback_to_a_version_that_does_not_load_moves_nothing(client, server, 
         r = client.post("/admin/rollback", json={}, headers=admin_headers)
         assert r.status_code == 409, r.text
         assert "999" in r.json()["error"] and "nothing was changed" in r.json()["hint"]
-        from artflow import tracking
+        from artflow.registry import tracking
 
         assert str(tracking.alias_version(tracking.CLASSIFIER, tracking.CHAMPION).version) == v2
         assert status(client)["models"]["classifier:champion"]["version"] == v2
@@ -256,7 +256,7 @@ def test_rollback_switches_the_champion_and_readyz_tells_the_truth(client, serve
         assert (answer["variant"], answer["model"]["version"]) == (CHAMPION, v1)
 
         # No champion at all: not ready, and /classify says why instead of failing.
-        from artflow import tracking
+        from artflow.registry import tracking
 
         tracking.client().delete_registered_model_alias(tracking.CLASSIFIER, tracking.CHAMPION)
         assert client.post("/admin/reload", headers=admin_headers).status_code == 200

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artflow import tracking
+from artflow.registry import tracking
 from tests.serve import images
 from tests.serve.test_service import classify, keys_for, metric
 
@@ -108,7 +108,7 @@ def test_gatys_uses_the_registered_best_settings_shows_progress_and_cancels(
     client, admin_headers
 ) -> None:
     from artflow.config import load_settings
-    from artflow.style import nst_settings
+    from artflow.style.gatys import settings as nst_settings
 
     nst = load_settings(profile="smoke").nst
     preset = nst.for_backbone("vgg19")
@@ -152,9 +152,9 @@ def test_a_grey_square_gets_the_not_a_painting_warning(
 
     import pandas as pd
 
+    from artflow.classify.io import load_classifier
     from artflow.config import load_settings
     from artflow.data.layout import Workdir
-    from artflow.models.classifier_io import load_classifier
     from artflow.monitor.novelty import build_novelty, profile_split
 
     wd = Workdir.at(tmp_path_factory.mktemp("novelty") / "wd")

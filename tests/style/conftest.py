@@ -105,7 +105,7 @@ def trained_cyclegan(style_workdir, style_settings, style_params: Path) -> dict[
     import json
 
     from artflow.cli import run
-    from artflow.train.cyclegan import train_cyclegan
+    from artflow.style.cyclegan.train import train_cyclegan
 
     g_losses: list[float] = []
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_resume_continues_from_the_saved_step(trained_cyclegan, style_workdir) -> None:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     # Killed after step 5: the last checkpoint is step 4 (checkpoint_every 2).
     assert trained_cyclegan["after_kill"] == ["ckpt-2.index", "ckpt-4.index"]
@@ -31,7 +31,7 @@ def test_resume_continues_from_the_saved_step(trained_cyclegan, style_workdir) -
 
 
 def test_losses_and_metrics_are_logged(trained_cyclegan, style_workdir) -> None:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     client = tracking.client()
     # The resumed run finished epoch 2 (steps 5-6): one epoch mean and one sample grid.
@@ -70,7 +70,7 @@ def test_resume_with_other_settings_is_a_clear_error(
     trained_cyclegan, style_workdir, style_settings
 ):
     from artflow.errors import ModelError
-    from artflow.train.cyclegan import train_cyclegan
+    from artflow.style.cyclegan.train import train_cyclegan
 
     wider = style_settings.model_copy(
         update={"cyclegan": style_settings.cyclegan.model_copy(update={"filters": 12})}

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_training_registers_a_challenger_and_losses_fall(trained_stylizer) -> None:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     assert trained_stylizer["model_name"] == tracking.STYLIZER
     mv = tracking.alias_version(tracking.STYLIZER, tracking.CHALLENGER)
@@ -40,8 +40,8 @@ def test_fast_cli_stylizes(trained_stylizer, style_images, style_params, tmp_pat
 
 def test_registered_version_reproduces_training_sample(trained_stylizer, style_workdir) -> None:
     from artflow.imageio import load_rgb
+    from artflow.style.adain.train import sample_paths
     from artflow.style.inference import load_stylizer
-    from artflow.train.stylizer import sample_paths
 
     model = load_stylizer(f"models:/artflow-style-transfer/{trained_stylizer['version']}")
     paths = sample_paths(style_workdir)
@@ -72,8 +72,8 @@ def test_fast_stylizer_is_taught_by_the_vgg19_champion_and_gated_against_it(
     loss, Gram style loss, SSIM on the held-out pairs); the champion moves only on a pass."""
     import json
 
-    from artflow import tracking
     from artflow.promote import promote
+    from artflow.registry import tracking
     from artflow.style.inference import load_stylizer
 
     name, vgg = tracking.STYLIZER, trained_stylizer["version"]
@@ -115,7 +115,7 @@ def test_channel_selection_copies_a_network_and_calibrates_a_thinner_one() -> No
     import keras
     import tensorflow as tf
 
-    from artflow.models.fast_style import build_decoder, select_channels
+    from artflow.style.adain.networks import build_decoder, select_channels
 
     keras.utils.set_random_seed(0)
     wide, same = build_decoder(0.5, 64), build_decoder(0.5, 64)

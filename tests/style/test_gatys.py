@@ -15,7 +15,7 @@ from tests.style.helpers import assert_stylized
 def _latest_run(name: str):
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
     runs = mlflow.search_runs(
@@ -30,7 +30,7 @@ def _latest_run(name: str):
 
 
 def test_gatys_cli_stylizes_and_tracks(style_images, style_params: Path, tmp_path: Path) -> None:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     out = tmp_path / "gatys.jpg"
     args = ["stylize", "--method", "gatys", "--backbone", "vgg19", "--params", str(style_params)]
@@ -64,7 +64,7 @@ def test_gatys_resnet50_keeps_content_size(style_images, style_settings) -> None
 
 
 def test_gatys_search_picks_lowest_fixed_cost(style_images, style_params: Path, tmp_path) -> None:
-    from artflow import tracking
+    from artflow.registry import tracking
 
     out = tmp_path / "best.png"
     args = [

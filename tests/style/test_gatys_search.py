@@ -29,9 +29,10 @@ def test_search_registers_each_backbones_best_and_the_cli_uses_it(
 ) -> None:
     import json
 
-    from artflow import stages, tracking
-    from artflow.style import nst_settings
-    from artflow.style.nst_runs import EXPERIMENT
+    from artflow import stages
+    from artflow.registry import tracking
+    from artflow.style.gatys import settings as nst_settings
+    from artflow.style.gatys.runs import EXPERIMENT
 
     # Two trials per backbone (its preset and one sampled candidate), one step each: short
     # runs are eager (no trace), so this stays affordable.

@@ -45,7 +45,7 @@ def test_stylizer_step_mixed_precision_under_a_strategy(mixed_strategy, style_se
     import keras
     import tensorflow as tf
 
-    from artflow.train.stylizer import _export, _train_step_fn, build_nets
+    from artflow.style.adain.train import _export, _train_step_fn, build_nets
 
     cfg = style_settings.stylizer.model_copy(update={"encoder": "distilled", "decoder_width": 0.25})
     with mixed_strategy.scope():
@@ -83,7 +83,7 @@ def test_cyclegan_step_mixed_precision_under_a_strategy(mixed_strategy, style_se
     import keras
     import tensorflow as tf
 
-    from artflow.train.cyclegan import build_nets, export_float32, train_step_fn
+    from artflow.style.cyclegan.train import build_nets, export_float32, train_step_fn
 
     cfg = style_settings.cyclegan
     with mixed_strategy.scope():

@@ -81,7 +81,7 @@ def report(
 def _track(cfg: Settings, verdict: Verdict, out: Path, versions: dict[str, str]) -> None:
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
 
     params = {
         "min_samples": verdict.min_samples,

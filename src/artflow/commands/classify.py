@@ -80,7 +80,7 @@ def train_classifier(
     else:
         cfg = settings(params, profile)
     wd = _check_workdir(workdir)
-    from artflow.train.classifier import train_classifier as train
+    from artflow.classify.train import train_classifier as train
 
     result = train(cfg, wd, family=family.value)
     _summary(f"trained {family.value}", result)
@@ -94,7 +94,7 @@ def tune_cnn(
     """Random search over the CNN's dense units and learning rate; registers the best model."""
     cfg = settings(params, profile)
     wd = _check_workdir(workdir)
-    from artflow.train.tune import tune_cnn as tune
+    from artflow.classify.tune import tune_cnn as tune
 
     result = tune(cfg, wd)
     _summary("tuned cnn", result)
@@ -111,7 +111,7 @@ def evaluate(
     """Score a registered classifier on a split: metrics, confusion matrix, MLflow run."""
     cfg = settings(params, profile)
     wd = _check_workdir(workdir, (split.value,))
-    from artflow.evaluate import evaluate as run_eval
+    from artflow.classify.evaluate import evaluate as run_eval
 
     result = run_eval(cfg, wd, model_uri, split.value)
     typer.echo(

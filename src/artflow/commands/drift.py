@@ -257,7 +257,7 @@ def simulate(
         out = sim.send_images(url, paths, dim=dim)
         console.print(f"sent {out['sent']} images to {url}: statuses {out['statuses']}")
     else:
-        from artflow.models.classifier_io import load_classifier
+        from artflow.classify.io import load_classifier
 
         out = sim.log_images(load_classifier(model_uri), paths, _log_path(log, cfg), dim=dim)
         console.print(f"logged {out['logged']} predictions to {out['log']}")

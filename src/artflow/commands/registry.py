@@ -16,7 +16,7 @@ from artflow.commands.options import (
     examples,
     settings,
 )
-from artflow.tracking import CLASSIFIER
+from artflow.registry.tracking import CLASSIFIER
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -43,7 +43,7 @@ def list_models() -> None:
     """List registered models with their versions and aliases."""
     from rich.table import Table
 
-    from artflow import registry
+    from artflow.registry import views as registry
 
     models = registry.list_models()
     if not models:
@@ -76,7 +76,7 @@ def compare(
     ] = None,
 ) -> None:
     """Show every version of NAME side by side: family, aliases, metrics, data, gate."""
-    from artflow import registry
+    from artflow.registry import views as registry
 
     comparison = registry.compare(name)
     _console().print(comparison.table())

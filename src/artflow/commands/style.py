@@ -102,7 +102,7 @@ def stylize(
     out = out.expanduser()
     start = time.perf_counter()
     if method is Method.gatys:
-        from artflow.style.nst_runs import gatys_run, gatys_search
+        from artflow.style.gatys.runs import gatys_run, gatys_search
 
         if search:
             summary = gatys_search(cfg, photo, style_img, out)
@@ -112,7 +112,7 @@ def stylize(
                 f"{best['fixed_cost']:.4g}) -> {out}  run {summary['run_id']}"
             )
             return
-        from artflow.style.nst_settings import resolve
+        from artflow.style.gatys.settings import resolve
 
         chosen = resolve(cfg.nst)  # the style pipeline's registered best, else the preset
         summary = gatys_run(cfg, photo, style_img, out, chosen.cfg)
@@ -156,7 +156,7 @@ def train_stylizer(
     from rich import print as rprint
 
     from artflow.data.layout import Workdir
-    from artflow.train.stylizer import train_fast_stylizer, train_stylizer
+    from artflow.style.adain.train import train_fast_stylizer, train_stylizer
 
     train = train_fast_stylizer if fast else train_stylizer
     result = train(settings(params, profile), Workdir.at(workdir))
@@ -180,7 +180,7 @@ def train_cyclegan(
     from rich import print as rprint
 
     from artflow.data.layout import Workdir
-    from artflow.train.cyclegan import train_cyclegan as train
+    from artflow.style.cyclegan.train import train_cyclegan as train
 
     result = train(settings(params, profile), Workdir.at(workdir), resume=resume)
     rprint(
@@ -199,7 +199,7 @@ def train_gatys(
     from rich import print as rprint
 
     from artflow.data.layout import Workdir
-    from artflow.style.nst_runs import search_backbones
+    from artflow.style.gatys.runs import search_backbones
 
     result = search_backbones(settings(params, profile), Workdir.at(workdir))
     for backbone, found in result["backbones"].items():

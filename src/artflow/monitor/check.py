@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from artflow import tracking
 from artflow.config import Settings
 from artflow.data.layout import Workdir
 from artflow.errors import ArtflowError, DataError
@@ -23,6 +22,7 @@ from artflow.monitor.embedding import Projection, project_frame
 from artflow.monitor.records import read_window, to_frame
 from artflow.monitor.reference import Reference, load_reference
 from artflow.monitor.report import DriftReport, compare
+from artflow.registry import tracking
 
 EXPERIMENT = "artflow-drift"
 

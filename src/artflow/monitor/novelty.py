@@ -158,8 +158,8 @@ def build_novelty(
 ) -> tuple[Novelty, dict[str, Any]]:
     """Fit the novelty model of a classifier version from its drift reference and the
     validation split; log it to the version's run and tag the version. -> (model, summary)."""
-    from artflow import tracking
     from artflow.monitor.reference import classifier_for, load_reference
+    from artflow.registry import tracking
 
     classifier = classifier_for(model_ref)
     ref = load_reference(settings, wd, classifier)
@@ -222,10 +222,10 @@ class NoveltyCache:
 def _load(name: str, version: str) -> tuple[Novelty, Any] | None:
     import mlflow
 
-    from artflow import tracking
     from artflow.monitor.embedding import Projection
     from artflow.monitor.reference import PROJECTION_FILE
     from artflow.monitor.reference import TAG as REF_TAG
+    from artflow.registry import tracking
 
     tags = dict(tracking.client().get_model_version(name, version).tags or {})
     if TAG not in tags or REF_TAG not in tags:

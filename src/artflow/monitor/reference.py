@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from artflow import tracking
 from artflow.config import Settings
 from artflow.data.layout import Workdir
 from artflow.errors import DataError
 from artflow.monitor.embedding import Projection, project_frame
 from artflow.monitor.features import FEATURE_NAMES, describe_image
+from artflow.registry import tracking
 
 if TYPE_CHECKING:
-    from artflow.models.classifier_io import LoadedClassifier
+    from artflow.classify.io import LoadedClassifier
 
 ARTIFACT_DIR = "drift"
 REFERENCE_FILE = "reference.parquet"
@@ -50,7 +50,7 @@ class Reference:
 
 def classifier_for(model_ref: str | LoadedClassifier) -> LoadedClassifier:
     if isinstance(model_ref, str):
-        from artflow.models.classifier_io import load_classifier
+        from artflow.classify.io import load_classifier
 
         return load_classifier(model_ref)
     return model_ref
@@ -163,7 +163,7 @@ def load_reference(
     settings: Settings, wd: Workdir, model_ref: str | LoadedClassifier, build_missing: bool = True
 ) -> Reference:
     """The logged reference of a version; built (and logged) first when it has none."""
-    from artflow.models.classifier_io import resolve_version
+    from artflow.classify.io import resolve_version
 
     if isinstance(model_ref, str):
         mv = resolve_version(model_ref)

@@ -4,7 +4,7 @@ Why is recorded three ways:
   * an MLflow run `retrain-trigger-...` (experiment `artflow-retrain`) tagged
     artflow.trigger=drift|manual, with the drift report HTML + verdict JSON as artifacts;
   * every MLflow run the pipeline's steps start carries the same tags (ARTFLOW_RUN_TAGS,
-    read by `artflow.tracking.lineage_tags`), pointing at the trigger run and the report;
+    read by `artflow.registry.tracking.lineage_tags`), pointing at the trigger run and the report;
   * the report's location goes to the pipeline as its `trigger_report` parameter when the
     pipeline declares one, and (locally) the prediction log as `prediction_log`.
 The pipeline's own drift step checks again; policy `always` makes it go ahead regardless,
@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from artflow import tracking
 from artflow.config import PROJECT_ROOT, Settings
 from artflow.data.layout import Workdir
+from artflow.registry import tracking
 
 EXPERIMENT = "artflow-retrain"
 PIPELINE = "retrain"

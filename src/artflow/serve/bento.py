@@ -3,7 +3,7 @@
 The promoted versions (classifier champion, the challenger when asked, and the style models'
 champion, falling back to their challenger) are imported into BentoML's model store: one
 BentoML model per registry version, holding only its `.keras` file (checked for pickles and
-code first, artflow.models.safe_load) and labelled with the registry name, version, run id
+code first, artflow.registry.safe_load) and labelled with the registry name, version, run id
 and data hash. The Bento references them by alias in its build file (`models:`), so a
 container built from it serves those exact versions without reaching MLflow
 (artflow.serve.models, source "bento"). The Bento's tag names the versions it carries; an
@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from artflow import tracking
 from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ConfigError, ModelError
+from artflow.registry import tracking
 from artflow.serve.launch import bentoml_exe, bentoml_home
 from artflow.serve.models import SPECS, bento_alias
 
@@ -81,7 +81,7 @@ def import_model(store: Any, alias: str, mv: Any) -> Any:
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from artflow.models.safe_load import checked_keras_file, download
+    from artflow.registry.safe_load import checked_keras_file, download
 
     tag = _model_tag(mv)
     try:

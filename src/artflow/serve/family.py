@@ -11,7 +11,8 @@ import logging
 import threading
 from typing import Any
 
-from artflow import family_best, tracking
+from artflow.classify import best as family_best
+from artflow.registry import tracking
 from artflow.serve.models import Slot
 
 log = logging.getLogger(__name__)

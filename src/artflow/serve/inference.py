@@ -18,7 +18,7 @@ class ClassifierRunner:
     built once per loaded version (no weights are copied).
     """
 
-    loaded: Any  # artflow.models.classifier_io.LoadedClassifier
+    loaded: Any  # artflow.classify.io.LoadedClassifier
     with_embedding: bool = True
 
     def __post_init__(self) -> None:
@@ -27,7 +27,7 @@ class ClassifierRunner:
             try:
                 import keras
 
-                from artflow.models.cnn import EMBEDDING
+                from artflow.classify.cnn import EMBEDDING
 
                 model = self.loaded.model
                 layer = model.get_layer(EMBEDDING)
@@ -55,7 +55,7 @@ class ClassifierRunner:
 
     def run(self, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Arrays (any size, float32 0..255) -> (N, classes) probabilities, (N, D) embeddings."""
-        from artflow.models.classifier_io import resize_batch
+        from artflow.classify.io import resize_batch
 
         if all(a.shape == (self.size, self.size, 3) for a in batch):
             x = np.stack(batch).astype(np.float32)

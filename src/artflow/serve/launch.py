@@ -29,7 +29,7 @@ def bentoml_exe() -> str:
 
 def server_env(params: Path | None, profile: str) -> dict[str, str]:
     env = dict(os.environ)
-    from artflow import tracking
+    from artflow.registry import tracking
 
     env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()  # the same registry as the CLI
     env.setdefault("BENTOML_HOME", str(bentoml_home()))
@@ -44,7 +44,7 @@ def server_env(params: Path | None, profile: str) -> dict[str, str]:
 
 def preflight() -> list[str]:
     """Warnings worth reading before the server starts (it will start anyway)."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     if tracking.alias_version(tracking.CLASSIFIER, tracking.CHAMPION) is None:
         where = tracking.tracking_uri()

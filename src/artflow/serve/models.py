@@ -8,7 +8,7 @@ Two sources, named in /status (`model_source`) and in the log at start-up:
 - "registry" (the local default, `artflow serve`): the service resolves the registry's
   aliases at start-up and on POST /admin/reload.
 Either way the `.keras` file is loaded in Keras' safe mode and artifacts carrying pickles or
-code are refused (artflow.models.safe_load).
+code are refused (artflow.registry.safe_load).
 
 Loading happens in a background thread so the HTTP server is up at once: /livez answers
 while models load, and /readyz turns 200 only when the classifier champion is in memory
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from artflow import tracking
 from artflow.config import Settings
 from artflow.errors import ModelError, RegistryUnavailable
+from artflow.registry import tracking
 from artflow.serve.router import CHALLENGER, CHAMPION
 
 log = logging.getLogger("artflow.serve")
@@ -79,7 +79,7 @@ def _runner(loaded: Any) -> Any:
 
 
 def _load_classifier(version: str) -> Any:
-    from artflow.models.classifier_io import load_classifier
+    from artflow.classify.io import load_classifier
 
     return _runner(load_classifier(tracking.model_uri(tracking.CLASSIFIER, version)))
 
@@ -97,20 +97,20 @@ def _load_monet(version: str) -> Any:
 
 
 def _bento_classifier(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.models.classifier_io import classifier_from_file
+    from artflow.classify.io import classifier_from_file
 
     return _runner(classifier_from_file(path, meta))
 
 
 def _bento_stylizer(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.models.safe_load import load_keras_file
+    from artflow.registry.safe_load import load_keras_file
     from artflow.style.inference import Stylizer
 
     return Stylizer(load_keras_file(path), name=meta["name"], version=meta["version"])
 
 
 def _bento_monet(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.models.safe_load import load_keras_file
+    from artflow.registry.safe_load import load_keras_file
     from artflow.style.inference import MonetTranslator
 
     size = int(meta.get("tags", {}).get("image_size", 256))
@@ -225,7 +225,7 @@ class ModelSet:
                 if self.source == REGISTRY:
                     import mlflow  # noqa: F401
 
-                import artflow.models.classifier_io  # noqa: F401
+                import artflow.classify.io  # noqa: F401
                 import artflow.promote  # noqa: F401
                 import artflow.style.inference  # noqa: F401
             except Exception:  # a broken import shows again, per model, in refresh()

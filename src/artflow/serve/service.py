@@ -123,7 +123,7 @@ class Artflow:
         self.metrics_study = study_metrics()
         self.online = OnlineAccuracy(self.feedback_store.path, SETTINGS.abtest.confidence)
         from artflow.monitor.novelty import NoveltyCache
-        from artflow.style.nst_settings import SettingsCache
+        from artflow.style.gatys.settings import SettingsCache
 
         self.novelty = NoveltyCache()
         self._no_novelty: set[tuple[str, str]] = set()  # (name, version) known to have none
@@ -277,7 +277,7 @@ class Artflow:
         at the working size: `size`, else the content's, at most serve.max_output_side.
 
         Gatys: `backbone` picks VGG19 or ResNet50 features (with that backbone's registered
-        best settings, artflow.style.nst_settings); `job` names the run for
+        best settings, artflow.style.gatys.settings); `job` names the run for
         GET /gatys/progress and POST /gatys/cancel."""
         started, variant = time.perf_counter(), method
         try:
@@ -467,8 +467,9 @@ class Artflow:
 
     def _rollback_check(self, model: str) -> tuple[str, str]:
         """(registered name, version to restore) once that version is known to load."""
-        from artflow import promote, tracking
+        from artflow import promote
         from artflow.errors import ModelError
+        from artflow.registry import tracking
         from artflow.serve import models as model_specs
 
         if self.models.source == model_specs.BENTO:  # moving an alias would change nothing here
@@ -645,7 +646,7 @@ class Artflow:
         self.gatys.update(running=True, steps_done=0)
 
         def run(cancel: threading.Event) -> np.ndarray:
-            from artflow.style.gatys import run_gatys
+            from artflow.style.gatys.transfer import run_gatys
 
             def on_step(i: int, losses: dict[str, float]) -> None:
                 self.gatys["steps_done"] = i + 1

@@ -225,7 +225,7 @@ def _multiple(x: int, k: int) -> int:
 
 def resolve(model_name: str, ref: str) -> ResolvedModel:
     """Turn an alias/version/URI into a loadable URI with the version's tags."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     ref = ref.strip()
     m = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", ref)
@@ -253,28 +253,28 @@ def resolve(model_name: str, ref: str) -> ResolvedModel:
 
 
 def _load(model_name: str, ref: str) -> tuple[Any, ResolvedModel]:
-    from artflow.models.safe_load import load_keras_file
+    from artflow.registry.safe_load import load_keras_file
 
     if ref.endswith(".keras"):  # a local file, e.g. a benchmark's or a pipeline step's output
         path = Path(ref).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}", "pass an existing .keras file")
         return load_keras_file(path), ResolvedModel(str(path), None, {})
-    from artflow import tracking
+    from artflow.registry import tracking
 
     resolved = resolve(model_name, ref)
     return tracking.load_keras_model(resolved.uri), resolved
 
 
 def load_stylizer(ref: str = "champion") -> Stylizer:
-    from artflow.tracking import STYLIZER
+    from artflow.registry.tracking import STYLIZER
 
     model, res = _load(STYLIZER, ref)
     return Stylizer(model, name=STYLIZER, version=res.version, note=res.note)
 
 
 def load_monet(ref: str = "champion") -> MonetTranslator:
-    from artflow.tracking import CYCLEGAN
+    from artflow.registry.tracking import CYCLEGAN
 
     model, res = _load(CYCLEGAN, ref)
     size = int(res.tags.get("image_size", 256))
@@ -290,6 +290,6 @@ def stylize_gatys(
     backbone: str | None = None,
 ) -> np.ndarray:
     """Gatys optimisation (slow: seconds per step on a CPU); uint8 at the content's size."""
-    from artflow.style.gatys import run_gatys
+    from artflow.style.gatys.transfer import run_gatys
 
     return run_gatys(content, style, nst_cfg, steps=steps, size=size, backbone=backbone).image

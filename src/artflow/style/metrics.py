@@ -38,7 +38,7 @@ def style_metrics(
     """content_loss, style_loss and ssim of `result` (all uint8 HxWx3)."""
     import tensorflow as tf
 
-    from artflow.models.nst import build_extractor
+    from artflow.style.backbone import build_extractor
     from artflow.style.losses import content_loss, gram, style_loss
 
     extractor = build_extractor(METRIC_BACKBONE, weights, METRIC_SEED)

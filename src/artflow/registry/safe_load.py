@@ -40,8 +40,8 @@ class UnsafeModelError(ModelError):
 
 def register_custom_layers() -> None:
     """Import the modules that register artflow's custom Keras layers (safe mode finds them)."""
-    import artflow.models.cyclegan  # noqa: F401
-    import artflow.models.fast_style  # noqa: F401
+    import artflow.style.adain.networks  # noqa: F401
+    import artflow.style.cyclegan.networks  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -121,7 +121,7 @@ def download(uri: str, tracking_uri: str) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from artflow import tracking
+    from artflow.registry import tracking
 
     tracking.use_mlflow()
     try:

@@ -54,7 +54,7 @@ def build_nets(cfg: CycleganCfg) -> Nets:
     import keras
     import tensorflow as tf
 
-    from artflow.models.cyclegan import build_discriminator, build_generator
+    from artflow.style.cyclegan.networks import build_discriminator, build_generator
 
     def adam() -> Any:
         opt = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1)
@@ -153,7 +153,7 @@ def export_float32(nets: Nets, cfg: CycleganCfg) -> Any:
     """The photo -> Monet generator rebuilt in float32 (what CPUs serve fastest), 0..255."""
     import keras
 
-    from artflow.models.cyclegan import build_generator, export_generator
+    from artflow.style.cyclegan.networks import build_generator, export_generator
 
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
@@ -231,7 +231,8 @@ def train_cyclegan(
     import mlflow
     from rich.progress import Progress
 
-    from artflow import runtime, tracking
+    from artflow import runtime
+    from artflow.registry import tracking
     from artflow.style.data import augmented, input_rate, require, style_images
     from artflow.style.plots import image_grid
 
@@ -327,7 +328,7 @@ def _finish(
     """Held-out metrics, loss curve, sample for reproducibility, registration."""
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
     from artflow.style.inference import MonetTranslator
     from artflow.style.metrics import cycle_l1, mean_metrics, style_metrics
     from artflow.style.plots import loss_curve

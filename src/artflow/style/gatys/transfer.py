@@ -51,7 +51,7 @@ def run_gatys(
     """Stylize `content` (uint8 HxWx3) with `style`; returns the image at the content's size."""
     import tensorflow as tf
 
-    from artflow.models.nst import MIN_SIDE, build_extractor
+    from artflow.style.backbone import MIN_SIDE, build_extractor
     from artflow.style.losses import content_loss, gram, style_loss, tv_loss
 
     cfg = cfg.for_backbone(backbone)
@@ -121,7 +121,7 @@ def fixed_cost(
     """
     import tensorflow as tf
 
-    from artflow.models.nst import build_extractor
+    from artflow.style.backbone import build_extractor
     from artflow.style.losses import content_loss, gram, style_loss, tv_loss
 
     extractor = build_extractor(cfg.backbone, cfg.weights, seed)

@@ -49,7 +49,7 @@ class Registered:
 
 def register_best(cfg: NstCfg, run_id: str, score: float) -> str:
     """Log `cfg`'s searched values to `run_id` and register them; moves the alias. -> version."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     client = tracking.client()
     values = {k: getattr(cfg, k) for k in (*SEARCHED, "pixel_range")}
@@ -75,7 +75,7 @@ def resolve(nst: NstCfg, backbone: str | None = None) -> Registered:
     """The backbone's settings: the registered best when there is one, else the preset."""
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
 
     cfg = nst.for_backbone(backbone)
     mv = tracking.alias_version(REGISTERED, alias(cfg.backbone, cfg.weights))

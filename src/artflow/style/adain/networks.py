@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from artflow.models.nst import build_backbone
+from artflow.style.backbone import build_backbone
 
 ENCODER_TAPS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)

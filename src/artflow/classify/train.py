@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from artflow import families, runtime, tracking
+from artflow import families, runtime
+from artflow.classify.evaluate import EXPERIMENT, predict_split, score, write_report
 from artflow.config import Settings
 from artflow.data import tfdata
 from artflow.data.layout import Workdir
 from artflow.errors import ConfigError, ModelError
-from artflow.evaluate import EXPERIMENT, predict_split, score, write_report
+from artflow.registry import tracking
 
 
 def make_mlflow_callback(prefix: str = "epoch_", offset: int = 0) -> Any:
@@ -88,7 +89,7 @@ def _merge(histories: list[Any]) -> dict[str, list[float]]:
 
 
 def fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
 
     cfg = settings.cnn
     size = settings.images.size
@@ -111,8 +112,8 @@ def resnet_phases(model: Any, cfg: Any) -> Iterator[tuple[int, int, dict[str, in
     Yields (phase, epochs, trainable counts) with `model` ready to fit; the caller fits it
     before asking for the next phase (a generator, so the set-up is testable without a fit).
     """
-    from artflow.models.cnn import compile_classifier
-    from artflow.models.resnet import set_phase
+    from artflow.classify.cnn import compile_classifier
+    from artflow.classify.resnet import set_phase
 
     phases = [
         (1, cfg.phase1_epochs, cfg.phase1_learning_rate),
@@ -130,7 +131,7 @@ def fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, ve
     """Phase 1 trains the whole model; phase 2 the head and the base's top layers."""
     import mlflow
 
-    from artflow.models.resnet import build_resnet50
+    from artflow.classify.resnet import build_resnet50
 
     cfg = settings.resnet
     model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
@@ -285,7 +286,7 @@ def finalize(
         "test_predicted": test_predicted,  # in test CSV order, from the in-memory model
     }
     if register:
-        from artflow.models.classifier_io import load_classifier, register_classifier
+        from artflow.classify.io import load_classifier, register_classifier
 
         example = _input_example(wd, test_frame, image_size)
         reg = register_classifier(model, labels, image_size, family, input_example=example)
@@ -309,8 +310,8 @@ def finalize(
 
 def _input_example(wd: Workdir, frame: Any, image_size: int) -> np.ndarray:
     """One real test image at the model's input size (float32 0..255), for the signature."""
+    from artflow.classify.io import resize_batch
     from artflow.imageio import load_rgb
-    from artflow.models.classifier_io import resize_batch
 
     image = load_rgb(wd.abs(frame["path"].iloc[0]))
     return resize_batch([image], image_size)

@@ -34,7 +34,7 @@ def record(name: str, version: str, checks: Iterable[Any], accuracy: float) -> s
 
     `checks` are the gate's Check objects (name, passed). Returns the alias moved, or None.
     """
-    from artflow import tracking
+    from artflow.registry import tracking
 
     absolute = [c for c in checks if c.name in ABSOLUTE]
     if len(absolute) < len(ABSOLUTE) or not all(c.passed for c in absolute):
@@ -57,7 +57,7 @@ def record(name: str, version: str, checks: Iterable[Any], accuracy: float) -> s
 
 def best_version(name: str, family: str) -> Any | None:
     """The registered version behind `best-<family>`, or None."""
-    from artflow import tracking
+    from artflow.registry import tracking
 
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: choose one of {', '.join(FAMILIES)}")

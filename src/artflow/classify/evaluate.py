@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from artflow import plots, tracking
+from artflow import plots
 from artflow.config import Settings
 from artflow.data import tfdata
 from artflow.data.layout import Workdir
+from artflow.registry import tracking
 
 EXPERIMENT = "artflow-classifier"
 GRID_IMAGES = 16
@@ -134,7 +135,7 @@ def evaluate(
     Returns accuracy, macro_f1, per_class, confusion_matrix, per-image `correct` (bools in
     split CSV order), `paths`, `predicted`, latency_ms_per_image and model_size_mb.
     """
-    from artflow.models.classifier_io import load_classifier
+    from artflow.classify.io import load_classifier
 
     loaded = load_classifier(model_ref)
     file_labels = tfdata.read_labels(wd)

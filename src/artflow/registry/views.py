@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from artflow import tracking
 from artflow.errors import ModelError
+from artflow.registry import tracking
 
 CLASSIFIER_METRICS = ("test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1")
 # Lower is better for the losses, higher for SSIM (the gate reads the same list).

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from artflow.classify.cnn import EMBEDDING, PROBS
 from artflow.errors import ModelError
-from artflow.models.cnn import EMBEDDING, PROBS
 
 BASE = "resnet50"
 # keras.applications.resnet50.preprocess_input ("caffe" mode): RGB -> BGR, minus ImageNet means.

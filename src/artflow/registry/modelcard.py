@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from artflow import tracking
-from artflow.registry import CLASSIFIER_METRICS, STYLE_METRICS, resolve_version
+from artflow.registry import tracking
+from artflow.registry.views import CLASSIFIER_METRICS, STYLE_METRICS, resolve_version
 
 CARD_FILE = "model_card.md"
 MAX_PARAMS = 40  # the card is for people: the full settings stay in the run's settings.json

@@ -35,7 +35,7 @@ def _progress(steps: int, label: str) -> Any:
 def _run_with_progress(
     content: np.ndarray, style: np.ndarray, cfg: NstCfg, seed: int, label: str
 ) -> Any:
-    from artflow.style.gatys import run_gatys
+    from artflow.style.gatys.transfer import run_gatys
 
     with _progress(cfg.steps, label) as bar:
         task = bar.add_task(label, total=cfg.steps, loss=float("nan"))
@@ -88,7 +88,7 @@ def gatys_run(
     """Stylize, write `out` and `<out stem>.loss.png`, track everything; returns a summary."""
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
     from artflow.style.metrics import style_metrics
     from artflow.style.plots import loss_curve
 
@@ -150,8 +150,8 @@ def gatys_search(
     """
     import mlflow
 
-    from artflow import tracking
-    from artflow.style.gatys import fixed_cost
+    from artflow.registry import tracking
+    from artflow.style.gatys.transfer import fixed_cost
 
     base = settings.nst.for_backbone()
     rng = np.random.default_rng(settings.seed)
@@ -197,7 +197,7 @@ def _score_trial(
     cand: NstCfg, base: NstCfg, pairs: list[tuple[np.ndarray, np.ndarray]], seed: int
 ) -> tuple[float, list[np.ndarray]]:
     """Mean fixed cost of `cand`'s results over the pairs (scored with `base`'s weights)."""
-    from artflow.style.gatys import fixed_cost, run_gatys
+    from artflow.style.gatys.transfer import fixed_cost, run_gatys
 
     costs, images = [], []
     for content, style in pairs:
@@ -213,12 +213,12 @@ def search_backbone(
     """Random search for one backbone: trial 0 is its preset, the rest sampled around it.
 
     One parent run per backbone, one child run per trial (params, mean fixed cost, the
-    first pair's result); the winner is registered (artflow.style.nst_settings).
+    first pair's result); the winner is registered (artflow.style.gatys.settings).
     """
     import mlflow
 
-    from artflow import tracking
-    from artflow.style.nst_settings import register_best
+    from artflow.registry import tracking
+    from artflow.style.gatys.settings import register_best
 
     base = settings.nst.for_backbone(backbone)
     rng = np.random.default_rng(settings.seed)

@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from artflow import runtime, tracking
+from artflow import runtime
+from artflow.classify.evaluate import EXPERIMENT
+from artflow.classify.train import finalize, load_data, split_files, write_metrics
 from artflow.config import Settings
 from artflow.data.layout import Workdir
-from artflow.evaluate import EXPERIMENT
-from artflow.train.classifier import finalize, load_data, split_files, write_metrics
+from artflow.registry import tracking
 
 
 def _execution_logger() -> Any:
@@ -82,7 +83,7 @@ def tune_cnn(settings: Settings, wd: Workdir, verbose: int = 2) -> dict[str, Any
     import keras
     import mlflow
 
-    from artflow.models.cnn import build_cnn
+    from artflow.classify.cnn import build_cnn
 
     cfg, size = settings.tuner, settings.images.size
     data = load_data(settings, wd, size, settings.cnn.batch_size)
@@ -146,7 +147,7 @@ def _retrain(build: Any, hp: Any, data: dict[str, Any], settings: Settings, wd: 
     """The best configuration trained afresh for cnn.epochs (early stopping on val_loss)."""
     import mlflow
 
-    from artflow.train.classifier import callbacks, run_key
+    from artflow.classify.train import callbacks, run_key
 
     tags = {"artflow.stage": "tune-retrain"}
     with mlflow.start_run(run_name="retrain-best", nested=True, tags=tags):

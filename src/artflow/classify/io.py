@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from artflow import tracking
+from artflow.classify.cnn import EMBEDDING
 from artflow.errors import ModelError
-from artflow.models.cnn import EMBEDDING
+from artflow.registry import tracking
 
 
 def resize_batch(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
     if missing:
         raise ModelError(
             f"{mv.name} version {mv.version} lacks tags {missing} (not registered by artflow)",
-            "register classifiers with artflow.models.classifier_io.register_classifier",
+            "register classifiers with artflow.classify.io.register_classifier",
         )
     model, size_mb = _load_model(tracking.model_uri(mv.name, str(mv.version)))
     return LoadedClassifier(
@@ -144,7 +144,7 @@ def load_classifier(ref: str = tracking.CHAMPION) -> LoadedClassifier:
 def classifier_from_file(path: str | Path, meta: dict[str, Any]) -> LoadedClassifier:
     """A classifier from a `.keras` file and the registry facts recorded beside it (a Bento's
     model store: `name`, `version`, `run_id` and the version's `tags`)."""
-    from artflow.models.safe_load import load_keras_file
+    from artflow.registry.safe_load import load_keras_file
 
     tags = dict(meta.get("tags") or {})
     missing = [t for t in ("labels", "image_size", "family") if t not in tags]
@@ -165,7 +165,7 @@ def classifier_from_file(path: str | Path, meta: dict[str, Any]) -> LoadedClassi
 
 def _load_model(uri: str) -> tuple[Any, float]:
     """Download the logged model, refuse pickles/code, load its .keras file in safe mode (MB)."""
-    from artflow.models.safe_load import load_registered
+    from artflow.registry.safe_load import load_registered
 
     model, path = load_registered(uri, tracking.tracking_uri())
     return model, path.stat().st_size / 1e6

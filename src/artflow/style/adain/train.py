@@ -76,7 +76,7 @@ class Nets:
 
 def _networks(cfg: StylizerCfg, seed: int) -> tuple[Any, Any, Any]:
     """(teacher, encoder, decoder) under the current dtype policy."""
-    from artflow.models.fast_style import (
+    from artflow.style.adain.networks import (
         build_decoder,
         build_encoder,
         build_student_encoder,
@@ -100,7 +100,7 @@ def build_nets(
     """
     import keras
 
-    from artflow.models.fast_style import build_embeddings
+    from artflow.style.adain.networks import build_embeddings
 
     teacher, encoder, decoder = _networks(cfg, seed)
     reference = None
@@ -132,7 +132,7 @@ def _init_from_teacher(
     """Encoder and decoder as calibrated channel selections of the teacher stylizer's."""
     import tensorflow as tf
 
-    from artflow.models.fast_style import AdaIN, select_channels
+    from artflow.style.adain.networks import AdaIN, select_channels
 
     adain, content, style = AdaIN(), *(tf.cast(x, tf.float32) for x in batch)
     ones = tf.ones((tf.shape(content)[0], 1))
@@ -222,7 +222,7 @@ def _train_step_fn(nets: Nets, cfg: StylizerCfg, strategy: Any, xla: bool) -> An
     import tensorflow as tf
 
     from artflow import runtime
-    from artflow.models.fast_style import AdaIN
+    from artflow.style.adain.networks import AdaIN
 
     adain = AdaIN(dtype="float32")
     scaled = hasattr(nets.optimizer, "scale_loss")
@@ -258,7 +258,8 @@ def _fit(
     returns the float32 stylizer, losses, input rates."""
     from rich.progress import Progress
 
-    from artflow import runtime, tracking
+    from artflow import runtime
+    from artflow.registry import tracking
     from artflow.style.data import artworks, augmented, input_rate, require, style_images
 
     strategy = runtime.configure(settings.training, settings.seed)
@@ -298,7 +299,7 @@ def _export(nets: Nets, cfg: StylizerCfg, seed: int) -> Any:
     """The stylizer rebuilt in float32 with the trained weights (what CPUs serve fastest)."""
     import keras
 
-    from artflow.models.fast_style import build_stylizer
+    from artflow.style.adain.networks import build_stylizer
 
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
@@ -352,8 +353,8 @@ def train_fast_stylizer(settings: Settings, wd: Workdir) -> dict[str, Any]:
 
 def teacher_version() -> str:
     """The VGG19 stylizer to learn from: the champion when it is one, else the newest."""
-    from artflow import tracking
     from artflow.errors import ModelError
+    from artflow.registry import tracking
 
     champion = tracking.alias_version(STYLIZER, tracking.CHAMPION)
     if champion is not None and champion.tags.get("encoder") == "vgg19":
@@ -374,7 +375,7 @@ def _train_and_register(
     """Train, score on held-out pairs, register as challenger; writes metrics/<name>.json."""
     import mlflow
 
-    from artflow import tracking
+    from artflow.registry import tracking
     from artflow.style.inference import Stylizer
     from artflow.style.plots import image_grid, loss_curve
 

@@ -194,7 +194,7 @@ def log_keras_model(
     """
     import mlflow.tensorflow
 
-    from artflow.models.safe_load import no_pickled_custom_objects
+    from artflow.registry.safe_load import no_pickled_custom_objects
 
     with no_pickled_custom_objects():  # loaders refuse artifacts that carry pickles
         info = _retry(
@@ -380,8 +380,8 @@ def model_uri(model_name: str, ref: str) -> str:
 
 def load_keras_model(uri: str) -> Any:
     """Load a logged Keras model in safe mode, refusing artifacts that carry pickles or code
-    (see artflow.models.safe_load); a clear error when the URI resolves to nothing."""
-    from artflow.models.safe_load import load_registered
+    (see artflow.registry.safe_load); a clear error when the URI resolves to nothing."""
+    from artflow.registry.safe_load import load_registered
 
     return load_registered(uri, tracking_uri())[0]
 

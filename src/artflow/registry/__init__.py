@@ -1,0 +1,1 @@
+"""The registry plumbing: MLflow tracking, registry views, model cards and safe loading."""

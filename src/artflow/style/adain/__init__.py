@@ -1,0 +1,1 @@
+"""The real-time AdaIN stylizer: its networks and its training."""

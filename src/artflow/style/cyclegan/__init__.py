@@ -1,0 +1,1 @@
+"""The Monet CycleGAN: its networks and its training."""

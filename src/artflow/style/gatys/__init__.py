@@ -1,0 +1,1 @@
+"""Gatys neural style transfer: the optimisation, its tracked runs and its registered settings."""

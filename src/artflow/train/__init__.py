@@ -1,1 +1,0 @@
-"""Training stages: one function per pipeline stage (config + workdir in, metrics out)."""
