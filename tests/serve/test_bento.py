@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,16 @@ def test_bento_carries_its_models_and_serves_without_mlflow(
             rollback = client.post("/admin/rollback", headers=auth, json={})
             assert rollback.status_code == 409 and "Bento" in rollback.json()["error"]
             assert client.get("/readyz").status_code == 200
-        assert "models from bento" in server.log_tail(200_000)
+            unresolved = _gatys_settings_unresolved(client, auth)
+        log = server.log_tail(200_000)
+        assert "models from bento" in log
+        # The unreachable registry is a designed case: one line per thing, no traceback.
+        assert "Traceback" not in log, log[-6000:]
+        for backbone in ("vgg19", "resnet50"):
+            assert "could not be asked" in unresolved[backbone]["unresolved"]
+            lines = [ln for ln in log.splitlines() if f"Gatys settings of {backbone} " in ln]
+            assert len(lines) == 1 and "using the preset nst.presets." in lines[0], lines
+        assert sum("novelty model of" in ln for ln in log.splitlines()) == 1
     finally:
         stop_server(server)
 
@@ -144,3 +154,14 @@ def test_serving_lock_holds_no_test_lint_or_pipeline_tools():
     assert dev >= DEV_TOOLS and serve <= runtime <= dev  # one set of pins, three scopes
     bentofile = yaml.safe_load((PROJECT_ROOT / "bentofile.yaml").read_text())
     assert bentofile["python"]["requirements_txt"] == "./requirements-serve.lock"
+
+
+def _gatys_settings_unresolved(client, auth: dict[str, str]) -> dict:
+    """/admin/status's Gatys settings once the start-up thread has asked for both backbones."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen = client.post("/admin/status", headers=auth).json()["gatys_settings"]
+        if {"vgg19", "resnet50"} <= set(seen):
+            return seen
+        time.sleep(1)
+    raise AssertionError(f"Gatys settings never resolved: {seen}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pandas as pd
 
 from artflow.config import NoveltyCfg
 from artflow.errors import DataError
+from artflow.fallback import Resolved
 from artflow.monitor.embedding import column_names
 from artflow.monitor.features import FEATURE_NAMES
 
@@ -197,26 +197,29 @@ def build_novelty(
 
 class NoveltyCache:
     """The service's view: per classifier version, its novelty model and drift projection
-    (or None when the version has none: then requests carry no novelty verdict)."""
+    (or None when the version has none: then requests carry no novelty verdict). A version
+    whose model could not be loaded (registry down, broken file) gets no verdict for now and
+    is asked again after `retry_s`, never remembered as "has none"."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[Novelty, Any] | None] = {}
+    def __init__(self, retry_s: float = 60.0) -> None:
+        self._resolved: Resolved[tuple[str, str], tuple[Novelty, Any] | None] = Resolved(
+            "the novelty model", retry_s
+        )
 
     def get(self, name: str, version: str) -> tuple[Novelty, Any] | None:
         key = (name, str(version))
-        with self._lock:
-            if key not in self._cache:
-                try:
-                    self._cache[key] = _load(name, str(version))
-                except Exception:  # noqa: BLE001 - a missing/broken file must not fail /classify
-                    log.exception("artflow: loading the novelty model of %s v%s failed", *key)
-                    self._cache[key] = None
-            return self._cache[key]
+        return self._resolved.get(key, lambda: _load(*key), None, "no novelty verdict")
+
+    def has_none(self, name: str, version: str) -> bool:
+        """True only when the version was asked and has no novelty model."""
+        found, value = self._resolved.known((name, str(version)))
+        return found and value is None
+
+    def unresolved(self) -> dict[str, str]:
+        return self._resolved.unresolved()
 
     def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._resolved.clear()
 
 
 def _load(name: str, version: str) -> tuple[Novelty, Any] | None:
@@ -227,7 +230,8 @@ def _load(name: str, version: str) -> tuple[Novelty, Any] | None:
     from artflow.monitor.reference import TAG as REF_TAG
     from artflow.registry import tracking
 
-    tags = dict(tracking.client().get_model_version(name, version).tags or {})
+    mv = tracking.model_version(name, version)  # RegistryUnavailable when it cannot be asked
+    tags = dict(mv.tags or {}) if mv is not None else {}
     if TAG not in tags or REF_TAG not in tags:
         return None
     uri = tracking.tracking_uri()

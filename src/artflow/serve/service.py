@@ -370,8 +370,9 @@ class Artflow:
             return None
         try:
             found = self.novelty.get(name, str(version))
-            if found is None:  # this version has none: later requests skip the thread hop
-                self._no_novelty.add((name, str(version)))
+            if found is None:
+                if self.novelty.has_none(name, str(version)):  # later requests skip the hop
+                    self._no_novelty.add((name, str(version)))
                 return None
             model, projection = found
             from artflow.monitor.features import describe_image
@@ -530,6 +531,8 @@ class Artflow:
             "batching": SERVE.batching,
             "batches_shed": {variant: b.shed for variant, b in self.batchers.items()},
             "gatys": dict(self.gatys),
+            "gatys_settings": self.gatys_settings.status(),
+            "novelty_unresolved": self.novelty.unresolved(),
             "prediction_log": str(self.predictions.folder),
             "profile": SETTINGS.profile,
             "families": self.families.status(),

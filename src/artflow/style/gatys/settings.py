@@ -14,12 +14,12 @@ import json
 import logging
 import re
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from artflow.config import NstCfg
+from artflow.fallback import Resolved
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +89,31 @@ def resolve(nst: NstCfg, backbone: str | None = None) -> Registered:
 
 
 class SettingsCache:
-    """The service's view: resolved once per backbone, again after `clear()` (admin reload)."""
+    """The service's view: resolved once per backbone, again after `clear()` (admin reload).
+    While the registry cannot be asked, the backbone's preset serves (one warning line) and
+    the registry is asked again after `retry_s`."""
 
-    def __init__(self, nst: NstCfg) -> None:
+    def __init__(self, nst: NstCfg, retry_s: float = 60.0) -> None:
         self.nst = nst
-        self._lock = threading.Lock()
-        self._cache: dict[str, Registered] = {}
+        self._resolved: Resolved[str, Registered] = Resolved("Gatys settings", retry_s)
 
     def get(self, backbone: str | None = None) -> Registered:
         name = backbone or self.nst.backbone
-        with self._lock:
-            if name not in self._cache:
-                try:
-                    self._cache[name] = resolve(self.nst, name)
-                except Exception:  # registry down: serve the preset rather than nothing
-                    log.exception("artflow: resolving the Gatys settings of %s failed", name)
-                    return Registered(cfg=self.nst.for_backbone(name), version=None, values={})
-            return self._cache[name]
+        preset = Registered(cfg=self.nst.for_backbone(name), version=None, values={})
+        return self._resolved.get(
+            name, lambda: resolve(self.nst, name), preset, f"the preset nst.presets.{name}"
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Per backbone asked so far: what serves, and why when it is the preset by fallback."""
+        out: dict[str, Any] = {}
+        for name in ("vgg19", "resnet50"):
+            found, chosen = self._resolved.known(name)
+            if found and chosen is not None:
+                out[name] = {"uses": chosen.label, "version": chosen.version}
+        for name, why in self._resolved.unresolved().items():
+            out[name] = {"uses": f"gatys-{name}-preset", "version": None, "unresolved": why}
+        return out
 
     def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._resolved.clear()
