@@ -271,6 +271,14 @@ class ServeCfg(Section):
     max_output_side: int = Field(1024, ge=32)
     shutdown_grace_s: int = Field(20, ge=1)
     admin_max_failures: int = Field(10, ge=1)
+    # The serving store (artflow.serve.store): "" = an SQLite file beside the prediction log
+    store: str = ""
+    store_migrate: bool = True  # upgrade the schema at start-up (a cluster runs a Job instead)
+    store_retention_days: float = Field(90, gt=0)  # answers, feedback, jobs older than this go
+    sync_interval_s: float = Field(2.0, gt=0)  # every pod reads the shared admin state this often
+    gatys_jobs_per_deployment: int = Field(1, ge=1)  # Gatys runs at once per Deployment (role)
+    job_stale_s: float = Field(120, gt=0)  # a running job not heard from this long is lost
+    trusted_proxies: list[str] = []  # peers whose X-Forwarded-For names the caller (CIDRs)
 
 
 class DriftCfg(Section):

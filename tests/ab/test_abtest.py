@@ -68,38 +68,86 @@ def test_wilson_interval_matches_the_closed_form() -> None:
     assert abtest.wilson(0, 0, 0.95) == (None, None)
 
 
-def test_feedback_store_records_outcomes_and_refuses_bad_ones(tmp_path) -> None:
-    from artflow.serve.feedback import Answer, FeedbackError, FeedbackStore, ab_outcomes, read
+def test_feedback_book_records_outcomes_and_refuses_bad_ones(tmp_path) -> None:
+    """Answers and feedback in the serving store: a second book on the same store (another
+    pod) finds every answer and refuses a second feedback; bad ids get clear statuses."""
+    from artflow.serve.feedback import (
+        Answer,
+        FeedbackBook,
+        FeedbackError,
+        ab_outcomes,
+        new_id,
+        unstored_id,
+    )
+    from artflow.serve.store import ServingStore
 
-    store = FeedbackStore(tmp_path / "feedback.jsonl", capacity=3)
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    book = FeedbackBook(ServingStore(url, "pod-a", "single"))
+    other = FeedbackBook(ServingStore(url, "pod-b", "single"))  # another pod, same store
+    ids = [new_id() for _ in range(4)]
     for i, variant in enumerate(["champion", "challenger", "champion", "challenger"]):
-        store.remember(Answer(f"id{i}", variant, "7" if variant == "champion" else "8", "Monet"))
-    with pytest.raises(FeedbackError) as exc:
-        store.add("id0", correct=True)  # aged out of the bounded memory
-    assert exc.value.status == 404
-    assert store.add("id1", correct=True)["correct"] is True
-    assert store.add("id2", artist="Rembrandt")["correct"] is False  # the true artist differs
-    rec = store.add("id3", artist="Monet")
+        v = "7" if variant == "champion" else "8"
+        assert book.remember(Answer(ids[i], variant, v, "Monet", model_name="m"))
+    assert other.add(ids[0], correct=False)["correct"] is False
+    assert other.add(ids[1], correct=True)["correct"] is True
+    assert book.add(ids[2], artist="Rembrandt")["correct"] is False  # the true artist differs
+    rec = other.add(ids[3], artist="Monet")
     assert rec["correct"] is True and rec["true_artist"] == "Monet"
-    for bad, status in ((dict(correct=True), 409), (dict(), 422)):
+    for bad_id, bad, status in (
+        (ids[1], dict(correct=True), 409),  # twice, from the other pod
+        (ids[1], dict(), 422),
+        (new_id(), dict(correct=True), 404),
+        ("nope", dict(correct=True), 404),
+        (unstored_id(), dict(correct=True), 409),
+    ):
         with pytest.raises(FeedbackError) as exc:
-            store.add("id1", **bad)
+            book.add(bad_id, **bad)
         assert exc.value.status == status
-    lines = read(store.path)
-    assert len(lines) == 3 and all("image" not in r for r in lines)
-    out = ab_outcomes(lines)
-    assert out["champion"] == [False] and out["challenger"] == [True, True]
+    rows = book.store.feedback_rows()
+    assert len(rows) == 4 and all("image" not in k for r in rows for k in r)
+    assert {r["pod"] for r in rows} == {"pod-a", "pod-b"}
+    out = ab_outcomes(rows)
+    assert out["champion"] == [False, False] and out["challenger"] == [True, True]
     assert out["versions"] == {"challenger": "8", "champion": "7"}
 
 
+def test_store_outage_gives_503_and_unstored_answers(tmp_path) -> None:
+    from artflow.serve.feedback import Answer, FeedbackBook, FeedbackError, new_id
+    from artflow.serve.store import ServingStore
+
+    down = FeedbackBook(ServingStore("postgresql://nobody@127.0.0.1:1/none", "p", "single"))
+    assert down.remember(Answer(new_id(), "champion", "1", "Monet")) is False
+    with pytest.raises(FeedbackError) as exc:
+        down.add(new_id(), correct=True)
+    assert exc.value.status == 503 and "unavailable" in str(exc.value)
+
+
+def _plant_feedback(url: str, rows: list[dict]) -> None:
+    """Feedback rows straight into a migrated store, in order (one transaction)."""
+    import sqlalchemy as sa
+
+    from artflow.serve import store
+
+    store.migrate(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            store.feedback.insert(),
+            [
+                {"created": float(i), "model_name": "m", "pod": "p", "true_artist": None, **r}
+                for i, r in enumerate(rows)
+            ],
+        )
+    engine.dispose()
+
+
 def test_ab_report_cli_concludes_on_simulated_feedback(tmp_path, capsys) -> None:
-    """The command reads a feedback log with known true accuracies per variant, writes the
-    Markdown + JSON report and an MLflow run, and reaches the right conclusion."""
+    """The command reads the serving store with known true accuracies per variant, writes
+    the Markdown + JSON report and an MLflow run, and reaches the right conclusion."""
     from artflow.cli import run
     from artflow.registry import tracking
 
     rng = random.Random(5)
-    path = tmp_path / "feedback.jsonl"
     rows = []
     for i in range(900):
         variant = "champion" if i % 2 else "challenger"
@@ -125,9 +173,10 @@ def test_ab_report_cli_concludes_on_simulated_feedback(tmp_path, capsys) -> None
         for i in range(300)
     ]
     rng.shuffle(rows[-300:])
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows[-300:] + rows[:-300]))
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    _plant_feedback(url, rows[-300:] + rows[:-300])
     out = tmp_path / "report.md"
-    code = run(["ab", "report", "--feedback", str(path), "--out", str(out), "--profile", "smoke"])
+    code = run(["ab", "report", "--store", url, "--out", str(out), "--profile", "smoke"])
     assert code == 0
     body = json.loads(out.with_suffix(".json").read_text())
     assert body["decision"] == abtest.PROMOTE and body["versions"] == {
@@ -141,5 +190,6 @@ def test_ab_report_cli_concludes_on_simulated_feedback(tmp_path, capsys) -> None
     )
     assert runs[0].data.tags["artflow.ab_decision"] == abtest.PROMOTE
     assert runs[0].data.metrics["challenger_n"] == 450
-    assert run(["ab", "report", "--feedback", str(tmp_path / "none.jsonl")]) == 2
-    assert "not found" in capsys.readouterr().err
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert run(["ab", "report", "--store", missing, "--out", str(out)]) == 2
+    assert "serving store" in capsys.readouterr().err

@@ -138,9 +138,13 @@ def params_with(tmp: Path, **serve: object) -> Path:
 
 
 def start_server(
-    tmp: Path, env_extra: dict[str, str] | None = None, params: Path | None = None
+    tmp: Path,
+    env_extra: dict[str, str] | None = None,
+    params: Path | None = None,
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
+    port = port or free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     params = params or params_with(tmp, admin_max_failures=1000)  # tests fail tokens on purpose
     env = {
         **os.environ,
@@ -165,6 +169,14 @@ def start_server(
             start_new_session=True,  # its own process group: teardown stops every worker
         )
     return Server(f"http://127.0.0.1:{port}", proc, log_path, tmp / "predictions", {})
+
+
+def server_store(server: Server):  # noqa: ANN201 - artflow.serve.store.ServingStore
+    """The server's serving store: the SQLite file beside its prediction log (the default)."""
+    from artflow.serve.store import ServingStore
+
+    url = f"sqlite:///{server.prediction_log.parent / 'serving.db'}"
+    return ServingStore(url, "tests", "single", auto_migrate=False)
 
 
 def stop_server(server: Server) -> None:

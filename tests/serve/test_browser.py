@@ -152,5 +152,7 @@ def test_page_model_choice_gallery_gatys_progress_cancel_and_feedback(server, de
         finally:
             browser.close()
             tracking.client().delete_registered_model_alias(tracking.CLASSIFIER, "best-cnn")
-    feedback = server.prediction_log.with_name("feedback.jsonl").read_text().splitlines()
+    from tests.serve.conftest import server_store
+
+    feedback = server_store(server).feedback_rows()
     assert len(feedback) >= 2

@@ -4,7 +4,6 @@ the style gallery. Shared state (aliases) is put back where other tests expect i
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ from PIL import Image
 
 from artflow.registry import tracking
 from tests.serve import images
+from tests.serve.conftest import server_store
 from tests.serve.test_service import classify, keys_for, metric
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def test_feedback_is_stored_with_the_prediction_and_feeds_online_accuracy(
     assert client.post("/feedback", content=b"{not json").status_code == 400
     assert client.get("/livez").status_code == 200  # bad feedback never takes the service down
 
-    stored = [json.loads(x) for x in server.prediction_log.with_name("feedback.jsonl").open()]
+    stored = server_store(server).feedback_rows()  # the serving store, not the pod's memory
     mine = [s for s in stored if s["prediction_id"] in ids]
     assert [s["correct"] for s in mine] == [True, False]
     assert mine[1]["true_artist"] == wrong and mine[1]["artist"] == answers[1]["artist"]

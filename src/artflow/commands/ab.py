@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,25 +26,32 @@ ab_app = typer.Typer(help="The online A/B test: feedback, accuracy per variant, 
 novelty_app = typer.Typer(help='"This does not look like a painting": the novelty model.')
 
 
-def feedback_path(cfg: Settings) -> Path:
-    """The feedback log beside the service's prediction log (artflow.serve.feedback)."""
-    from artflow.serve.feedback import FILE_NAME
+def store_url(cfg: Settings, given: str | None = None) -> str:
+    """The serving store the service writes (artflow.serve.store.resolve_url)."""
     from artflow.serve.predlog import resolve_log_path
+    from artflow.serve.store import resolve_url
 
-    return resolve_log_path(cfg.serve.prediction_log).with_name(FILE_NAME)
+    return resolve_url(given or cfg.serve.store, resolve_log_path(cfg.serve.prediction_log))
 
 
 @ab_app.command(
     "report",
     epilog=examples(
         "artflow ab report",
-        "artflow ab report --feedback data/serving/feedback.jsonl --out reports/ab.md --no-track",
+        "artflow ab report --out reports/ab.md --no-track",
+        "artflow ab report --store postgresql://artflow_serving@db:5432/artflow_serving",
     ),
 )
 def report(
-    feedback: Path | None = typer.Option(
-        None, "--feedback", help="Feedback log (default: feedback.jsonl beside the prediction log)."
-    ),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Serving store URL (default: serve.store, ARTFLOW_SERVING_STORE[_FILE], else "
+            "the SQLite file beside the prediction log).",
+            show_default=False,
+        ),
+    ] = None,
     out: Path = typer.Option(Path("ab_report.md"), "--out", "-o", help="Markdown report."),
     track: bool = typer.Option(True, "--track/--no-track", help="Log an MLflow run."),
     params: ParamsOption = None,
@@ -55,13 +62,20 @@ def report(
 
     from artflow import abtest
     from artflow.errors import DataError
-    from artflow.serve.feedback import ab_outcomes, read
+    from artflow.serve.feedback import ab_outcomes
+    from artflow.serve.store import ServingStore, StoreUnavailable, masked
 
     cfg = settings(params, profile)
-    path = (feedback or feedback_path(cfg)).expanduser()
-    if feedback is not None and not path.is_file():
-        raise DataError(f"feedback log {path} not found", "pass --feedback with an existing file")
-    outcomes = ab_outcomes(read(path))
+    url = store_url(cfg, store)
+    # the report reads; it never creates or migrates a store (a typo must not look empty)
+    db = ServingStore(url, "ab-report", "report", auto_migrate=False)
+    try:
+        outcomes = ab_outcomes(db.feedback_rows(("champion", "challenger")))
+    except StoreUnavailable as exc:
+        raise DataError(
+            f"cannot read the serving store {masked(url)}: {exc}",
+            "pass --store with the service's store URL, or run `artflow store migrate` first",
+        ) from None
     verdict = abtest.verdict(outcomes["champion"], outcomes["challenger"], cfg.abtest)
     text = abtest.markdown(verdict)
     versions = outcomes["versions"]
@@ -74,6 +88,10 @@ def report(
     )
     if track:
         _track(cfg, verdict, out, versions)
+    try:  # every pod exports the latest verdict in /metrics (artflow_ab_verdict)
+        db.admin_set("ab_verdict", {"decision": verdict.decision, "versions": versions})
+    except StoreUnavailable as exc:
+        rprint(f"[yellow]warning:[/] verdict not recorded in the serving store: {exc}")
     rprint(text)
     rprint(f"[green]{verdict.decision}[/] -> {out}")
 

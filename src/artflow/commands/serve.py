@@ -9,6 +9,9 @@ import typer
 from artflow.commands.options import ParamsOption, ProfileOption, examples, settings
 
 bento_app = typer.Typer(help="Package the service as a Bento.", no_args_is_help=True)
+store_app = typer.Typer(
+    help="The serving store (answers, feedback, A/B, jobs, admin state).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -20,6 +23,43 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     bento_app.command(
         "build", epilog=examples("artflow bento build", "artflow bento build --challenger")
     )(build)
+    app.add_typer(store_app, name="store")
+    store_app.command(
+        "migrate",
+        epilog=examples(
+            "artflow store migrate",
+            "artflow store migrate --store postgresql://artflow_serving@db:5432/artflow_serving",
+        ),
+    )(migrate)
+
+
+def migrate(
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="Store URL (default: as the service resolves it).", show_default=False
+        ),
+    ] = None,
+    params: ParamsOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Create or upgrade the serving store's schema (Alembic); safe to run again."""
+    from rich import print as rprint
+
+    from artflow.commands.ab import store_url
+    from artflow.errors import ConfigError
+    from artflow.serve.store import masked
+    from artflow.serve.store import migrate as upgrade
+
+    url = store_url(settings(params, profile), store)
+    try:
+        revision = upgrade(url)
+    except Exception as exc:  # noqa: BLE001 - one message naming the store
+        raise ConfigError(
+            f"cannot migrate the serving store {masked(url)}: {exc}",
+            "check the URL, the role's rights and that the database exists",
+        ) from None
+    rprint(f"[green]serving store[/] {masked(url)} at revision {revision}")
 
 
 def serve(

@@ -1,30 +1,37 @@
 """User feedback on classifications: "was this right?", stored with what was answered.
 
-Every /classify answer carries a `prediction_id`. The service remembers the last
-`capacity` answers (id -> variant, model version, family, predicted artist) in memory; POST
-/feedback with that id and either `correct` or the true artist appends one JSON line to the
-feedback log beside the prediction log: the prediction's fields plus the outcome, never the
-image. `artflow ab report` and /metrics read the outcomes from there.
+Every /classify answer carries a `prediction_id`; the answer (variant, model version,
+family, predicted artist) is stored in the serving store (artflow.serve.store) before the
+answer is sent. POST /feedback to any pod with that id and either `correct` or the true
+artist stores the outcome beside it, never the image; the store's primary key makes a
+second feedback a 409 on every pod. `artflow ab report` and /metrics read the outcomes
+from the store, so every pod and the report see the same experiment.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-FILE_NAME = "feedback.jsonl"
+from artflow.serve.store import Duplicate, ServingStore, StoreUnavailable
+
+UNSTORED = "unstored-"  # prefix of the id of an answer the store did not take
+PREDICTION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def unstored_id() -> str:
+    """The id of an answer served while the store was down: it says it takes no feedback."""
+    return UNSTORED + uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Answer:
     model_version: str
     artist: str  # predicted top-1
     family: str | None = None
+    model_name: str = ""
 
 
 class FeedbackError(ValueError):
@@ -44,62 +52,71 @@ class FeedbackError(ValueError):
         self.status = status
 
 
-class FeedbackStore:
-    def __init__(self, path: str | Path, capacity: int = 50_000) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.capacity = capacity
-        self._answers: OrderedDict[str, Answer] = OrderedDict()
-        self._given: set[str] = set()
-        self._lock = threading.Lock()
+class FeedbackBook:
+    """Answers and their feedback in the serving store, shared by every pod."""
 
-    def remember(self, answer: Answer) -> None:
-        with self._lock:
-            self._answers[answer.prediction_id] = answer
-            while len(self._answers) > self.capacity:  # bounded: oldest answers age out
-                old, _ = self._answers.popitem(last=False)
-                self._given.discard(old)
+    def __init__(self, store: ServingStore) -> None:
+        self.store = store
+
+    def remember(self, answer: Answer) -> bool:
+        """Store the answer before it is sent; False when the store is down (the answer is
+        still served, with an id that says it cannot take feedback)."""
+        try:
+            self.store.add_answer(
+                dict(
+                    id=answer.prediction_id,
+                    variant=answer.variant,
+                    model_name=answer.model_name,
+                    model_version=answer.model_version,
+                    family=answer.family,
+                    artist=answer.artist,
+                )
+            )
+            return True
+        except (StoreUnavailable, Duplicate):
+            return False
 
     def add(
         self, prediction_id: str, correct: bool | None = None, artist: str | None = None
     ) -> dict[str, Any]:
-        """Store one outcome; raises FeedbackError (404 unknown id, 409 twice, 422 neither)."""
+        """Store one outcome; FeedbackError 404 unknown or malformed id, 409 given twice or
+        never stored, 422 neither field, 503 store down."""
         if correct is None and not (artist or "").strip():
             raise FeedbackError(422, "feedback needs correct=true/false or the true artist")
-        with self._lock:
-            answer = self._answers.get(prediction_id)
+        if prediction_id.startswith(UNSTORED):
+            raise FeedbackError(
+                409,
+                f"prediction {prediction_id} was answered while the serving store was down "
+                "and cannot take feedback",
+            )
+        if not PREDICTION_ID.match(prediction_id):
+            raise FeedbackError(
+                404, f"unknown prediction_id {prediction_id!r} (malformed: 32 hex digits)"
+            )
+        try:
+            answer = self.store.answer(prediction_id)
             if answer is None:
                 raise FeedbackError(
                     404, f"unknown prediction_id {prediction_id!r} (expired or never answered)"
                 )
-            if prediction_id in self._given:
-                raise FeedbackError(409, f"feedback for {prediction_id} was already given")
             true_artist = (artist or "").strip() or None
-            right = (true_artist == answer.artist) if true_artist else bool(correct)
+            right = (true_artist == answer["artist"]) if true_artist else bool(correct)
             record = {
-                "timestamp": time.time(),
-                **asdict(answer),
+                "prediction_id": prediction_id,
+                "variant": answer["variant"],
+                "model_name": answer["model_name"],
+                "model_version": answer["model_version"],
+                "family": answer["family"],
+                "artist": answer["artist"],
                 "correct": right,
-                "true_artist": true_artist or (answer.artist if right else None),
+                "true_artist": true_artist or (answer["artist"] if right else None),
             }
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self._given.add(prediction_id)
-        return record
-
-
-def read(path: str | Path) -> list[dict[str, Any]]:
-    """All feedback records (oldest first), skipping torn lines; [] when there is no file."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+            self.store.add_feedback(record)
+        except Duplicate:
+            raise FeedbackError(409, f"feedback for {prediction_id} was already given") from None
+        except StoreUnavailable as exc:
+            raise FeedbackError(503, f"feedback cannot be stored now: {exc}") from None
+        return {"timestamp": time.time(), **record}
 
 
 def ab_outcomes(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -142,8 +159,9 @@ def study_metrics() -> StudyMetrics:
         ),
         accuracy=Gauge(
             "artflow_online_accuracy",
-            "Online accuracy from feedback on the variant's current version: the estimate and "
-            "the Wilson interval's lower and upper bound (abtest.confidence).",
+            "Online accuracy from feedback on the variant's current version (all pods, from "
+            "the serving store): the estimate and the Wilson interval's lower and upper bound "
+            "(abtest.confidence).",
             ["variant", "model_version", "bound"],
             multiprocess_mode="mostrecent",
         ),
@@ -157,39 +175,36 @@ def study_metrics() -> StudyMetrics:
 
 
 class OnlineAccuracy:
-    """Per-variant accuracy of the current A/B experiment, kept in the Prometheus gauges.
+    """Per-variant accuracy of the current A/B experiment over every pod's feedback, kept in
+    the Prometheus gauges; `refresh` re-reads the store (the service's sync loop)."""
 
-    Restored from the feedback log at start-up, so a restart keeps the experiment's numbers.
-    """
-
-    def __init__(self, path: Path, confidence: float) -> None:
+    def __init__(self, store: ServingStore, confidence: float) -> None:
+        self.store = store
         self.confidence = confidence
         self._lock = threading.Lock()
         self._outcomes: dict[str, tuple[str, list[bool]]] = {}
-        for record in read(path):
-            self._add(record)
-        self._publish_all()
 
-    def _add(self, record: dict[str, Any]) -> str | None:
-        variant, version = record.get("variant"), str(record.get("model_version"))
-        if variant is None:
-            return None
-        current = self._outcomes.get(variant)
-        if current is None or current[0] != version:  # a new version: a new experiment
-            current = self._outcomes[variant] = (version, [])
-        current[1].append(bool(record.get("correct")))
-        return variant
+    def refresh(self) -> None:
+        """Re-read the experiment's outcomes from the store (StoreUnavailable passes up)."""
+        outcomes = ab_outcomes(self.store.feedback_rows(("champion", "challenger")))
+        with self._lock:
+            self._outcomes = {
+                v: (outcomes["versions"][v], outcomes[v]) for v in outcomes["versions"]
+            }
+            for variant in self._outcomes:
+                self._publish(variant)
 
     def add(self, record: dict[str, Any]) -> None:
         outcome = "correct" if record.get("correct") else "wrong"
         study_metrics().feedback.labels(variant=record.get("variant"), outcome=outcome).inc()
+        variant, version = record.get("variant"), str(record.get("model_version"))
+        if variant not in ("champion", "challenger"):
+            return
         with self._lock:
-            variant = self._add(record)
-            if variant:
-                self._publish(variant)
-
-    def _publish_all(self) -> None:
-        for variant in self._outcomes:
+            current = self._outcomes.get(variant)
+            if current is None or current[0] != version:  # a new version: a new experiment
+                current = self._outcomes[variant] = (version, [])
+            current[1].append(bool(record.get("correct")))
             self._publish(variant)
 
     def _publish(self, variant: str) -> None:

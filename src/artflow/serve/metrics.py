@@ -71,3 +71,17 @@ def metrics() -> Metrics:
             ["endpoint"],
         ),
     )
+
+
+@cache
+def ab_verdict_gauge() -> Any:
+    """The latest `artflow ab report` verdict (read by every pod from the serving store)."""
+    from prometheus_client import Gauge
+
+    return Gauge(
+        "artflow_ab_verdict",
+        "Latest A/B report verdict (artflow ab report, from the serving store): 1 for its "
+        "decision, 0 for the others.",
+        ["decision"],
+        multiprocess_mode="mostrecent",
+    )

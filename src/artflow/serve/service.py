@@ -17,6 +17,7 @@ log line are computed in the log writer's thread, off the request's path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import functools
 import io
@@ -42,22 +43,24 @@ from artflow.errors import ArtflowError
 from artflow.serve import admin
 from artflow.serve.batching import VariantBatcher
 from artflow.serve.family import FamilyModels, FamilyUnavailable
-from artflow.serve.feedback import FILE_NAME as FEEDBACK_FILE
 from artflow.serve.feedback import (
     Answer,
+    FeedbackBook,
     FeedbackError,
-    FeedbackStore,
     OnlineAccuracy,
     new_id,
     study_metrics,
+    unstored_id,
 )
-from artflow.serve.gatys_jobs import Jobs
+from artflow.serve.gatys_jobs import JobBoard, JobError
 from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
 from artflow.serve.inference import Pending, rank, run_live
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
-from artflow.serve.predlog import PredictionLog, Retention, resolve_log_path
+from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
+from artflow.serve.shared import SharedAdmin, caller_identity
+from artflow.serve.store import ServingStore, StoreUnavailable, resolve_url
 from artflow.serve.validation import (
     ApiError,
     DecodedImage,
@@ -66,7 +69,7 @@ from artflow.serve.validation import (
     decode_upload,
     inspect_upload,
 )
-from artflow.serve.web import web_app
+from artflow.serve.web import CLIENT_COOKIE, web_app
 
 log = logging.getLogger("artflow.serve")
 
@@ -76,6 +79,7 @@ SETTINGS = load_settings(
 SERVE = SETTINGS.serve
 # Checked by the request guard before BentoML parses them; /classify parses its own body once.
 UPLOAD_FIELDS = {"/stylize": ("content", "style"), "/monet": ("photo",)}
+# /gatys/jobs parses its own body like /classify (artflow.serve.web)
 ImageFormat = Literal["png", "jpeg"]
 FAMILIES = ("cnn", "resnet50")
 MAX_TOP_K = 100
@@ -86,6 +90,11 @@ MIN_SIDE = 32  # the style networks pool 3-5 times (artflow.style.inference.MIN_
 STYLE_SIDE = 256  # AdaIN reads only the style's channel statistics, at this side
 DEFAULT_CLASSIFIER_SIZE = 224  # decode size while no classifier is loaded (the answer is 503)
 TRIM_EVERY_S = 5.0  # under traffic, hand freed heap memory back to the OS this often
+# On a cluster each Deployment serves one variant (ARTFLOW_ROLE) and forwards a request the
+# A/B assignment gives to the other variant to that variant's Service (ARTFLOW_<ROLE>_URL).
+ROLE_ENV = "ARTFLOW_ROLE"
+PEER_ENV = {CHAMPION: "ARTFLOW_CHAMPION_URL", CHALLENGER: "ARTFLOW_CHALLENGER_URL"}
+FORWARDED = "x-artflow-forwarded"  # set on a forwarded request: never forwarded again
 
 
 class Cancelled(Exception):
@@ -94,7 +103,7 @@ class Cancelled(Exception):
 
 @bentoml.service(
     name="artflow",
-    workers=1,  # one process: the A/B weight and the prediction log live in it
+    workers=1,  # one process per pod; state other pods need lives in the serving store
     traffic={"timeout": SERVE.timeout_s + 15, "max_concurrency": 256},
     endpoints={"livez": "/livez", "readyz": "/readyz"},
 )
@@ -103,10 +112,22 @@ class Artflow:
     def __init__(self) -> None:
         self.settings = SETTINGS
         self.models = ModelSet(SETTINGS)
-        # a pod behind a weighted cluster route serves one variant: the manifests set 0
         weight = os.environ.get("ARTFLOW_CHALLENGER_WEIGHT", "").strip()
         self.router = Router(float(weight) if weight else SERVE.challenger_weight)
+        self.role = os.environ.get(ROLE_ENV, "").strip()  # "" = both variants in this process
+        if self.role not in ("", CHAMPION, CHALLENGER):
+            raise ValueError(f"{ROLE_ENV} must be champion or challenger, not {self.role!r}")
+        self.peers = {v: os.environ.get(env, "").strip().rstrip("/") for v, env in PEER_ENV.items()}
+        self._peer_client: Any = None
         log_path = resolve_log_path(SERVE.prediction_log)
+        self.store = ServingStore(
+            resolve_url(SERVE.store, log_path),
+            pod_name(),
+            self.role or "single",
+            # a cluster migrates with its Job (infra/k8s/base/serving/store.yaml)
+            auto_migrate=SERVE.store_migrate
+            and os.environ.get("ARTFLOW_STORE_MIGRATE", "").lower() != "false",
+        )
         self.predictions = PredictionLog(
             log_path, segment_mb=SERVE.log_rotate_mb, retention=Retention.from_settings(SERVE)
         )
@@ -117,11 +138,19 @@ class Artflow:
         threading.Thread(target=self._trim_while_serving, name="artflow-trim", daemon=True).start()
         self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
         self.gatys = {"running": False, "steps_done": 0, "cancelled": 0}
-        self.gatys_jobs = Jobs()
+        self.gatys_jobs = JobBoard(self.store, SERVE.gatys_jobs_per_deployment, SERVE.job_stale_s)
         self.families = FamilyModels(_load_classifier)
-        self.feedback_store = FeedbackStore(log_path.with_name(FEEDBACK_FILE))
+        self.book = FeedbackBook(self.store)
         self.metrics_study = study_metrics()
-        self.online = OnlineAccuracy(self.feedback_store.path, SETTINGS.abtest.confidence)
+        self.online = OnlineAccuracy(self.store, SETTINGS.abtest.confidence)
+        self.shared = SharedAdmin(
+            self.store,
+            self.router.set_weight,
+            self._reload_now,
+            self.online.refresh,
+            SERVE.sync_interval_s,
+            SERVE.store_retention_days,
+        )
         from artflow.monitor.novelty import NoveltyCache
         from artflow.style.gatys.settings import SettingsCache
 
@@ -143,6 +172,7 @@ class Artflow:
         }
         web_app.state.service = self
         self.models.start_background_load()
+        self.shared.start()
         threading.Thread(
             target=self._load_gatys_settings, name="artflow-gatys", daemon=True
         ).start()
@@ -178,7 +208,12 @@ class Artflow:
                 raise ApiError(exc.status, exc.message) from None
             top_k = _top_k(upload.params.get("top_k"))
             family = _family(upload.params.get("family"))
-            key = client_key(request.headers.get("x-client-key"), _client_host(request))
+            key = self._client_key_of(request)
+            forward_to = self._forward_target(request, family, key)
+            if forward_to is not None:
+                forwarded = await self._forward(request, body, forward_to)
+                if forwarded is not None:
+                    return forwarded
             answer = await self._classify(upload.files["image"], top_k, family, key, started)
         except ApiError as exc:
             self._count("classify", variant, exc.status, started)
@@ -194,6 +229,8 @@ class Artflow:
         if family:
             variant = f"family:{family}"
             slot = await self._family_slot(family)
+        elif self.role:
+            variant, slot = self.role, self._role_slot()
         else:
             variant = self.router.assign(key, self.models.challenger_available())
             slot = self.models.classifier(variant)
@@ -223,6 +260,8 @@ class Artflow:
             "latency_ms": round(latency_ms, 2),
             "prediction_id": new_id(),
         }
+        if self.role:
+            body["model"]["role"] = self.role
         if family:
             body["family"] = family
         novelty = None
@@ -237,9 +276,14 @@ class Artflow:
             self.metrics_study.novelty.labels(
                 variant=variant, novel=str(novelty["novel"]).lower()
             ).inc()
-        self.feedback_store.remember(
-            Answer(body["prediction_id"], variant, str(out["version"]), body["artist"], family)
+        answer = Answer(
+            body["prediction_id"], variant, str(out["version"]), body["artist"], family, slot.name
         )
+        # stored before the answer is sent, so feedback to any pod finds it; a store outage
+        # still serves the answer, with an id that says it cannot take feedback
+        if not await anyio.to_thread.run_sync(self.book.remember, answer):
+            body["prediction_id"] = unstored_id()
+            body["feedback"] = {"accepted": False, "reason": "the serving store is unavailable"}
         self._record(
             "classify",
             variant,
@@ -348,12 +392,69 @@ class Artflow:
     ) -> dict[str, Any]:
         """Was classification `prediction_id` right? `correct`, or the true `artist`."""
         try:
-            record = self.feedback_store.add(prediction_id, correct=correct, artist=artist)
+            record = await anyio.to_thread.run_sync(
+                functools.partial(self.book.add, prediction_id, correct=correct, artist=artist)
+            )
         except FeedbackError as exc:
             ctx.response.status_code = exc.status
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            headers = {"Retry-After": "2"} if exc.status == 503 else None
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
         self.online.add(record)
         return {"stored": True, "prediction_id": prediction_id, "correct": record["correct"]}
+
+    # ------------------------------------------------------------------ A/B across pods
+    def _client_key_of(self, request: Request) -> str:
+        """X-Client-Key, else the cookie the page sets, else the caller's address."""
+        header = request.headers.get("x-client-key") or request.cookies.get(CLIENT_COOKIE)
+        return client_key(header, self._caller(request))
+
+    def _role_slot(self) -> Any:
+        """This Deployment's classifier: its challenger slot for the challenger role when the
+        `challenger` alias resolved, else the champion slot (which a pin fills)."""
+        challenger = self.models.classifier(CHALLENGER)
+        if self.role == CHALLENGER and challenger.loaded:
+            return challenger
+        return self.models.classifier(CHAMPION)
+
+    def _forward_target(self, request: Request, family: str | None, key: str) -> str | None:
+        """The peer variant's URL when this request belongs to the other Deployment."""
+        if not self.role or family or request.headers.get(FORWARDED):
+            return None
+        other = CHALLENGER if self.role == CHAMPION else CHAMPION
+        if not self.peers.get(other):
+            return None
+        available = self.role == CHALLENGER or bool(self.peers[CHALLENGER])
+        variant = self.router.assign(key, challenger_available=available)
+        return self.peers[other] if variant == other else None
+
+    async def _forward(self, request: Request, body: bytes, base: str) -> Response | None:
+        """Send the request to the other variant's Service; None when it cannot be reached
+        (this pod then answers with its own variant, labelled as such)."""
+        import httpx
+
+        if self._peer_client is None:
+            self._peer_client = httpx.AsyncClient(timeout=SERVE.timeout_s + 5)
+        keep = ("content-type", "x-client-key", "cookie", "x-forwarded-for", "accept")
+        headers = {k: v for k, v in request.headers.items() if k in keep}
+        headers[FORWARDED] = self.role
+        url = f"{base}/classify"
+        try:
+            reply = await self._peer_client.post(
+                url, content=body, params=request.query_params, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            log.warning("artflow: forwarding to %s failed (%s): answering here", base, exc)
+            return None
+        if reply.status_code >= 500:
+            log.warning("artflow: %s answered %s: answering here", base, reply.status_code)
+            return None
+        passed = {k: v for k, v in reply.headers.items() if k.startswith("x-artflow")}
+        return Response(
+            reply.content,
+            status_code=reply.status_code,
+            headers=passed,
+            media_type=reply.headers.get("content-type"),
+        )
 
     # ------------------------------------------------------------------ study helpers
     async def _family_slot(self, family: str) -> Any:
@@ -428,20 +529,38 @@ class Artflow:
         """Set the challenger's share of traffic (0..1); sticky keys keep their bucket."""
         if (denied := self._deny(ctx)) is not None:
             return denied
+        try:  # stored first: every pod applies it within serve.sync_interval_s
+            await anyio.to_thread.run_sync(self.shared.publish_weight, weight)
+        except StoreUnavailable as exc:
+            ctx.response.status_code = 503
+            return {"error": f"the share was not changed: {exc}"}
         old = self.router.set_weight(weight)
         log.warning("artflow admin: challenger weight %.3f -> %.3f", old, weight)
-        return {"weight": weight, "previous": old}
+        return {"weight": weight, "previous": old, "every_pod_within_s": SERVE.sync_interval_s}
 
     @bentoml.api(route="/admin/reload")
     async def admin_reload(self, ctx: bentoml.Context) -> dict[str, Any]:
         """Re-resolve the registry aliases and load what moved."""
         if (denied := self._deny(ctx)) is not None:
             return denied
+        answer = await anyio.to_thread.run_sync(self._reload_now)
+        return {**answer, "every_pod": self._publish_reload()}
+
+    def _reload_now(self) -> dict[str, Any]:
+        """Re-resolve the aliases on this pod (the admin call, or a reload from the store)."""
         self.families.clear()
         self.gatys_settings.clear()
         self.novelty.clear()
         self._no_novelty.clear()
-        return await anyio.to_thread.run_sync(self.models.refresh)
+        return self.models.refresh()
+
+    def _publish_reload(self) -> str:
+        """Ask every other pod to reload (through the store); what the answer says of it."""
+        try:
+            self.shared.publish_reload()
+        except StoreUnavailable as exc:
+            return f"not asked: {exc}"
+        return f"within {SERVE.sync_interval_s:g} s plus the load time"
 
     @bentoml.api(route="/admin/rollback")
     async def admin_rollback(
@@ -460,11 +579,17 @@ class Artflow:
             return {"error": exc.message, "hint": exc.hint}
         log.warning("artflow admin: rolled back %s v%s -> v%s", name, demoted, restored)
         try:
-            refreshed = await anyio.to_thread.run_sync(self.models.refresh)
+            refreshed = await anyio.to_thread.run_sync(self._reload_now)
         except Exception as exc:  # the alias has moved: report, never a 500
             log.exception("artflow admin: reload after rollback failed")
             refreshed = {"error": f"reload failed: {exc}"}
-        return {"model": name, "demoted": demoted, "champion": restored, "reload": refreshed}
+        return {
+            "model": name,
+            "demoted": demoted,
+            "champion": restored,
+            "reload": refreshed,
+            "every_pod": self._publish_reload(),
+        }
 
     def _rollback_check(self, model: str) -> tuple[str, str]:
         """(registered name, version to restore) once that version is known to load."""
@@ -537,13 +662,20 @@ class Artflow:
             "profile": SETTINGS.profile,
             "families": self.families.status(),
             "online_accuracy": self.online.snapshot(),
+            "role": self.role or None,
+            "peers": self.peers,
+            "serving_store": self.store.describe(),
+            "shared_admin": self.shared.describe(),
         }
 
     def admin_refusal(self, headers: Any, client: str) -> tuple[int, str, dict[str, str]] | None:
         """None when the admin token matches; else (status, message, extra headers).
 
-        A client with too many recent failures gets 429 before its token is compared."""
-        wait = self.admin_failures.retry_after(client)
+        `client` is the caller's identity (`_caller`: behind a trusted proxy, the address
+        it forwards for). A caller with too many recent failures on ANY pod (counted in the
+        serving store; in this pod only while the store is down) gets 429 before its token
+        is compared."""
+        wait = self._failure_wait(client)
         if wait is not None:
             return (
                 429,
@@ -556,18 +688,35 @@ class Artflow:
         status, message = refused
         if "disabled" not in message:
             self.admin_failures.failed(client)
+            with contextlib.suppress(StoreUnavailable):  # then counted in this pod only
+                self.store.admin_failed(client)
         return status, message, {"WWW-Authenticate": "Bearer"} if status == 401 else {}
 
     def _deny(self, ctx: bentoml.Context) -> dict[str, Any] | None:
         """None when the admin token matches; else an error body (status set on ctx)."""
         request = ctx.request
-        refused = self.admin_refusal(request.headers, _client_host(request))
+        refused = self.admin_refusal(request.headers, self._caller(request))
         if refused is None:
             return None
         status, message, headers = refused
         ctx.response.status_code = status
         ctx.response.metadata.update(headers)
         return {"error": message}
+
+    def _failure_wait(self, caller: str) -> float | None:
+        """Seconds until `caller` may try a token again (None: now), over every pod."""
+        local = self.admin_failures.retry_after(caller)
+        window = self.admin_failures.window_s
+        try:
+            times = self.store.admin_failures_since(caller, time.time() - window)
+        except StoreUnavailable:
+            return local
+        if len(times) < SERVE.admin_max_failures:
+            return local
+        return max(1.0, times[0] + window - time.time(), local or 0.0)
+
+    def _caller(self, request: Any) -> str:
+        return caller_identity(_client_host(request), request.headers, SERVE.trusted_proxies)
 
     # ------------------------------------------------------------------ helpers
     def _decode_gate_for(self) -> asyncio.Semaphore:
@@ -634,7 +783,8 @@ class Artflow:
         cfg: Any,
         job_id: str | None,
     ) -> np.ndarray:
-        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time.
+        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time
+        per pod; with `job`, a job record in the store (progress and cancel from any pod).
 
         The gate is released when the optimisation has really ended (a timed-out run stops at
         its next step), not when the request gives up on it."""
@@ -642,20 +792,46 @@ class Artflow:
             raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
         n = min(steps or SERVE.gatys_max_steps, SERVE.gatys_max_steps)
         try:
-            job = self.gatys_jobs.start(job_id, n, cfg.backbone) if job_id else None
-        except ValueError as exc:
+            if job_id:
+                await anyio.to_thread.run_sync(self.gatys_jobs.start, job_id, n, cfg.backbone)
+        except (JobError, StoreUnavailable) as exc:
             self.gatys_gate.release()
-            raise ApiError(422, f"job: {exc}", "job") from None
+            status = exc.status if isinstance(exc, JobError) else 503
+            raise ApiError(status, f"job: {exc}", "job") from None
         self.gatys.update(running=True, steps_done=0)
+
+        def finished() -> None:
+            self.gatys["running"] = False
+            self.gatys_gate.release()
+
+        run = self._gatys_work(content, style, side, n, cfg, job_id)
+        try:
+            result = await self._run("stylize", run, timeout_s, on_done=finished)
+        except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
+            await self._finish_job(job_id, "cancelled")
+            raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
+        except ApiError as exc:
+            await self._finish_job(job_id, "failed", error=exc.message)
+            raise
+        await self._finish_job(job_id, "done")
+        return result
+
+    def _gatys_work(
+        self, content: np.ndarray, style: np.ndarray, side: int, n: int, cfg: Any, job_id: Any
+    ) -> Callable[[threading.Event], np.ndarray]:
+        """The optimisation as `fn(cancel)`: each step writes the job's progress to the store
+        and reads its cancel flag there (set by any pod)."""
 
         def run(cancel: threading.Event) -> np.ndarray:
             from artflow.style.gatys.transfer import run_gatys
 
             def on_step(i: int, losses: dict[str, float]) -> None:
                 self.gatys["steps_done"] = i + 1
-                if job is not None:
-                    Jobs.record(job, i, losses)
-                if cancel.is_set() or (job is not None and job.cancel_requested.is_set()):
+                stop = False
+                if job_id:
+                    with contextlib.suppress(StoreUnavailable):  # progress unseen; runs on
+                        stop = self.gatys_jobs.step(job_id, i, losses)
+                if cancel.is_set() or stop:
                     raise Cancelled
 
             try:
@@ -666,23 +842,89 @@ class Artflow:
                 log.exception("artflow: gatys failed")
                 raise ApiError(503, f"Gatys style transfer unavailable: {exc}") from None
 
-        def finished() -> None:
-            self.gatys["running"] = False
-            self.gatys_gate.release()
+        return run
 
+    async def _finish_job(self, job_id: str | None, state: str, **extra: Any) -> None:
+        if not job_id:
+            return
         try:
-            result = await self._run("stylize", run, timeout_s, on_done=finished)
-        except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
-            if job is not None:
-                job.state = "cancelled"
-            raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
-        except ApiError:
-            if job is not None:
-                job.state = "failed"
-            raise
-        if job is not None:
-            job.state = "done"
-        return result
+            await anyio.to_thread.run_sync(
+                functools.partial(self.gatys_jobs.finish, job_id, state, **extra)
+            )
+        except StoreUnavailable:
+            log.warning("artflow: job %s ended %s, not recorded: store down", job_id, state)
+
+    async def submit_gatys_job(self, request: Request) -> Response:
+        """POST /gatys/jobs: multipart `content`, `style`, optional `steps`, `size`,
+        `backbone`: 202 with the job's id at once; the run goes on in this pod's worker
+        thread; progress, result and cancel at /gatys/jobs/<id> on any pod."""
+        try:
+            body = await request.body()
+            try:
+                upload = await parse_upload(request.scope, body, ("content", "style"))
+            except UploadRefused as exc:
+                raise ApiError(exc.status, exc.message) from None
+            p = upload.params
+            size = _int_param(p.get("size"), "size", 32, 1024)
+            n = _int_param(p.get("steps"), "steps", 1, SERVE.gatys_max_steps)
+            backbone = p.get("backbone") or None
+            if backbone not in (None, "vgg19", "resnet50"):
+                raise ApiError(400, f"backbone must be vgg19 or resnet50, not {backbone!r}")
+            side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
+            fit = Fit(side, MIN_SIDE, True)
+            content = (await self._decode_bytes(upload.files["content"], "content", fit))[0]
+            style = (await self._decode_bytes(upload.files["style"], "style", fit))[0]
+            chosen = await anyio.to_thread.run_sync(self.gatys_settings.get, backbone)
+            steps = n or SERVE.gatys_max_steps
+            job_id = new_id()
+            try:
+                await anyio.to_thread.run_sync(
+                    self.gatys_jobs.start, job_id, steps, chosen.cfg.backbone
+                )
+            except JobError as exc:
+                raise ApiError(exc.status, str(exc), "job") from None
+            except StoreUnavailable as exc:
+                raise ApiError(503, f"jobs cannot be recorded now: {exc}") from None
+        except ApiError as exc:
+            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        work = self._gatys_work(content.rgb, style.rgb, side, steps, chosen.cfg, job_id)
+        threading.Thread(
+            target=self._run_job, args=(job_id, work), name=f"artflow-job-{job_id[:8]}", daemon=True
+        ).start()
+        links = {
+            k: f"/gatys/jobs/{job_id}{s}" for k, s in (("progress", ""), ("result", "/result"))
+        }
+        return JSONResponse(
+            {
+                "job": job_id,
+                "state": "queued",
+                "steps": steps,
+                **links,
+                "cancel": f"/gatys/jobs/{job_id}/cancel",
+            },
+            status_code=202,
+        )
+
+    def _run_job(self, job_id: str, work: Callable[[threading.Event], np.ndarray]) -> None:
+        """A submitted job in its own thread: one Gatys run at a time in this pod."""
+        with self.gatys_gate:
+            self.gatys.update(running=True, steps_done=0)
+            try:
+                image = work(threading.Event())
+                self.gatys_jobs.finish(job_id, "done", result=_encode(image, "png"))
+            except Cancelled:
+                self.gatys["cancelled"] += 1
+                self.gatys_jobs.finish(job_id, "cancelled")
+            except (ApiError, ArtflowError) as exc:
+                self.gatys_jobs.finish(job_id, "failed", error=str(exc))
+            except StoreUnavailable:
+                log.warning("artflow: job %s: its end could not be recorded", job_id)
+            except Exception as exc:  # noqa: BLE001 - recorded, never lost silently
+                log.exception("artflow: job %s failed", job_id)
+                self.gatys_jobs.finish(job_id, "failed", error=str(exc))
+            finally:
+                self.gatys["running"] = False
 
     async def _run(
         self,
@@ -885,6 +1127,18 @@ def _top_k(raw: str | None) -> int:
     if not 1 <= k <= MAX_TOP_K:
         raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, not {raw!r}", "top_k")
     return k
+
+
+def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(422, f"{name} must be an integer from {low} to {high}, not {raw!r}", name)
+    return value
 
 
 def _family(raw: str | None) -> str | None:

@@ -7,8 +7,10 @@ loads nothing from a CDN. `app.state.service` is set by the service instance at 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -17,12 +19,23 @@ from starlette.staticfiles import StaticFiles
 
 from artflow.serve import gallery
 from artflow.serve.admin import presented_token
+from artflow.serve.gatys_jobs import JobError
+from artflow.serve.store import StoreUnavailable
+
+CLIENT_COOKIE = "artflow_client"  # read by the service as the A/B client key
 
 STATIC = Path(__file__).parent / "static"
 
 
-async def page(_: Request) -> Response:
-    return FileResponse(STATIC / "index.html", media_type="text/html")
+async def page(request: Request) -> Response:
+    """The page; a first visit gets a random client key in a cookie, so the A/B assignment
+    of its requests is sticky whichever pod answers (artflow.serve.router)."""
+    response = FileResponse(STATIC / "index.html", media_type="text/html")
+    if CLIENT_COOKIE not in request.cookies:
+        response.set_cookie(
+            CLIENT_COOKIE, uuid.uuid4().hex, max_age=365 * 86400, httponly=True, samesite="lax"
+        )
+    return response
 
 
 async def to_page(_: Request) -> Response:
@@ -37,8 +50,7 @@ async def status(request: Request) -> Response:
         return JSONResponse({"state": "starting", "ready": False}, status_code=503)
     body = service.public_status()
     if presented_token(request.headers):
-        client = request.client.host if request.client else "unknown"
-        refused = service.admin_refusal(request.headers, client)
+        refused = service.admin_refusal(request.headers, service._caller(request))
         if refused is not None:
             code, message, headers = refused
             return JSONResponse({"error": message}, status_code=code, headers=headers)
@@ -47,20 +59,59 @@ async def status(request: Request) -> Response:
 
 
 async def gatys_progress(request: Request) -> Response:
-    """GET /gatys/progress?job=ID: step, steps and losses of a running (or recent) Gatys run."""
-    job = _job(request)
-    if job is None:
-        return JSONResponse({"error": "unknown job"}, status_code=404)
-    return JSONResponse(job.describe())
+    """GET /gatys/progress?job=ID: step, steps and losses of a running (or recent) Gatys run,
+    read from the serving store (any pod answers for any pod's run)."""
+    return await _job_call(request, "describe", request.query_params.get("job", ""))
 
 
 async def gatys_cancel(request: Request) -> Response:
     """POST /gatys/cancel?job=ID: stop that run at its next step (its /stylize answers 409)."""
+    return await _job_call(request, "cancel", request.query_params.get("job", ""))
+
+
+async def job_progress(request: Request) -> Response:
+    """GET /gatys/jobs/{id}: the job's state, step, steps and losses."""
+    return await _job_call(request, "describe", request.path_params["job"])
+
+
+async def job_cancel(request: Request) -> Response:
+    """POST /gatys/jobs/{id}/cancel: its worker (on whichever pod) stops at the next step."""
+    return await _job_call(request, "cancel", request.path_params["job"])
+
+
+async def job_result(request: Request) -> Response:
+    """GET /gatys/jobs/{id}/result: the PNG once the job is done (409 before, 404 unknown)."""
     service = getattr(request.app.state, "service", None)
-    job = service.gatys_jobs.cancel(request.query_params.get("job", "")) if service else None
+    if service is None:
+        return JSONResponse({"error": "the service is starting"}, status_code=503)
+    try:
+        png = await anyio.to_thread.run_sync(service.gatys_jobs.result, request.path_params["job"])
+    except JobError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except StoreUnavailable as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "2"})
+    return Response(png, media_type="image/png")
+
+
+async def job_submit(request: Request) -> Response:
+    """POST /gatys/jobs: start a Gatys job (Artflow.submit_gatys_job)."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return JSONResponse({"error": "the service is starting"}, status_code=503)
+    return await service.submit_gatys_job(request)
+
+
+async def _job_call(request: Request, what: str, job_id: str) -> Response:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return JSONResponse({"error": "the service is starting"}, status_code=503)
+    try:
+        job = await anyio.to_thread.run_sync(getattr(service.gatys_jobs, what), job_id)
+    except StoreUnavailable as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "2"})
     if job is None:
-        return JSONResponse({"error": "unknown job"}, status_code=404)
-    return JSONResponse({**job.describe(), "cancel_requested": True})
+        return JSONResponse({"error": f"unknown job {job_id!r}"}, status_code=404)
+    return JSONResponse(job)
 
 
 async def classify(request: Request) -> Response:
@@ -92,11 +143,6 @@ async def gallery_file(request: Request) -> Response:
     return FileResponse(path, media_type="image/jpeg")
 
 
-def _job(request: Request):  # noqa: ANN202 - a Job or None
-    service = getattr(request.app.state, "service", None)
-    return service.gatys_jobs.get(request.query_params.get("job", "")) if service else None
-
-
 web_app = Starlette(
     routes=[
         Route("/classify", classify, methods=["POST"]),
@@ -104,6 +150,10 @@ web_app = Starlette(
         Route("/gallery", gallery_list),
         Route("/gallery/{name}", gallery_file),
         Route("/gatys/cancel", gatys_cancel, methods=["POST"]),
+        Route("/gatys/jobs", job_submit, methods=["POST"]),
+        Route("/gatys/jobs/{job}", job_progress),
+        Route("/gatys/jobs/{job}/result", job_result),
+        Route("/gatys/jobs/{job}/cancel", job_cancel, methods=["POST"]),
         Route("/ui", page),
         Route("/ui/", to_page),
         Route("/status", status),
