@@ -189,7 +189,7 @@ async function pollProgress(job) {
         $("gatys-text").textContent = `${p.backbone} step ${p.step}/${p.steps} · loss ${loss} · ${p.state}`;
         $("gatys-progress").dataset.step = String(p.step);
         $("gatys-progress").dataset.state = p.state;
-        if (p.state !== "running") return;
+        if (p.state !== "running" && p.state !== "queued") return;  // a job starts queued
       }
     } catch (_) { /* the next poll retries */ }
     await new Promise((resolve) => setTimeout(resolve, 500));
