@@ -279,6 +279,8 @@ class ServeCfg(Section):
     gatys_jobs_per_deployment: int = Field(1, ge=1)  # Gatys runs at once per Deployment (role)
     job_stale_s: float = Field(120, gt=0)  # a running job not heard from this long is lost
     trusted_proxies: list[str] = []  # peers whose X-Forwarded-For names the caller (CIDRs)
+    prediction_log_s3: str = ""  # s3://BUCKET/PREFIX: each pod ships its segments there
+    log_upload_s: float = Field(60, gt=0)  # ... this often (artflow.serve.logship)
 
 
 class DriftCfg(Section):

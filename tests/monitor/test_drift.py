@@ -159,3 +159,21 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
     assert "drift detected" in captured.err
     mv = tracking.client().get_model_version(reg.name, reg.version)
     assert mv.tags[TAG] == f"runs:/{reg.run_id}/drift"
+
+
+def test_every_version_in_the_window_is_labelled_in_the_verdict(
+    tmp_path: Path, traffic, drift_wd, drift_classifier, drift_reference, smoke_settings
+) -> None:
+    """A canary's traffic (another version) beside the champion's: the champion's is checked
+    against its reference, the other version is listed with its own outcome (here: it has
+    no registered reference, said so) instead of silently ignored."""
+    ours = traffic["paintings"]
+    other = [r.model_copy(update={"model_version": "999"}) for r in traffic["darkened"][:30]]
+    log = write_log(tmp_path, "mixed", ours + other)
+    verdict = check_drift(
+        smoke_settings, drift_wd, log, drift_classifier.uri, reference=drift_reference
+    )
+    assert verdict["window"]["other_versions_ignored"] == ["999"]
+    assert verdict["other_versions"]["999"]["checked"] is False
+    assert "999" in verdict["other_versions"]["999"]["reason"]
+    assert verdict["drifted_any_version"] == bool(verdict["drifted"])

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 STORE_DB, STORE_ROLE = "artflow_serving", "artflow_serving"
+MAX_FAILURES = 5  # serve.admin_max_failures: failed tokens per caller, over every replica
 SYNC_S = 1.0  # serve.sync_interval_s of the replicas: the bound the tests check against
 ROLES = ("champion", "champion", "challenger")
 
@@ -147,7 +148,10 @@ def replicas(prod_env, smoke_settings, tmp_path_factory) -> Iterator[Replicas]:
     secret.write_text(store_url + "\n")  # as a mounted Secret: a file, never in the env
     os.chmod(secret, 0o600)
     params = params_with(
-        root, admin_max_failures=1000, sync_interval_s=SYNC_S, trusted_proxies=["127.0.0.1/32"]
+        root,
+        admin_max_failures=MAX_FAILURES,
+        sync_interval_s=SYNC_S,
+        trusted_proxies=["127.0.0.1/32"],
     )
     from tests.prod.conftest import free_port
 

@@ -253,3 +253,19 @@ def test_gatys_job_progress_and_cancel_from_any_replica(replicas) -> None:  # no
         assert final["step"] < 50
         missing = c.get(f"{lb}/gatys/jobs/{uuid.uuid4().hex}")
         assert missing.status_code == 404 and "unknown job" in missing.json()["error"]
+
+
+def test_failed_admin_tokens_are_limited_per_caller_over_every_replica(replicas) -> None:  # noqa: F811
+    """Bad tokens from one caller, spread by the balancer over the replicas, lock out that
+    caller (named by X-Forwarded-For through the trusted balancer), not every admin."""
+    from tests.prod.replicas import MAX_FAILURES
+
+    lb = replicas.balancer.url
+    guesser, admin = {"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "198.51.100.2"}
+    with httpx.Client(timeout=30) as c:
+        for _ in range(MAX_FAILURES):
+            bad = c.post(f"{lb}/admin/status", headers={**guesser, "X-Admin-Token": "guess"})
+            assert bad.status_code == 403
+        locked = c.post(f"{lb}/admin/status", headers={**guesser, **AUTH})
+        assert locked.status_code == 429 and "Retry-After" in locked.headers
+        assert c.post(f"{lb}/admin/status", headers={**admin, **AUTH}).status_code == 200

@@ -99,3 +99,54 @@ def test_log_path_resolution(monkeypatch, tmp_path):
     assert resolve_log_path(str(tmp_path / "a")) == tmp_path / "a"
     monkeypatch.setenv("ARTFLOW_PREDICTION_LOG", str(tmp_path / "env"))
     assert resolve_log_path("data/serving/p") == tmp_path / "env"
+
+
+def test_a_new_utc_hour_starts_a_new_segment(tmp_path, monkeypatch):
+    from artflow.serve import predlog
+
+    hour = ["2026120210"]
+    monkeypatch.setattr(predlog, "_utc_hour", lambda: hour[0])
+    log = PredictionLog(tmp_path, pod="pod-a")
+    log.write(_record(0))
+    first = log.path
+    hour[0] = "2026120211"
+    log.write(_record(1))
+    log.close()
+    assert log.path != first  # one segment per pod and hour: one object each on S3
+    assert [r.artist for r in read_records(tmp_path)] == ["artist-0", "artist-1"]
+
+
+def test_pods_ship_their_segments_to_s3_and_drift_reads_them_back(tmp_path, monkeypatch):
+    """Two pods ship to one bucket (moto's S3 server); the reader sees every record once,
+    and a segment that grew is shipped again, one object per pod and segment."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from artflow.monitor.s3log import local_copy
+    from artflow.serve.logship import LogShipper
+    from tests.prod.conftest import S3_ENV, free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+            monkeypatch.setenv(key, value)
+        boto3.client("s3").create_bucket(Bucket="logs")
+        shippers = []
+        for pod in ("pod-a", "pod-b"):
+            log = PredictionLog(tmp_path / "local", pod=pod)
+            log.write(_record(0, prediction_id=f"{pod}-0"))
+            shipper = LogShipper(log.folder, "s3://logs/predictions", 60)
+            assert shipper.ship_once() == 1
+            assert shipper.ship_once() == 0  # unchanged: nothing to send
+            log.write(_record(1, prediction_id=f"{pod}-1"))
+            assert shipper.ship_once() == 1  # grown: replaced
+            shippers.append(shipper)
+        keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="logs")["Contents"]]
+        assert len(keys) == 2 and {k.split("/")[1] for k in keys} == {"pod-a", "pod-b"}
+        with local_copy("s3:/logs/predictions", "1d") as folder:  # as a Path spells it
+            ids = sorted(r.prediction_id for r in read_records(folder))
+        assert ids == ["pod-a-0", "pod-a-1", "pod-b-0", "pod-b-1"]
+    finally:
+        server.stop()

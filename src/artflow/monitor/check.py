@@ -22,6 +22,7 @@ from artflow.monitor.embedding import Projection, project_frame
 from artflow.monitor.records import read_window, to_frame
 from artflow.monitor.reference import Reference, load_reference
 from artflow.monitor.report import DriftReport, compare
+from artflow.monitor.s3log import local_copy, normalize
 from artflow.registry import tracking
 
 EXPERIMENT = "artflow-drift"
@@ -93,7 +94,10 @@ def check_drift(
     started = time.perf_counter()
     window = str(window or settings.drift.window)
     ref = reference or load_reference(settings, wd, model_ref)
-    frame, embeddings, info = take_window(settings, Path(log_path), ref.model_version, window)
+    with local_copy(log_path, window) as local:  # a folder, a file, or s3://... (shipped)
+        frame, embeddings, info = take_window(settings, local, ref.model_version, window)
+        others = _other_versions(settings, wd, ref, local, window, info)
+    info["log"] = normalize(log_path)
     current = current_frame(frame, embeddings, ref.projection)
     report = compare(current, ref.frame, settings.drift.drift_share)
     verdict = report.verdict
@@ -103,6 +107,10 @@ def check_drift(
         reference={"rows": len(ref.frame), "location": ref.location},
         window=info,
         embedding="compared" if "emb_0" in current.columns else "absent from the log",
+        # every other version that served in the window, checked against its own reference
+        other_versions=others,
+        drifted_any_version=bool(verdict.get("drifted"))
+        or any(bool(o.get("drifted")) for o in others.values()),
     )
     folder = _report_folder(wd)
     verdict["report"] = {
@@ -115,6 +123,27 @@ def check_drift(
     if log_to_mlflow:
         _log(settings, report, folder, window)  # adds mlflow_run_id to verdict.json
     return verdict
+
+
+def _other_versions(
+    settings: Settings, wd: Workdir, ref: Reference, log: Path, window: str, info: dict
+) -> dict[str, dict[str, Any]]:
+    """Drift of each other version seen in the window (a canary's challenger, the version
+    before a rollout), labelled by version; a version with too few records, or without a
+    reference, says so instead of failing the main check."""
+    out: dict[str, dict[str, Any]] = {}
+    for version in info.get("other_versions_ignored", []):
+        try:
+            other = load_reference(settings, wd, f"models:/{ref.model_name}/{version}")
+            frame, embeddings, _ = take_window(settings, log, version, window)
+        except ArtflowError as exc:
+            out[version] = {"checked": False, "reason": exc.message}
+            continue
+        current = current_frame(frame, embeddings, other.projection)
+        report = compare(current, other.frame, settings.drift.drift_share)
+        summary = {k: report.verdict.get(k) for k in ("drifted", "share", "drift_share")}
+        out[version] = {"checked": True, "records": len(frame), **summary}
+    return out
 
 
 def _report_folder(wd: Workdir) -> Path:

@@ -2,7 +2,9 @@
 
 Layout: `<root>/<pod>/<UTC start time>.jsonl`. Each pod (each process that writes) has its
 own folder, so writers never share a file; each folder holds time-ordered segments. A writer
-starts a new segment when the current one reaches `segment_mb`, and then applies retention
+starts a new segment when the current one reaches `segment_mb` or a new UTC hour begins
+(so a segment is at most one hour of one pod: what artflow.serve.logship uploads as one
+object per pod and hour), and then applies retention
 to the whole root, every pod's folder included (pods come and go under an autoscaler, and
 the ones that are gone prune nothing): segments whose newest record is older than
 `max_age_days` are deleted, then the oldest segments until all of them together hold at most
@@ -80,12 +82,15 @@ class PredictionLog:
         self.retention = retention
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
+        self._hour = _utc_hour()
         self.path = self._open()
         self.prune()
 
     def write(self, record: PredictionRecord) -> PredictionRecord:
         line = record.to_line() + "\n"
         with self._lock:
+            if self._hour != _utc_hour():
+                self._roll()
             fh = self._current()
             fh.write(line)
             fh.flush()  # one whole line per write: readers see no torn record but the last
@@ -101,6 +106,7 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ segments
     def _open(self) -> Path:
+        self._hour = _utc_hour()
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.folder / f"{stamp}{SUFFIX}"
         n = 1
@@ -120,8 +126,8 @@ class PredictionLog:
         return self._fh
 
     def _roll(self) -> None:
-        assert self._fh is not None
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
         self.path = self._open()
         self.prune()
 
@@ -130,6 +136,10 @@ class PredictionLog:
         if self.retention is None:
             return []
         return prune(self.root, self.retention, keep=self.path)
+
+
+def _utc_hour() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H")
 
 
 def prune(root: Path, retention: Retention, keep: Path | None = None) -> list[Path]:

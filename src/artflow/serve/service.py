@@ -55,6 +55,8 @@ from artflow.serve.feedback import (
 from artflow.serve.gatys_jobs import JobBoard, JobError
 from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
 from artflow.serve.inference import Pending, rank, run_live
+from artflow.serve.logship import ENV as LOG_SHIP_ENV
+from artflow.serve.logship import LogShipper
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
@@ -131,6 +133,12 @@ class Artflow:
         self.predictions = PredictionLog(
             log_path, segment_mb=SERVE.log_rotate_mb, retention=Retention.from_settings(SERVE)
         )
+        ship_to = os.environ.get(LOG_SHIP_ENV, "").strip() or SERVE.prediction_log_s3
+        self.log_shipper = (
+            LogShipper(self.predictions.folder, ship_to, SERVE.log_upload_s) if ship_to else None
+        )
+        if self.log_shipper is not None:
+            self.log_shipper.start()
         self.metrics = metrics()
         # Drift features and the log line are computed here, not on the event loop.
         self.log_writer = ThreadPoolExecutor(1, thread_name_prefix="artflow-predlog")
@@ -659,6 +667,7 @@ class Artflow:
             "gatys_settings": self.gatys_settings.status(),
             "novelty_unresolved": self.novelty.unresolved(),
             "prediction_log": str(self.predictions.folder),
+            "prediction_log_s3": self.log_shipper.describe() if self.log_shipper else None,
             "profile": SETTINGS.profile,
             "families": self.families.status(),
             "online_accuracy": self.online.snapshot(),
@@ -716,7 +725,10 @@ class Artflow:
         return max(1.0, times[0] + window - time.time(), local or 0.0)
 
     def _caller(self, request: Any) -> str:
-        return caller_identity(_client_host(request), request.headers, SERVE.trusted_proxies)
+        # every X-Forwarded-For line: a proxy may add its own line rather than append
+        hops = ", ".join(request.headers.getlist("x-forwarded-for"))
+        headers = {"x-forwarded-for": hops} if hops else {}
+        return caller_identity(_client_host(request), headers, SERVE.trusted_proxies)
 
     # ------------------------------------------------------------------ helpers
     def _decode_gate_for(self) -> asyncio.Semaphore:
