@@ -6,7 +6,9 @@
   free only after it stopped, and the cancellation is counted;
 * failed admin tokens are rate-limited per client (429, even for the right token);
 * SIGTERM to `artflow serve` lets the request in flight finish, then leaves no server process
-  and frees the port.
+  and frees the port;
+* its serving store is down (a PostgreSQL URL nothing listens on): /classify still answers
+  200 with an id that takes no feedback, feedback answers 503 naming the store.
 """
 
 from __future__ import annotations
@@ -75,13 +77,49 @@ def bare_server(tmp_path_factory, serve_models):
         shutdown_grace_s=60,
         batching=False,
     )
-    srv = start_server(tmp, params=params)
+    down = f"postgresql://artflow_serving@127.0.0.1:{_closed_port()}/artflow_serving"
+    srv = start_server(tmp, {"ARTFLOW_SERVING_STORE": down}, params=params)
     srv.versions = serve_models
     try:
         wait_until(lambda: _ready(srv.url), 240, f"/readyz of the second server\n{srv.log_tail()}")
         yield srv
     finally:
         stop_server(srv)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:  # bound, then closed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_store_outage_serves_classify_and_refuses_feedback_clearly(bare_server) -> None:
+    r = httpx.post(
+        f"{bare_server.url}/classify",
+        files={"image": ("x.png", images.png(7), "image/png")},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["prediction_id"].startswith("unstored-")
+    assert body["feedback"]["accepted"] is False and "store" in body["feedback"]["reason"]
+    fb = httpx.post(
+        f"{bare_server.url}/feedback",
+        json={"prediction_id": body["prediction_id"], "correct": True},
+        timeout=30,
+    )
+    assert fb.status_code == 409 and "store was down" in fb.json()["error"]
+    fresh = httpx.post(
+        f"{bare_server.url}/feedback",
+        json={"prediction_id": "0" * 32, "correct": True},
+        timeout=30,
+    )
+    assert fresh.status_code == 503 and "serving store unavailable" in fresh.json()["error"]
+    assert fresh.headers.get("retry-after")
+    weight = httpx.post(
+        f"{bare_server.url}/admin/weight", json={"weight": 0.2}, headers=ADMIN, timeout=30
+    )
+    assert weight.status_code == 503 and "not changed" in weight.json()["error"]
 
 
 def _ready(url: str) -> bool:
