@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,3 +93,15 @@ def run_live(
 def rank(probs: np.ndarray, labels: list[str], k: int) -> list[dict[str, float | str]]:
     order = np.argsort(-probs)[: max(1, min(k, len(labels)))]
     return [{"artist": labels[i], "probability": round(float(probs[i]), 6)} for i in order]
+
+
+class Cancelled(Exception):
+    """Raised inside a computation whose request timed out: the work stops there."""
+
+
+def encode_image(result: np.ndarray, fmt: str) -> bytes:
+    """PNG or JPEG bytes of an output (already at its working size), in a worker thread."""
+    buf = io.BytesIO()
+    img = Image.fromarray(np.asarray(result, dtype=np.uint8))
+    img.save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
+    return buf.getvalue()

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import ctypes
 import functools
-import io
 import logging
 import os
 import threading
@@ -52,9 +51,10 @@ from artflow.serve.feedback import (
     study_metrics,
     unstored_id,
 )
-from artflow.serve.gatys_jobs import JobBoard, JobError
+from artflow.serve.gatys_jobs import JobBoard
+from artflow.serve.gatys_runs import GatysRuns
 from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
-from artflow.serve.inference import Pending, rank, run_live
+from artflow.serve.inference import Cancelled, Pending, encode_image, rank, run_live
 from artflow.serve.logship import ENV as LOG_SHIP_ENV
 from artflow.serve.logship import LogShipper
 from artflow.serve.metrics import metrics
@@ -71,6 +71,7 @@ from artflow.serve.validation import (
     decode_upload,
     inspect_upload,
 )
+from artflow.serve.variants import VariantRouting
 from artflow.serve.web import CLIENT_COOKIE, web_app
 
 log = logging.getLogger("artflow.serve")
@@ -92,15 +93,6 @@ MIN_SIDE = 32  # the style networks pool 3-5 times (artflow.style.inference.MIN_
 STYLE_SIDE = 256  # AdaIN reads only the style's channel statistics, at this side
 DEFAULT_CLASSIFIER_SIZE = 224  # decode size while no classifier is loaded (the answer is 503)
 TRIM_EVERY_S = 5.0  # under traffic, hand freed heap memory back to the OS this often
-# On a cluster each Deployment serves one variant (ARTFLOW_ROLE) and forwards a request the
-# A/B assignment gives to the other variant to that variant's Service (ARTFLOW_<ROLE>_URL).
-ROLE_ENV = "ARTFLOW_ROLE"
-PEER_ENV = {CHAMPION: "ARTFLOW_CHAMPION_URL", CHALLENGER: "ARTFLOW_CHALLENGER_URL"}
-FORWARDED = "x-artflow-forwarded"  # set on a forwarded request: never forwarded again
-
-
-class Cancelled(Exception):
-    """Raised inside a computation whose request timed out: the work stops there."""
 
 
 @bentoml.service(
@@ -116,11 +108,8 @@ class Artflow:
         self.models = ModelSet(SETTINGS)
         weight = os.environ.get("ARTFLOW_CHALLENGER_WEIGHT", "").strip()
         self.router = Router(float(weight) if weight else SERVE.challenger_weight)
-        self.role = os.environ.get(ROLE_ENV, "").strip()  # "" = both variants in this process
-        if self.role not in ("", CHAMPION, CHALLENGER):
-            raise ValueError(f"{ROLE_ENV} must be champion or challenger, not {self.role!r}")
-        self.peers = {v: os.environ.get(env, "").strip().rstrip("/") for v, env in PEER_ENV.items()}
-        self._peer_client: Any = None
+        self.variants = VariantRouting.from_env(self.router, self.models, SERVE.timeout_s + 5)
+        self.role, self.peers = self.variants.role, self.variants.peers
         log_path = resolve_log_path(SERVE.prediction_log)
         self.store = ServingStore(
             resolve_url(SERVE.store, log_path),
@@ -144,8 +133,6 @@ class Artflow:
         self.log_writer = ThreadPoolExecutor(1, thread_name_prefix="artflow-predlog")
         self._served_since_trim = False
         threading.Thread(target=self._trim_while_serving, name="artflow-trim", daemon=True).start()
-        self.gatys_gate = threading.BoundedSemaphore(1)  # one Gatys run at a time
-        self.gatys = {"running": False, "steps_done": 0, "cancelled": 0}
         self.gatys_jobs = JobBoard(self.store, SERVE.gatys_jobs_per_deployment, SERVE.job_stale_s)
         self.families = FamilyModels(_load_classifier)
         self.book = FeedbackBook(self.store)
@@ -165,6 +152,10 @@ class Artflow:
         self.novelty = NoveltyCache()
         self._no_novelty: set[tuple[str, str]] = set()  # (name, version) known to have none
         self.gatys_settings = SettingsCache(SETTINGS.nst)
+        self.gatys_runs = GatysRuns(
+            SERVE, self.gatys_jobs, self.gatys_settings, self._run, self._decode_bytes
+        )
+        self.gatys = self.gatys_runs.state  # running, steps_done, cancelled: /status
         self.admin_failures = admin.FailureLimiter(SERVE.admin_max_failures)
         # At most `large_decodes` big decodes at once; created on the event loop, on first use.
         self._decode_gate: asyncio.Semaphore | None = None
@@ -217,9 +208,9 @@ class Artflow:
             top_k = _top_k(upload.params.get("top_k"))
             family = _family(upload.params.get("family"))
             key = self._client_key_of(request)
-            forward_to = self._forward_target(request, family, key)
+            forward_to = self.variants.target(request, family, key)
             if forward_to is not None:
-                forwarded = await self._forward(request, body, forward_to)
+                forwarded = await self.variants.forward(request, body, forward_to)
                 if forwarded is not None:
                     return forwarded
             answer = await self._classify(upload.files["image"], top_k, family, key, started)
@@ -238,7 +229,7 @@ class Artflow:
             variant = f"family:{family}"
             slot = await self._family_slot(family)
         elif self.role:
-            variant, slot = self.role, self._role_slot()
+            variant, slot = self.role, self.variants.slot()
         else:
             variant = self.router.assign(key, self.models.challenger_available())
             slot = self.models.classifier(variant)
@@ -351,7 +342,7 @@ class Artflow:
                 style_img = await self._decode(style, "style", Fit(side, MIN_SIDE, True))
                 chosen = await anyio.to_thread.run_sync(self.gatys_settings.get, backbone)
                 name, version = "gatys", chosen.label
-                result = await self._gatys(
+                result = await self.gatys_runs.run_sync(
                     content_img.rgb, style_img.rgb, side, steps, timeout_s, chosen.cfg, job
                 )
         except ApiError as exc:
@@ -415,54 +406,6 @@ class Artflow:
         """X-Client-Key, else the cookie the page sets, else the caller's address."""
         header = request.headers.get("x-client-key") or request.cookies.get(CLIENT_COOKIE)
         return client_key(header, self._caller(request))
-
-    def _role_slot(self) -> Any:
-        """This Deployment's classifier: its challenger slot for the challenger role when the
-        `challenger` alias resolved, else the champion slot (which a pin fills)."""
-        challenger = self.models.classifier(CHALLENGER)
-        if self.role == CHALLENGER and challenger.loaded:
-            return challenger
-        return self.models.classifier(CHAMPION)
-
-    def _forward_target(self, request: Request, family: str | None, key: str) -> str | None:
-        """The peer variant's URL when this request belongs to the other Deployment."""
-        if not self.role or family or request.headers.get(FORWARDED):
-            return None
-        other = CHALLENGER if self.role == CHAMPION else CHAMPION
-        if not self.peers.get(other):
-            return None
-        available = self.role == CHALLENGER or bool(self.peers[CHALLENGER])
-        variant = self.router.assign(key, challenger_available=available)
-        return self.peers[other] if variant == other else None
-
-    async def _forward(self, request: Request, body: bytes, base: str) -> Response | None:
-        """Send the request to the other variant's Service; None when it cannot be reached
-        (this pod then answers with its own variant, labelled as such)."""
-        import httpx
-
-        if self._peer_client is None:
-            self._peer_client = httpx.AsyncClient(timeout=SERVE.timeout_s + 5)
-        keep = ("content-type", "x-client-key", "cookie", "x-forwarded-for", "accept")
-        headers = {k: v for k, v in request.headers.items() if k in keep}
-        headers[FORWARDED] = self.role
-        url = f"{base}/classify"
-        try:
-            reply = await self._peer_client.post(
-                url, content=body, params=request.query_params, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            log.warning("artflow: forwarding to %s failed (%s): answering here", base, exc)
-            return None
-        if reply.status_code >= 500:
-            log.warning("artflow: %s answered %s: answering here", base, reply.status_code)
-            return None
-        passed = {k: v for k, v in reply.headers.items() if k.startswith("x-artflow")}
-        return Response(
-            reply.content,
-            status_code=reply.status_code,
-            headers=passed,
-            media_type=reply.headers.get("content-type"),
-        )
 
     # ------------------------------------------------------------------ study helpers
     async def _family_slot(self, family: str) -> Any:
@@ -785,159 +728,6 @@ class Artflow:
             raise ApiError(503, f"model not loaded: no {what} ({slot.error or 'loading'})")
         return slot
 
-    async def _gatys(
-        self,
-        content: np.ndarray,
-        style: np.ndarray,
-        side: int,
-        steps: int | None,
-        timeout_s: float | None,
-        cfg: Any,
-        job_id: str | None,
-    ) -> np.ndarray:
-        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time
-        per pod; with `job`, a job record in the store (progress and cancel from any pod).
-
-        The gate is released when the optimisation has really ended (a timed-out run stops at
-        its next step), not when the request gives up on it."""
-        if not self.gatys_gate.acquire(blocking=False):
-            raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
-        n = min(steps or SERVE.gatys_max_steps, SERVE.gatys_max_steps)
-        try:
-            if job_id:
-                await anyio.to_thread.run_sync(self.gatys_jobs.start, job_id, n, cfg.backbone)
-        except (JobError, StoreUnavailable) as exc:
-            self.gatys_gate.release()
-            status = exc.status if isinstance(exc, JobError) else 503
-            raise ApiError(status, f"job: {exc}", "job") from None
-        self.gatys.update(running=True, steps_done=0)
-
-        def finished() -> None:
-            self.gatys["running"] = False
-            self.gatys_gate.release()
-
-        run = self._gatys_work(content, style, side, n, cfg, job_id)
-        try:
-            result = await self._run("stylize", run, timeout_s, on_done=finished)
-        except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
-            await self._finish_job(job_id, "cancelled")
-            raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
-        except ApiError as exc:
-            await self._finish_job(job_id, "failed", error=exc.message)
-            raise
-        await self._finish_job(job_id, "done")
-        return result
-
-    def _gatys_work(
-        self, content: np.ndarray, style: np.ndarray, side: int, n: int, cfg: Any, job_id: Any
-    ) -> Callable[[threading.Event], np.ndarray]:
-        """The optimisation as `fn(cancel)`: each step writes the job's progress to the store
-        and reads its cancel flag there (set by any pod)."""
-
-        def run(cancel: threading.Event) -> np.ndarray:
-            from artflow.style.gatys.transfer import run_gatys
-
-            def on_step(i: int, losses: dict[str, float]) -> None:
-                self.gatys["steps_done"] = i + 1
-                stop = False
-                if job_id:
-                    with contextlib.suppress(StoreUnavailable):  # progress unseen; runs on
-                        stop = self.gatys_jobs.step(job_id, i, losses)
-                if cancel.is_set() or stop:
-                    raise Cancelled
-
-            try:
-                return run_gatys(content, style, cfg, steps=n, size=side, on_step=on_step).image
-            except (Cancelled, ArtflowError):
-                raise
-            except Exception as exc:  # e.g. VGG19 imagenet weights not available offline
-                log.exception("artflow: gatys failed")
-                raise ApiError(503, f"Gatys style transfer unavailable: {exc}") from None
-
-        return run
-
-    async def _finish_job(self, job_id: str | None, state: str, **extra: Any) -> None:
-        if not job_id:
-            return
-        try:
-            await anyio.to_thread.run_sync(
-                functools.partial(self.gatys_jobs.finish, job_id, state, **extra)
-            )
-        except StoreUnavailable:
-            log.warning("artflow: job %s ended %s, not recorded: store down", job_id, state)
-
-    async def submit_gatys_job(self, request: Request) -> Response:
-        """POST /gatys/jobs: multipart `content`, `style`, optional `steps`, `size`,
-        `backbone`: 202 with the job's id at once; the run goes on in this pod's worker
-        thread; progress, result and cancel at /gatys/jobs/<id> on any pod."""
-        try:
-            body = await request.body()
-            try:
-                upload = await parse_upload(request.scope, body, ("content", "style"))
-            except UploadRefused as exc:
-                raise ApiError(exc.status, exc.message) from None
-            p = upload.params
-            size = _int_param(p.get("size"), "size", 32, 1024)
-            n = _int_param(p.get("steps"), "steps", 1, SERVE.gatys_max_steps)
-            backbone = p.get("backbone") or None
-            if backbone not in (None, "vgg19", "resnet50"):
-                raise ApiError(400, f"backbone must be vgg19 or resnet50, not {backbone!r}")
-            side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
-            fit = Fit(side, MIN_SIDE, True)
-            content = (await self._decode_bytes(upload.files["content"], "content", fit))[0]
-            style = (await self._decode_bytes(upload.files["style"], "style", fit))[0]
-            chosen = await anyio.to_thread.run_sync(self.gatys_settings.get, backbone)
-            steps = n or SERVE.gatys_max_steps
-            job_id = new_id()
-            try:
-                await anyio.to_thread.run_sync(
-                    self.gatys_jobs.start, job_id, steps, chosen.cfg.backbone
-                )
-            except JobError as exc:
-                raise ApiError(exc.status, str(exc), "job") from None
-            except StoreUnavailable as exc:
-                raise ApiError(503, f"jobs cannot be recorded now: {exc}") from None
-        except ApiError as exc:
-            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
-            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-        work = self._gatys_work(content.rgb, style.rgb, side, steps, chosen.cfg, job_id)
-        threading.Thread(
-            target=self._run_job, args=(job_id, work), name=f"artflow-job-{job_id[:8]}", daemon=True
-        ).start()
-        links = {
-            k: f"/gatys/jobs/{job_id}{s}" for k, s in (("progress", ""), ("result", "/result"))
-        }
-        return JSONResponse(
-            {
-                "job": job_id,
-                "state": "queued",
-                "steps": steps,
-                **links,
-                "cancel": f"/gatys/jobs/{job_id}/cancel",
-            },
-            status_code=202,
-        )
-
-    def _run_job(self, job_id: str, work: Callable[[threading.Event], np.ndarray]) -> None:
-        """A submitted job in its own thread: one Gatys run at a time in this pod."""
-        with self.gatys_gate:
-            self.gatys.update(running=True, steps_done=0)
-            try:
-                image = work(threading.Event())
-                self.gatys_jobs.finish(job_id, "done", result=_encode(image, "png"))
-            except Cancelled:
-                self.gatys["cancelled"] += 1
-                self.gatys_jobs.finish(job_id, "cancelled")
-            except (ApiError, ArtflowError) as exc:
-                self.gatys_jobs.finish(job_id, "failed", error=str(exc))
-            except StoreUnavailable:
-                log.warning("artflow: job %s: its end could not be recorded", job_id)
-            except Exception as exc:  # noqa: BLE001 - recorded, never lost silently
-                log.exception("artflow: job %s failed", job_id)
-                self.gatys_jobs.finish(job_id, "failed", error=str(exc))
-            finally:
-                self.gatys["running"] = False
-
     async def _run(
         self,
         endpoint: str,
@@ -1067,7 +857,7 @@ class Artflow:
         fmt: str,
         version: str | None,
     ) -> Response:
-        body = await anyio.to_thread.run_sync(_encode, result, fmt)
+        body = await anyio.to_thread.run_sync(encode_image, result, fmt)
         latency_ms = (time.perf_counter() - started) * 1000
         ctx.response.status_code = 200
         ctx.response.metadata.update(
@@ -1079,14 +869,6 @@ class Artflow:
         )
         self.metrics.observe(endpoint, variant, 200, time.perf_counter() - started)
         return Response(body, media_type=f"image/{fmt}")
-
-
-def _encode(result: np.ndarray, fmt: str) -> bytes:
-    """PNG or JPEG bytes of an output (already at its working size), in a worker thread."""
-    buf = io.BytesIO()
-    img = Image.fromarray(np.asarray(result, dtype=np.uint8))
-    img.save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
-    return buf.getvalue()
 
 
 class _locked:  # noqa: N801 - a context manager that reads like a function
@@ -1139,18 +921,6 @@ def _top_k(raw: str | None) -> int:
     if not 1 <= k <= MAX_TOP_K:
         raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, not {raw!r}", "top_k")
     return k
-
-
-def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError(422, f"{name} must be an integer from {low} to {high}, not {raw!r}", name)
-    return value
 
 
 def _family(raw: str | None) -> str | None:

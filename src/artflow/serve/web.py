@@ -94,11 +94,11 @@ async def job_result(request: Request) -> Response:
 
 
 async def job_submit(request: Request) -> Response:
-    """POST /gatys/jobs: start a Gatys job (Artflow.submit_gatys_job)."""
+    """POST /gatys/jobs: start a Gatys job (artflow.serve.gatys_runs.GatysRuns.submit)."""
     service = getattr(request.app.state, "service", None)
     if service is None:
         return JSONResponse({"error": "the service is starting"}, status_code=503)
-    return await service.submit_gatys_job(request)
+    return await service.gatys_runs.submit(request)
 
 
 async def _job_call(request: Request, what: str, job_id: str) -> Response:

@@ -1,0 +1,214 @@
+"""Gatys runs of one pod: the synchronous `/stylize method=gatys` call and `POST /gatys/jobs`.
+
+One run at a time per pod (`gate`), at most `serve.gatys_max_steps` at
+`serve.gatys_max_size`; with a job id, a job record in the serving store (artflow.serve.
+gatys_jobs): each step writes its progress there and reads its cancel flag, so any pod can
+show and stop it. The service hands in its threaded runner with the request timeout
+(`run`) and its decoder (`decode`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from artflow.errors import ArtflowError
+from artflow.serve.feedback import new_id
+from artflow.serve.gatys_jobs import JobBoard, JobError
+from artflow.serve.guard import UploadRefused, parse_upload
+from artflow.serve.inference import Cancelled, encode_image
+from artflow.serve.store import StoreUnavailable
+from artflow.serve.validation import ApiError, Fit
+
+log = logging.getLogger("artflow.serve")
+
+MIN_SIDE = 32  # the style networks pool 3-5 times (as the service's other style endpoints)
+
+
+class GatysRuns:
+    """The pod's Gatys runs; `state` is what /status shows (running, steps_done, cancelled)."""
+
+    def __init__(
+        self,
+        cfg: Any,  # ServeCfg
+        jobs: JobBoard,
+        settings_cache: Any,  # artflow.style.gatys.settings.SettingsCache
+        run: Callable[..., Any],
+        decode: Callable[..., Any],
+    ) -> None:
+        self.cfg, self.jobs, self.settings_cache = cfg, jobs, settings_cache
+        self._run, self._decode = run, decode
+        self.gate = threading.BoundedSemaphore(1)  # one Gatys run at a time in this pod
+        self.state = {"running": False, "steps_done": 0, "cancelled": 0}
+
+    async def run_sync(
+        self,
+        content: np.ndarray,
+        style: np.ndarray,
+        side: int,
+        steps: int | None,
+        timeout_s: float | None,
+        cfg: Any,
+        job_id: str | None,
+    ) -> np.ndarray:
+        """Bounded optimisation: at most gatys_max_steps at gatys_max_size, one run at a time
+        per pod; with `job`, a job record in the store (progress and cancel from any pod).
+
+        The gate is released when the optimisation has really ended (a timed-out run stops at
+        its next step), not when the request gives up on it."""
+        if not self.gate.acquire(blocking=False):
+            raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
+        n = min(steps or self.cfg.gatys_max_steps, self.cfg.gatys_max_steps)
+        try:
+            if job_id:
+                await anyio.to_thread.run_sync(self.jobs.start, job_id, n, cfg.backbone)
+        except (JobError, StoreUnavailable) as exc:
+            self.gate.release()
+            status = exc.status if isinstance(exc, JobError) else 503
+            raise ApiError(status, f"job: {exc}", "job") from None
+        self.state.update(running=True, steps_done=0)
+
+        def finished() -> None:
+            self.state["running"] = False
+            self.gate.release()
+
+        run = self._work(content, style, side, n, cfg, job_id)
+        try:
+            result = await self._run("stylize", run, timeout_s, on_done=finished)
+        except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
+            await self._finish(job_id, "cancelled")
+            raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
+        except ApiError as exc:
+            await self._finish(job_id, "failed", error=exc.message)
+            raise
+        await self._finish(job_id, "done")
+        return result
+
+    def _work(
+        self, content: np.ndarray, style: np.ndarray, side: int, n: int, cfg: Any, job_id: Any
+    ) -> Callable[[threading.Event], np.ndarray]:
+        """The optimisation as `fn(cancel)`: each step writes the job's progress to the store
+        and reads its cancel flag there (set by any pod)."""
+
+        def run(cancel: threading.Event) -> np.ndarray:
+            from artflow.style.gatys.transfer import run_gatys
+
+            def on_step(i: int, losses: dict[str, float]) -> None:
+                self.state["steps_done"] = i + 1
+                stop = False
+                if job_id:
+                    with contextlib.suppress(StoreUnavailable):  # progress unseen; runs on
+                        stop = self.jobs.step(job_id, i, losses)
+                if cancel.is_set() or stop:
+                    raise Cancelled
+
+            try:
+                return run_gatys(content, style, cfg, steps=n, size=side, on_step=on_step).image
+            except (Cancelled, ArtflowError):
+                raise
+            except Exception as exc:  # e.g. VGG19 imagenet weights not available offline
+                log.exception("artflow: gatys failed")
+                raise ApiError(503, f"Gatys style transfer unavailable: {exc}") from None
+
+        return run
+
+    async def _finish(self, job_id: str | None, state: str, **extra: Any) -> None:
+        if not job_id:
+            return
+        try:
+            await anyio.to_thread.run_sync(
+                functools.partial(self.jobs.finish, job_id, state, **extra)
+            )
+        except StoreUnavailable:
+            log.warning("artflow: job %s ended %s, not recorded: store down", job_id, state)
+
+    async def submit(self, request: Request) -> Response:
+        """POST /gatys/jobs: multipart `content`, `style`, optional `steps`, `size`,
+        `backbone`: 202 with the job's id at once; the run goes on in this pod's worker
+        thread; progress, result and cancel at /gatys/jobs/<id> on any pod."""
+        try:
+            body = await request.body()
+            try:
+                upload = await parse_upload(request.scope, body, ("content", "style"))
+            except UploadRefused as exc:
+                raise ApiError(exc.status, exc.message) from None
+            p = upload.params
+            size = _int_param(p.get("size"), "size", 32, 1024)
+            n = _int_param(p.get("steps"), "steps", 1, self.cfg.gatys_max_steps)
+            backbone = p.get("backbone") or None
+            if backbone not in (None, "vgg19", "resnet50"):
+                raise ApiError(400, f"backbone must be vgg19 or resnet50, not {backbone!r}")
+            side = min(size or self.cfg.gatys_max_size, self.cfg.gatys_max_size)
+            fit = Fit(side, MIN_SIDE, True)
+            content = (await self._decode(upload.files["content"], "content", fit))[0]
+            style = (await self._decode(upload.files["style"], "style", fit))[0]
+            chosen = await anyio.to_thread.run_sync(self.settings_cache.get, backbone)
+            steps = n or self.cfg.gatys_max_steps
+            job_id = new_id()
+            try:
+                await anyio.to_thread.run_sync(self.jobs.start, job_id, steps, chosen.cfg.backbone)
+            except JobError as exc:
+                raise ApiError(exc.status, str(exc), "job") from None
+            except StoreUnavailable as exc:
+                raise ApiError(503, f"jobs cannot be recorded now: {exc}") from None
+        except ApiError as exc:
+            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        work = self._work(content.rgb, style.rgb, side, steps, chosen.cfg, job_id)
+        threading.Thread(
+            target=self._run_job, args=(job_id, work), name=f"artflow-job-{job_id[:8]}", daemon=True
+        ).start()
+        links = {
+            k: f"/gatys/jobs/{job_id}{s}" for k, s in (("progress", ""), ("result", "/result"))
+        }
+        return JSONResponse(
+            {
+                "job": job_id,
+                "state": "queued",
+                "steps": steps,
+                **links,
+                "cancel": f"/gatys/jobs/{job_id}/cancel",
+            },
+            status_code=202,
+        )
+
+    def _run_job(self, job_id: str, work: Callable[[threading.Event], np.ndarray]) -> None:
+        """A submitted job in its own thread: one Gatys run at a time in this pod."""
+        with self.gate:
+            self.state.update(running=True, steps_done=0)
+            try:
+                image = work(threading.Event())
+                self.jobs.finish(job_id, "done", result=encode_image(image, "png"))
+            except Cancelled:
+                self.state["cancelled"] += 1
+                self.jobs.finish(job_id, "cancelled")
+            except (ApiError, ArtflowError) as exc:
+                self.jobs.finish(job_id, "failed", error=str(exc))
+            except StoreUnavailable:
+                log.warning("artflow: job %s: its end could not be recorded", job_id)
+            except Exception as exc:  # noqa: BLE001 - recorded, never lost silently
+                log.exception("artflow: job %s failed", job_id)
+                self.jobs.finish(job_id, "failed", error=str(exc))
+            finally:
+                self.state["running"] = False
+
+
+def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(422, f"{name} must be an integer from {low} to {high}, not {raw!r}", name)
+    return value
