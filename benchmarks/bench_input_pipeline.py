@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,15 +34,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import benchlib  # noqa: E402  (beside this script, whose folder Python puts first on the path)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from artflow.config import AugmentCfg, DemoCfg, load_settings  # noqa: E402
 from artflow.data.layout import Workdir  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchlib  # noqa: E402
 
 
 def demo_workdir(root: Path, n_images: int) -> Workdir:

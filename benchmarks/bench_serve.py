@@ -33,14 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchlib  # noqa: E402  (beside this script, whose folder Python puts first on the path)
 import httpx
 import numpy as np
 import psutil
 import yaml
 from PIL import Image
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchlib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = [f"Artist_{i}" for i in range(11)]

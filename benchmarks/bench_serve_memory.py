@@ -25,18 +25,15 @@ import contextlib
 import io
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import bench_serve as base  # noqa: E402 - the shared server helpers
 import httpx
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_serve as base  # noqa: E402 - the shared server helpers
 
 OUT = Path(__file__).with_suffix(".json")
 GIB = 2**30

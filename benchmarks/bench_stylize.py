@@ -29,10 +29,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import benchlib  # noqa: E402  (beside this script, whose folder Python puts first on the path)
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchlib  # noqa: E402
 
 
 def pair(size: int, content: str | None, style: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,9 @@ kubeflow_runner.py                  compile to YAML (IR), submit and schedule on
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
-from artflow.config import PROJECT_ROOT, Settings
+from artflow.config import Settings
 from artflow.errors import ConfigError
 
 PIPELINES = {
@@ -32,13 +31,3 @@ def load(name: str, settings: Settings | None = None) -> Any:
 
         settings = load_settings()
     return importlib.import_module(PIPELINES[name]).build(settings)
-
-
-def default_source(settings: Settings, source: str | None = None, local: bool = True) -> str:
-    """The ingest step's source: as given, else params.yaml's `data.source`; a relative local
-    path is made absolute (the steps run in empty directories), against the project if needed."""
-    value = source or settings.data.source
-    if local and "://" not in value and not Path(value).is_absolute():
-        path = Path(value) if Path(value).exists() else PROJECT_ROOT / value
-        return str(path.resolve())
-    return value

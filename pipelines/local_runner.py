@@ -26,8 +26,9 @@ from typing import Any
 
 from artflow import logs, stages
 from artflow.config import Settings
+from artflow.data.layout import default_source
 from artflow.errors import ArtflowError
-from pipelines import default_source, load
+from pipelines import load
 
 log = logging.getLogger("artflow.pipelines.local_runner")
 

@@ -6,6 +6,11 @@ The pipeline stages (`artflow.stages`), their cache keys, classifier training
 this table; adding a family is one `Family(...)` passed to `register`. Training code is named
 as `"module:function"` so that reading the table imports neither TensorFlow nor MLflow.
 
+Beside the families, one `Model(...)` per registered model says how every other reader
+treats it: serving and the Bento build (its short name, aliases and loaders), rollback,
+model cards, safe loading (its custom-layer modules), the registry views and the gate (its
+metric kind). A new served model is one `declare(Model(...))`.
+
 The best version of each classifier family, as the gate records it, is in
 `artflow.classify.best`.
 """
@@ -23,6 +28,7 @@ from artflow.errors import ConfigError
 CLASSIFIER = "artflow-artist-classifier"
 STYLIZER = "artflow-style-transfer"
 CYCLEGAN = "artflow-monet-cyclegan"
+GATYS_SETTINGS = "artflow-gatys-settings"
 
 # Settings every classifier's answer depends on, besides its own section.
 CLASSIFIER_SHARED = ("images", "augment", "training")
@@ -47,6 +53,7 @@ class Family:
     style_data    style families read the style splits instead of the classifier splits
     after         a family whose gate finishes before this one trains (its registered
                   version teaches this one: the fast stylizer learns from the VGG19 one)
+    label         classifiers: its name on the web page's model choice (default: `name`)
     """
 
     name: str
@@ -60,6 +67,7 @@ class Family:
     tune_sections: tuple[str, ...] = ()
     style_data: bool = False
     after: str = ""
+    label: str = ""
 
     def settings_section(self, settings: Settings) -> Any:
         return getattr(settings, self.section)
@@ -157,9 +165,10 @@ register(
         "artflow.classify.train:fit_cnn",
         tune="artflow.classify.tune:tune_cnn",
         tune_sections=("tuner",),
+        label="custom CNN",
     )
 )
-register(classifier("resnet50", "resnet", "artflow.classify.train:fit_resnet"))
+register(classifier("resnet50", "resnet", "artflow.classify.train:fit_resnet", label="ResNet50"))
 
 
 def stylizer(name: str, train: str, **more: Any) -> Family:
@@ -193,3 +202,155 @@ register(
         style_data=True,
     )
 )
+
+
+@dataclass(frozen=True)
+class Model:
+    """One registered model, as every reader outside training sees it.
+
+    name          the registered model (several families may share it: the classifiers)
+    short         its name in serving, the Bento, rollback and the CLI (`classifier`, `monet`)
+    kind          "classifier" (A/B tested: one serving slot per alias, `family=` picks a
+                  family's best), "style" (one slot: the first alias that is set) or
+                  "settings" (registered, not served: the Gatys settings)
+    aliases       the aliases serving resolves, in order
+    load          "module:function"(models:/ URI) -> what serving holds
+    load_file     "module:function"(path of its .keras file, Bento metadata) -> the same
+    layers        modules that register its custom Keras layers (imported before safe loading)
+    metrics       the kind of metrics the gate and the registry views compare: "classifier"
+                  or "style"
+    intended_use  model-card texts
+    limitations
+    """
+
+    name: str
+    short: str
+    kind: str
+    aliases: tuple[str, ...] = ()
+    load: str | Callable[..., Any] = ""
+    load_file: str | Callable[..., Any] = ""
+    layers: tuple[str, ...] = ()
+    metrics: str = ""
+    intended_use: str = ""
+    limitations: tuple[str, ...] = ()
+
+    @property
+    def served(self) -> bool:
+        return self.kind in ("classifier", "style")
+
+
+_MODELS: dict[str, Model] = {}
+
+
+def declare(model: Model) -> Model:
+    """Add (or replace) a registered model; returns it."""
+    if model.kind not in ("classifier", "style", "settings"):
+        raise ConfigError(f"model {model.name!r}: unknown kind {model.kind!r}")
+    _MODELS[model.name] = model
+    return model
+
+
+def undeclare(name: str) -> None:
+    _MODELS.pop(name, None)
+
+
+def model(name: str) -> Model | None:
+    """The declaration of registered model `name` (None for a name artflow does not know)."""
+    return _MODELS.get(name)
+
+
+def models(kind: str | None = None) -> tuple[Model, ...]:
+    return tuple(m for m in _MODELS.values() if kind in (None, m.kind))
+
+
+def by_short(short: str) -> Model:
+    for m in _MODELS.values():
+        if m.short == short:
+            return m
+    shorts = ", ".join(m.short for m in _MODELS.values() if m.served)
+    raise ConfigError(f"unknown model {short!r}", f"use one of: {shorts}")
+
+
+def metric_kind(name: str) -> str:
+    """ "style" or "classifier": what the gate and the views compare for `name`."""
+    declared = model(name)
+    return declared.metrics if declared and declared.metrics else "classifier"
+
+
+def layer_modules() -> tuple[str, ...]:
+    """Every module that registers custom Keras layers of a declared model."""
+    return tuple(dict.fromkeys(m for d in _MODELS.values() for m in d.layers))
+
+
+declare(
+    Model(
+        name=CLASSIFIER,
+        short="classifier",
+        kind="classifier",
+        aliases=("champion", "challenger"),
+        load="artflow.classify.io:load_classifier",
+        load_file="artflow.classify.io:classifier_from_file",
+        metrics="classifier",
+        intended_use=(
+            "Attribute a painting to one of the artists it was trained on (the artists with "
+            "enough paintings in the data version below). For browsing, teaching and triage."
+        ),
+        limitations=(
+            "Knows only the artists in its label list; any other painter is forced onto one "
+            "of them.",
+            "Not an authentication tool: never use it to decide provenance or value.",
+            "Trained on web reproductions; photos of paintings, crops and frames shift its input.",
+            "Accuracy is measured on a small frozen test split; per-artist recall varies.",
+        ),
+    )
+)
+
+
+def style_model(name: str, short: str, load: str, load_file: str, **more: Any) -> Model:
+    """A served style model: one slot, its champion (else its challenger), compared on style
+    metrics; `load` and `load_file` are "module:function"."""
+    return Model(
+        name=name,
+        short=short,
+        kind="style",
+        aliases=("champion", "challenger"),
+        load=load,
+        load_file=load_file,
+        metrics="style",
+        **more,
+    )
+
+
+_INFERENCE = "artflow.style.inference"
+declare(
+    style_model(
+        STYLIZER,
+        "stylizer",
+        f"{_INFERENCE}:load_stylizer",
+        f"{_INFERENCE}:stylizer_from_file",
+        layers=("artflow.style.adain.networks",),
+        intended_use=(
+            "Fast arbitrary style transfer (AdaIN): repaint a content image in the style of "
+            "a given artwork, with a strength between 0 and 1. Creative use."
+        ),
+        limitations=(
+            "Style and content losses are proxies for what people find pleasing.",
+            "Large inputs are resized; fine detail is lost.",
+        ),
+    )
+)
+declare(
+    style_model(
+        CYCLEGAN,
+        "monet",
+        f"{_INFERENCE}:load_monet",
+        f"{_INFERENCE}:monet_from_file",
+        layers=("artflow.style.cyclegan.networks",),
+        intended_use="Translate landscape photos into Monet-like paintings. Creative use.",
+        limitations=(
+            "Trained on landscapes; people, text and indoor scenes come out distorted.",
+            "Unpaired training: colours and textures change, geometry may too.",
+        ),
+    )
+)
+declare(Model(name=GATYS_SETTINGS, short="gatys", kind="settings"))

@@ -139,6 +139,7 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
 
     from artflow.classify.io import register_classifier
     from artflow.monitor.simulate import image_paths, log_images
+    from artflow.serve.predlog import PredictionLog
 
     with tracking.start_run("artflow-drift-tests", "new-version", smoke_settings):
         reg = register_classifier(
@@ -150,7 +151,8 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
         )
     fresh = dataclasses.replace(drift_classifier, version=reg.version, run_id=reg.run_id)
     log = tmp_path / "photos"
-    logged = log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), log)
+    writer = PredictionLog(log, pod="simulate")
+    logged = log_images(fresh, image_paths(demo_source / "monet" / "photo_jpg"), writer)
     assert logged["logged"] == smoke_settings.data.demo.photos
     args = ["--workdir", str(drift_wd.root), "--model-uri", reg.uri, "-p", "smoke"]
     code = cli.run(["drift", "--log", str(log), "--window", "1d", "--fail-on-drift", *args])

@@ -82,6 +82,7 @@ def test_act_runs_the_real_local_retrain_pipeline(
     epoch at 32 px (the same steps, under half the training time)."""
     import shutil
 
+    from artflow.commands.pipeline import retrain_runner
     from artflow.data.layout import Workdir
     from artflow.stages import settings_for
 
@@ -92,7 +93,9 @@ def test_act_runs_the_real_local_retrain_pipeline(
     wd = Workdir.at(tmp_path / "wd")
     shutil.copytree(drift_wd.root, wd.root)
     source = str(demo_source)  # the pipeline ingests its data from the source, not the workdir
-    outcome = trigger_retrain(settings, wd, verdict, log, source=source, cooldown_h=0)
+    outcome = trigger_retrain(
+        settings, wd, verdict, log, retrain_runner, source=source, cooldown_h=0
+    )
     assert outcome["triggered"] and outcome["result"]["seconds"] > 0
     client = tracking.client()
     runs = client.search_runs(

@@ -1,13 +1,15 @@
 """A model family is declared once (artflow.families): a new one is trained by the pipeline's
-training step, cached by its declared key, and registered, with nothing else to change."""
+training step, cached by its declared key, registered, evaluated, gated and served, with
+nothing else to change; a new served style model likewise through its `Model` entry."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Model
+from kfp.dsl import ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from artflow import families
 from artflow.registry import tracking
@@ -46,6 +48,67 @@ def dummy_family():
     families.unregister("dummy")
 
 
+@pytest.fixture
+def tiny_style():
+    """A style family and its served model, declared as a new one would be (its module:
+    tests/pipelines/tiny_style.py), borrowing the CycleGAN's settings section."""
+    from tests.pipelines import tiny_style as module
+
+    family = families.register(
+        families.Family(
+            name="tiny_style",
+            kind="style",
+            registry_name=module.NAME,
+            section="cyclegan",
+            sections=("cyclegan",),
+            train="tests.pipelines.tiny_style:train_tiny_style",
+            style_data=True,
+        )
+    )
+    declared = families.declare(
+        families.style_model(
+            module.NAME,
+            "tiny",
+            "tests.pipelines.tiny_style:load",
+            "tests.pipelines.tiny_style:load_file",
+            layers=("tests.pipelines.tiny_style",),
+            intended_use="Tint photos for the family-table test.",
+            limitations=("Only a test.",),
+        )
+    )
+    yield family, declared
+    families.unregister("tiny_style")
+    families.undeclare(module.NAME)
+
+
+def _gate(tmp_path: Path, name: str, common: dict, candidate: Model) -> bool:
+    from components.gate import gate_op
+
+    out = tmp_path / f"gate-{name}"
+    return gate_op.python_func(
+        model_name=name,
+        candidate=candidate,
+        decision=Metrics(name="decision", uri=str(out / "decision"), metadata={}),
+        report=Markdown(name="report", uri=str(out / "report"), metadata={}),
+        **{k: v for k, v in common.items() if k not in ("family", "tune", "enabled")},
+    )
+
+
+def _step_args(family: str, overlay: Path, workdir: Any, tmp_path: Path) -> dict:
+    """What the pipeline hands its training step (and, less the first three, its gate)."""
+    return dict(
+        family=family,
+        tune=False,
+        enabled=True,
+        profile=str(overlay),
+        mlflow_uri="",
+        cache_dir=str(tmp_path / "cache"),
+        force=False,
+        data=Dataset(name="data", uri=str(workdir.root), metadata={}),
+        splits=Dataset(name="splits", uri=str(workdir.root), metadata={}),
+    )
+
+
 def _artifacts(tmp_path: Path, run: int) -> dict:
     out = tmp_path / f"run{run}"
     return {
@@ -55,26 +118,17 @@ def _artifacts(tmp_path: Path, run: int) -> dict:
     }
 
 
-def test_a_family_declared_once_is_trained_cached_and_registered(
-    dummy_family, demo_workdir, tmp_path
+def test_a_family_declared_once_is_trained_cached_registered_gated_and_served(
+    dummy_family, demo_workdir, tmp_path, fresh_store
 ):
     from components.train import train_op
 
     overlay = tmp_path / "tiny.yaml"
-    overlay.write_text(json.dumps({"images": {"size": 32}, "cnn": {"batch_size": 64}}))
-    data = Dataset(name="data", uri=str(demo_workdir.root), metadata={})
-    splits = Dataset(name="splits", uri=str(demo_workdir.root), metadata={})
-    common = dict(
-        family="dummy",
-        tune=False,
-        enabled=True,
-        profile=str(overlay),
-        mlflow_uri="",
-        cache_dir=str(tmp_path / "cache"),
-        force=False,
-        data=data,
-        splits=splits,
+    gate = {"min_accuracy": 0.0, "min_macro_f1": 0.0}  # the wiring is tested, not the model
+    overlay.write_text(
+        json.dumps({"images": {"size": 32}, "cnn": {"batch_size": 64}, "gate": gate})
     )
+    common = _step_args("dummy", overlay, demo_workdir, tmp_path)
     first = _artifacts(tmp_path, 1)
     version = train_op.python_func(**common, **first)
     assert version
@@ -90,3 +144,62 @@ def test_a_family_declared_once_is_trained_cached_and_registered(
     assert second["model"].metadata == first["model"].metadata
     versions = tracking.client().search_model_versions(f"name='{families.CLASSIFIER}'")
     assert [str(v.version) for v in versions if v.tags.get("family") == "dummy"] == [version]
+
+    # evaluated: the evaluation step's selection takes it as the challenger
+    from artflow import stages
+
+    assert stages.select_candidate([stages.read_model(first["model"])])["version"] == version
+    # gated by the pipeline's gate step: the first classifier in this store, and its
+    # family's best (`best-dummy`), which is what `family=dummy` serves
+    assert _gate(tmp_path, families.CLASSIFIER, common, first["model"])
+    assert str(tracking.alias_version(families.CLASSIFIER, "best-dummy").version) == version
+
+    import numpy as np
+
+    from artflow.serve.family import FamilyModels
+    from artflow.serve.models import _load_classifier
+    from artflow.serve.web import page_html
+
+    served = FamilyModels(_load_classifier)
+    slot = served.get("dummy")
+    assert slot.version == version and set(served.status()) >= {"cnn", "resnet50", "dummy"}
+    probs, _ = slot.model.run([np.zeros((32, 32, 3), np.float32)])
+    assert probs.shape[0] == 1 and abs(float(probs[0].sum()) - 1) < 1e-3
+    assert '<option value="dummy">dummy</option>' in page_html()  # listed on the page
+
+
+def test_a_served_style_model_declared_once_is_trained_gated_loaded_and_carded(
+    tiny_style, demo_workdir, tmp_path, fresh_store
+):
+    from artflow.registry.views import is_style_model
+    from artflow.serve import models as serving
+    from components.train import train_op
+
+    family, declared = tiny_style
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text(json.dumps({"images": {"size": 32}}))
+    common = _step_args("tiny_style", overlay, demo_workdir, tmp_path)
+    trained = _artifacts(tmp_path, 1)
+    version = train_op.python_func(**common, **trained)
+    name = declared.name
+    card = tracking.client().get_model_version(name, version).description
+    assert "Tint photos for the family-table test." in card and "- Only a test." in card
+    assert is_style_model(name)  # the gate compares its style metrics
+    assert _gate(tmp_path, name, common, trained["model"])
+    assert str(tracking.alias_version(name, "champion").version) == version
+
+    # served: a slot named by its short name, loaded through its declared loader (safe
+    # loading imports its custom layer's module, as the table says)
+    assert "tests.pipelines.tiny_style" in families.layer_modules()
+    from artflow.config import load_settings
+
+    held = serving.ModelSet(load_settings(), bento={})
+    held.refresh()
+    slot = held.slot("tiny")
+    assert slot.loaded and slot.version == version and slot.alias == "champion"
+    assert serving.rollback_target("tiny") == (name, "tiny")
+    assert serving.short_names()[name] == "tiny"  # the Bento's labels
+    path = tmp_path / "tiny.keras"
+    slot.model.save(path)
+    from_bento = serving.bento_loaders()["tiny"](path, {"name": name, "version": version})
+    assert [w.shape for w in from_bento.weights] == [(3,)]

@@ -19,7 +19,6 @@ from artflow import families
 
 log = logging.getLogger(__name__)
 
-FAMILIES = families.names("classifier")  # declared in artflow.families
 ABSOLUTE = ("accuracy", "macro_f1", "latency_ms", "model_size_mb")
 ACCURACY_TAG = "artflow.gate_accuracy"
 
@@ -42,7 +41,7 @@ def record(name: str, version: str, checks: Iterable[Any], accuracy: float) -> s
     client = tracking.client()
     mv = client.get_model_version(name, version)
     family = (mv.tags or {}).get("family")
-    if family not in FAMILIES:
+    if family not in families.names("classifier"):  # declared in artflow.families
         return None
     client.set_model_version_tag(name, version, ACCURACY_TAG, f"{accuracy:.6f}")
     current = tracking.alias_version(name, alias(family))
@@ -59,6 +58,7 @@ def best_version(name: str, family: str) -> Any | None:
     """The registered version behind `best-<family>`, or None."""
     from artflow.registry import tracking
 
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}: choose one of {', '.join(FAMILIES)}")
+    known = families.names("classifier")
+    if family not in known:
+        raise ValueError(f"unknown family {family!r}: choose one of {', '.join(known)}")
     return tracking.alias_version(name, alias(family))

@@ -123,10 +123,19 @@ def drift(
     verdict = check_drift(cfg, wd, log_path, model_uri, window)
     _show(verdict)
     if act:
+        from artflow.commands.pipeline import retrain_runner
         from artflow.monitor.trigger import trigger_retrain
 
         outcome = trigger_retrain(
-            cfg, wd, verdict, log_path, host=host, force=force, source=source, cooldown_h=cooldown
+            cfg,
+            wd,
+            verdict,
+            log_path,
+            retrain_runner,
+            host=host,
+            force=force,
+            source=source,
+            cooldown_h=cooldown,
         )
         _show_trigger(outcome)
     if fail_on_drift and verdict["drifted"]:
@@ -258,8 +267,10 @@ def simulate(
         console.print(f"sent {out['sent']} images to {url}: statuses {out['statuses']}")
     else:
         from artflow.classify.io import load_classifier
+        from artflow.serve.predlog import PredictionLog
 
-        out = sim.log_images(load_classifier(model_uri), paths, _log_path(log, cfg), dim=dim)
+        writer = PredictionLog(_log_path(log, cfg), pod="simulate")
+        out = sim.log_images(load_classifier(model_uri), paths, writer, dim=dim)
         console.print(f"logged {out['logged']} predictions to {out['log']}")
     top = sorted(out["artists"].items(), key=lambda kv: -kv[1])[:5]
     console.print("predicted: " + ", ".join(f"{a} x{n}" for a, n in top))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +20,7 @@ from artflow.commands.options import (
     examples,
 )
 from artflow.config import PROJECT_ROOT, Settings
+from artflow.data.layout import Workdir, default_source
 from artflow.errors import ConfigError
 from artflow.logs import LogLevel
 
@@ -64,13 +64,30 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     app.add_typer(pipeline_app, name="pipeline")
 
 
-def _pipelines():
-    """pipelines/ and components/ live at the project root, beside src/."""
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
+def retrain_runner(
+    name: str, *, settings: Settings, wd: Workdir, host: str | None, **arguments: Any
+) -> dict[str, Any]:
+    """The drift trigger's runner (artflow.monitor.trigger.Runner): pipeline `name` with kfp's
+    local runner on `wd`, or submitted to `host`, given only the parameters it declares."""
     import pipelines
 
-    return pipelines
+    spec = getattr(pipelines.load(name, settings), "component_spec", None)
+    declared = set(getattr(spec, "inputs", None) or {})
+    arguments = {k: v for k, v in arguments.items() if k in declared}
+    profile = "" if settings.profile == "default" else settings.profile
+    if host:
+        from pipelines.kubeflow_runner import submit
+
+        if "workdir" in declared:  # a pipeline that still shares a volume
+            arguments["workdir"] = str(wd.root)
+        return {
+            "submitted": True,
+            "host": host,
+            "run_id": submit(name, host, {"profile": profile, **arguments}),
+        }
+    from pipelines.local_runner import run_local
+
+    return run_local(name, wd.root, profile, settings=settings, **arguments)
 
 
 def _arguments(pairs: list[str]) -> dict[str, object]:
@@ -91,7 +108,6 @@ def compile_cmd(
     profile: ProfileOption = None,
 ) -> None:
     """Compile every pipeline to Kubeflow's YAML (IR), configured from params.yaml + profile."""
-    _pipelines()
     from pipelines.kubeflow_runner import compile_all
 
     for path in compile_all(out, _settings(profile)):
@@ -100,7 +116,6 @@ def compile_cmd(
 
 def _settings(profile: str | None) -> Settings:
     """params.yaml + the profile (a name, or an overlay YAML), passed on explicitly."""
-    _pipelines()
     from artflow.stages import settings_for
 
     return settings_for(profile or "")
@@ -112,9 +127,11 @@ def _cluster_run(
     """A cluster run's settings and parameters; an unknown pipeline fails before any network
     call, and the steps read MLflow from their Secret unless a URI is given."""
     cfg = _settings(profile)
-    _pipelines().load(name, cfg)
+    import pipelines
+
+    pipelines.load(name, cfg)
     arguments: dict[str, object] = {
-        "source": _pipelines().default_source(cfg, source, local=False),
+        "source": default_source(cfg, source, local=False),
         "profile": profile or "",
         **_arguments(args or []),
     }
@@ -159,7 +176,7 @@ def run_cmd(
     cfg = _settings(profile)
     from pipelines.local_runner import run_local
 
-    arguments = {"source": _pipelines().default_source(cfg, source), **_arguments(args or [])}
+    arguments = {"source": default_source(cfg, source), **_arguments(args or [])}
     if mlflow_uri:
         arguments["mlflow_uri"] = mlflow_uri
     result = run_local(

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from artflow.config import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from artflow.config import Settings
 
 
 @dataclass(frozen=True)
@@ -110,3 +116,14 @@ class Workdir:
     @property
     def models(self) -> Path:  # checkpoints and exported models of local runs
         return self.root / "models"
+
+
+def default_source(settings: Settings, source: str | None = None, local: bool = True) -> str:
+    """The ingest step's source, decided here only: as given, else params.yaml's
+    `data.source`; a relative local path is made absolute (the steps run in empty
+    directories), against the project if needed."""
+    value = source or settings.data.source
+    if local and "://" not in value and not Path(value).is_absolute():
+        path = Path(value) if Path(value).exists() else PROJECT_ROOT / value
+        return str(path.resolve())
+    return value

@@ -2,8 +2,8 @@
 
 `send_images` posts each image to the service's /classify endpoint (the service writes the
 prediction log). `log_images` classifies the images here with a registered classifier and
-writes the same records through the same writer (artflow.serve.predlog, as pod `simulate`),
-so the drift loop can be shown and tested without
+writes the same records through the writer it is given (the CLI passes the service's own,
+artflow.serve.predlog, as pod `simulate`), so the drift loop can be shown and tested without
 a server. `darken` and the image folders make the three kinds of drift of the demo:
 photos, paintings by artists outside the trained ones, and underexposed images.
 """
@@ -100,17 +100,15 @@ def send_images(
 def log_images(
     classifier: Any,
     paths: Sequence[Path],
-    log_path: str | Path,
+    log: Any,
     dim: float | None = None,
     batch: int = 32,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Classify images with a LoadedClassifier and log their records under `log_path`."""
-    from artflow.serve.predlog import PredictionLog
-
+    """Classify images with a LoadedClassifier and write their records to `log` (a
+    prediction-log writer: `write(record)`, `close()`, `folder`), which is closed at the end."""
     written = 0
     artists: dict[str, int] = {}
-    log = PredictionLog(log_path, pod="simulate")
     try:
         for start in range(0, len(paths), batch):
             images = list(_images(paths[start : start + batch], dim))

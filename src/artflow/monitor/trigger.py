@@ -21,18 +21,15 @@ every pod (tag `artflow.trigger_key`, `artflow.retrain_status`), and
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from artflow.config import PROJECT_ROOT, Settings
-from artflow.data.layout import Workdir
+from artflow.config import Settings
+from artflow.data.layout import Workdir, default_source
 from artflow.registry import tracking
 
 EXPERIMENT = "artflow-retrain"
@@ -41,7 +38,15 @@ KEY_TAG, STATUS_TAG = "artflow.trigger_key", "artflow.retrain_status"
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[..., Any]
+
+class Runner(Protocol):
+    """Starts pipeline `name` with its parameters (locally, or submitted to `host`) and says
+    what happened. The CLI passes the one over pipelines/ (artflow.commands.pipeline): the
+    library below it never imports the orchestration (docs/architecture.md)."""
+
+    def __call__(
+        self, name: str, *, settings: Settings, wd: Workdir, host: str | None, **arguments: Any
+    ) -> dict[str, Any]: ...
 
 
 def report_location(verdict: dict[str, Any]) -> str:
@@ -58,9 +63,9 @@ def trigger_retrain(
     wd: Workdir,
     verdict: dict[str, Any],
     log_path: str | Path,
+    runner: Runner,
     host: str | None = None,
     force: bool = False,
-    runner: Runner | None = None,
     source: str | None = None,
     cooldown_h: float | None = None,
 ) -> dict[str, Any]:
@@ -79,7 +84,7 @@ def trigger_retrain(
         "policy": "always",
         "mlflow_uri": pipeline_mlflow_uri(),
         # as given, else data.source; a relative local path made absolute for the local runner
-        "source": _pipelines().default_source(settings, source, local=not host),
+        "source": default_source(settings, source, local=not host),
     }
     if not host:  # a cluster's steps read their own log on the data volume, not this path
         arguments["prediction_log"] = str(Path(log_path))
@@ -113,7 +118,16 @@ def trigger_retrain(
     }
     try:
         with _run_tags(tags):
-            result = _start(settings, wd, arguments, location, host, runner)
+            result = dict(
+                runner(
+                    PIPELINE,
+                    settings=settings,
+                    wd=wd,
+                    host=host,
+                    trigger_report=location,
+                    **arguments,
+                )
+            )
     except BaseException as exc:
         _record(run_id, {"status": "failed", "error": str(exc)[:500]})
         raise
@@ -224,52 +238,6 @@ def _run_tags(tags: dict[str, str]):
             os.environ.pop(tracking.RUN_TAGS_ENV, None)
         else:
             os.environ[tracking.RUN_TAGS_ENV] = old
-
-
-def _pipelines() -> Any:
-    """pipelines/ lives at the project root, beside src/ (as in `artflow pipeline`)."""
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
-    import pipelines
-
-    return pipelines
-
-
-@functools.cache
-def _inputs(name: str) -> frozenset[str]:
-    spec = getattr(_pipelines().load(name), "component_spec", None)
-    return frozenset(getattr(spec, "inputs", None) or {})
-
-
-def _declares(name: str, parameter: str) -> bool:
-    return parameter in _inputs(name)
-
-
-def _start(
-    settings: Settings,
-    wd: Workdir,
-    arguments: dict[str, Any],
-    location: str,
-    host: str | None,
-    runner: Runner | None,
-) -> dict[str, Any]:
-    if runner is not None:
-        return dict(runner(PIPELINE, wd=wd, host=host, profile=settings.profile, **arguments))
-    arguments["trigger_report"] = location
-    arguments = {k: v for k, v in arguments.items() if _declares(PIPELINE, k)}
-    profile = "" if settings.profile == "default" else settings.profile
-    if host:
-        _pipelines()
-        from pipelines.kubeflow_runner import submit
-
-        if _declares(PIPELINE, "workdir"):  # a pipeline that still shares a volume
-            arguments["workdir"] = str(wd.root)
-        run_id = submit(PIPELINE, host, {"profile": profile, **arguments})
-        return {"submitted": True, "host": host, "run_id": run_id}
-    _pipelines()
-    from pipelines.local_runner import run_local
-
-    return run_local(PIPELINE, wd.root, profile, settings=settings, **arguments)
 
 
 def _record(run_id: str, result: dict[str, Any]) -> None:

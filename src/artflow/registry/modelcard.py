@@ -10,39 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from artflow import families
 from artflow.registry import tracking
-from artflow.registry.views import CLASSIFIER_METRICS, STYLE_METRICS, resolve_version
+from artflow.registry.views import (
+    CLASSIFIER_METRICS,
+    STYLE_METRICS,
+    is_style_model,
+    resolve_version,
+)
 
 CARD_FILE = "model_card.md"
 MAX_PARAMS = 40  # the card is for people: the full settings stay in the run's settings.json
-
-INTENDED_USE = {
-    tracking.CLASSIFIER: (
-        "Attribute a painting to one of the artists it was trained on (the artists with "
-        "enough paintings in the data version below). For browsing, teaching and triage."
-    ),
-    tracking.STYLIZER: (
-        "Fast arbitrary style transfer (AdaIN): repaint a content image in the style of "
-        "a given artwork, with a strength between 0 and 1. Creative use."
-    ),
-    tracking.CYCLEGAN: "Translate landscape photos into Monet-like paintings. Creative use.",
-}
-LIMITATIONS = {
-    tracking.CLASSIFIER: [
-        "Knows only the artists in its label list; any other painter is forced onto one of them.",
-        "Not an authentication tool: never use it to decide provenance or value.",
-        "Trained on web reproductions; photos of paintings, crops and frames shift its input.",
-        "Accuracy is measured on a small frozen test split; per-artist recall varies.",
-    ],
-    tracking.STYLIZER: [
-        "Style and content losses are proxies for what people find pleasing.",
-        "Large inputs are resized; fine detail is lost.",
-    ],
-    tracking.CYCLEGAN: [
-        "Trained on landscapes; people, text and indoor scenes come out distorted.",
-        "Unpaired training: colours and textures change, geometry may too.",
-    ],
-}
 
 
 def render(name: str, mv: Any, run: Any | None, decision: dict[str, Any] | None = None) -> str:
@@ -50,7 +28,8 @@ def render(name: str, mv: Any, run: Any | None, decision: dict[str, Any] | None 
     run_tags = dict(run.data.tags) if run else {}
     metrics = dict(run.data.metrics) if run else {}
     params = dict(run.data.params) if run else {}
-    wanted = STYLE_METRICS if name in (tracking.STYLIZER, tracking.CYCLEGAN) else CLASSIFIER_METRICS
+    declared = families.model(name)
+    wanted = STYLE_METRICS if is_style_model(name) else CLASSIFIER_METRICS
     headline = {k: v for k, v in metrics.items() if k in wanted}
     lines = [
         f"# Model card: {name} v{mv.version}",
@@ -67,8 +46,10 @@ def render(name: str, mv: Any, run: Any | None, decision: dict[str, Any] | None 
         lines.append(f"- labels: {tags['labels']}")
     lines += ["", "## Metrics", *_kv(headline or metrics), "", "## Parameters"]
     lines += _kv(dict(list(sorted(params.items()))[:MAX_PARAMS]))
-    lines += ["", "## Intended use", INTENDED_USE.get(name, "See the project README."), ""]
-    lines += ["## Limitations", *[f"- {item}" for item in LIMITATIONS.get(name, [])], ""]
+    use = (declared.intended_use if declared else "") or "See the project README."
+    limits = declared.limitations if declared else ()
+    lines += ["", "## Intended use", use, ""]
+    lines += ["## Limitations", *[f"- {item}" for item in limits], ""]
     if decision:
         verdict = "passed" if decision.get("passed") else "refused"
         lines += ["## Promotion gate", f"- {verdict}: {decision.get('reason', '')}", ""]

@@ -14,6 +14,7 @@ use are registered in artflow (`keras.saving.register_keras_serializable`), so n
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from artflow import families
 from artflow.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,10 @@ class UnsafeModelError(ModelError):
 
 
 def register_custom_layers() -> None:
-    """Import the modules that register artflow's custom Keras layers (safe mode finds them)."""
-    import artflow.style.adain.networks  # noqa: F401
-    import artflow.style.cyclegan.networks  # noqa: F401
+    """Import the modules that register the declared models' custom Keras layers (their
+    `layers` in artflow.families), so that safe mode finds them."""
+    for module in families.layer_modules():
+        importlib.import_module(module)
 
 
 @contextlib.contextmanager

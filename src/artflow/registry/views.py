@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from artflow import families
 from artflow.errors import ModelError
 from artflow.registry import tracking
 
@@ -31,7 +32,8 @@ SHORT = {  # terminal headers; the Markdown keeps the metric names as logged
 
 
 def is_style_model(name: str) -> bool:
-    return name in (tracking.STYLIZER, tracking.CYCLEGAN)
+    """Whether `name` is compared on style metrics (its `metrics` in artflow.families)."""
+    return families.metric_kind(name) == "style"
 
 
 def metric_names(name: str) -> tuple[str, ...]:

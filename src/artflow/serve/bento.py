@@ -28,22 +28,17 @@ from artflow.config import PROJECT_ROOT, Settings
 from artflow.errors import ConfigError, ModelError
 from artflow.registry import tracking
 from artflow.serve.launch import bentoml_exe, bentoml_home
-from artflow.serve.models import SPECS, bento_alias
+from artflow.serve.models import bento_alias, short_names, specs
 
 log = logging.getLogger(__name__)
 
 BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
-SHORT = {
-    tracking.CLASSIFIER: "classifier",
-    tracking.STYLIZER: "stylizer",
-    tracking.CYCLEGAN: "monet",
-}
 
 
 def promoted(with_challenger: bool) -> dict[str, tuple[str, Any]]:
     """slot key -> (alias, ModelVersion) of what the Bento should carry."""
     chosen: dict[str, tuple[str, Any]] = {}
-    for key, (name, aliases, _loader) in SPECS.items():
+    for key, (name, aliases, _loader) in specs().items():
         if key == f"classifier:{tracking.CHALLENGER}" and not with_challenger:
             continue
         for alias in aliases:
@@ -158,7 +153,7 @@ def build_bento(
     store = ModelStore(home / "models")
     models = {key: import_model(store, alias, mv) for key, (alias, mv) in chosen.items()}
     labels = {
-        **{f"{SHORT[mv.name]}.{alias}": str(mv.version) for alias, mv in chosen.values()},
+        **{f"{short_names()[mv.name]}.{alias}": str(mv.version) for alias, mv in chosen.values()},
         "profile": settings.profile,
         "git_commit": tracking.git_commit(),
     }

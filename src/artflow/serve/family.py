@@ -11,6 +11,7 @@ import logging
 import threading
 from typing import Any
 
+from artflow import families
 from artflow.classify import best as family_best
 from artflow.registry import tracking
 from artflow.serve.models import Slot
@@ -30,15 +31,16 @@ class FamilyModels:
     def __init__(self, loader: Any) -> None:
         self._loader = loader  # version -> ClassifierRunner (artflow.serve.models)
         self._lock = threading.Lock()
-        self._slots = {
-            f: Slot(key=f"family:{f}", name=tracking.CLASSIFIER) for f in family_best.FAMILIES
-        }
+        self._slots: dict[str, Slot] = {}
         self._resolved: set[str] = set()
 
     def get(self, family: str) -> Slot:
         """The loaded slot of `family`; raises FamilyUnavailable (404 none recorded, 503)."""
-        slot = self._slots[family]
         with self._lock:
+            # one slot per classifier family declared in artflow.families, made on first use
+            slot = self._slots.setdefault(
+                family, Slot(key=f"family:{family}", name=tracking.CLASSIFIER)
+            )
             if family not in self._resolved:
                 self._refresh(family, slot)
             if not slot.loaded:
@@ -76,4 +78,8 @@ class FamilyModels:
             self._resolved.clear()
 
     def status(self) -> dict[str, Any]:
-        return {f: slot.describe() for f, slot in self._slots.items()}
+        """Every declared classifier family, loaded or not."""
+        return {
+            f: (self._slots.get(f) or Slot(key=f"family:{f}", name=tracking.CLASSIFIER)).describe()
+            for f in families.names("classifier")
+        }

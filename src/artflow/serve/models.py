@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from artflow import families
 from artflow.config import Settings
 from artflow.errors import ModelError, RegistryUnavailable
 from artflow.registry import tracking
@@ -79,59 +80,69 @@ def _runner(loaded: Any) -> Any:
 
 
 def _load_classifier(version: str) -> Any:
-    from artflow.classify.io import load_classifier
-
-    return _runner(load_classifier(tracking.model_uri(tracking.CLASSIFIER, version)))
+    return _registry_loader(families.by_short("classifier"))(version)
 
 
-def _load_stylizer(version: str) -> Any:
-    from artflow.style.inference import load_stylizer
+def _registry_loader(declared: families.Model) -> Any:
+    """version -> what a slot holds: the declared `load` of the models:/ URI (classifiers
+    wrapped in a warmed-up runner)."""
 
-    return load_stylizer(tracking.model_uri(tracking.STYLIZER, version))
+    def load(version: str) -> Any:
+        loaded = families.resolve(declared.load)(tracking.model_uri(declared.name, version))
+        return _runner(loaded) if declared.kind == "classifier" else loaded
 
-
-def _load_monet(version: str) -> Any:
-    from artflow.style.inference import load_monet
-
-    return load_monet(tracking.model_uri(tracking.CYCLEGAN, version))
-
-
-def _bento_classifier(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.classify.io import classifier_from_file
-
-    return _runner(classifier_from_file(path, meta))
+    return load
 
 
-def _bento_stylizer(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.registry.safe_load import load_keras_file
-    from artflow.style.inference import Stylizer
+def _file_loader(declared: families.Model) -> Any:
+    """(path, Bento metadata) -> what a slot holds, from the declared `load_file`."""
 
-    return Stylizer(load_keras_file(path), name=meta["name"], version=meta["version"])
+    def load(path: Path, meta: dict[str, Any]) -> Any:
+        loaded = families.resolve(declared.load_file)(path, meta)
+        return _runner(loaded) if declared.kind == "classifier" else loaded
 
-
-def _bento_monet(path: Path, meta: dict[str, Any]) -> Any:
-    from artflow.registry.safe_load import load_keras_file
-    from artflow.style.inference import MonetTranslator
-
-    size = int(meta.get("tags", {}).get("image_size", 256))
-    model = load_keras_file(path)
-    return MonetTranslator(model, size, name=meta["name"], version=meta["version"])
+    return load
 
 
-# slot key -> (registered name, aliases to try in order, loader)
-SPECS: dict[str, tuple[str, tuple[str, ...], Any]] = {
-    f"classifier:{CHAMPION}": (tracking.CLASSIFIER, (CHAMPION,), _load_classifier),
-    f"classifier:{CHALLENGER}": (tracking.CLASSIFIER, (CHALLENGER,), _load_classifier),
-    "stylizer": (tracking.STYLIZER, (CHAMPION, CHALLENGER), _load_stylizer),
-    "monet": (tracking.CYCLEGAN, (CHAMPION, CHALLENGER), _load_monet),
-}
-# slot key -> loader of a .keras file from the Bento's model store (path, metadata)
-BENTO_LOADERS: dict[str, Any] = {
-    f"classifier:{CHAMPION}": _bento_classifier,
-    f"classifier:{CHALLENGER}": _bento_classifier,
-    "stylizer": _bento_stylizer,
-    "monet": _bento_monet,
-}
+def _slots() -> dict[str, tuple[families.Model, tuple[str, ...]]]:
+    """slot key -> (declared model, aliases to try in order), from artflow.families: an A/B
+    tested classifier has a slot per alias (`classifier:champion`), a style model one slot
+    named by its short name that takes the first alias set."""
+    out: dict[str, tuple[families.Model, tuple[str, ...]]] = {}
+    for declared in families.models():
+        if declared.kind == "classifier":
+            out.update({f"{declared.short}:{a}": (declared, (a,)) for a in declared.aliases})
+        elif declared.kind == "style":
+            out[declared.short] = (declared, declared.aliases)
+    return out
+
+
+def specs() -> dict[str, tuple[str, tuple[str, ...], Any]]:
+    """slot key -> (registered name, aliases to try in order, loader of a version)."""
+    return {k: (d.name, aliases, _registry_loader(d)) for k, (d, aliases) in _slots().items()}
+
+
+def bento_loaders() -> dict[str, Any]:
+    """slot key -> loader of a .keras file from the Bento's model store (path, metadata)."""
+    return {key: _file_loader(d) for key, (d, _) in _slots().items()}
+
+
+def short_names() -> dict[str, str]:
+    """registered name -> its short name (Bento labels, rollback, the CLI)."""
+    return {d.name: d.short for d in families.models()}
+
+
+def rollback_target(short: str) -> tuple[str, str]:
+    """(registered name, slot key whose loader checks the version) of a served model."""
+    declared = families.by_short(short)
+    key = f"{short}:{CHAMPION}" if declared.kind == "classifier" else short
+    return declared.name, key
+
+
+# The tables as they are at import; readers that must see models declared later (tests)
+# call the functions.
+SPECS = specs()
+BENTO_LOADERS = bento_loaders()
 REGISTRY, BENTO = "registry", "bento"
 
 
@@ -152,7 +163,7 @@ def bento_models() -> dict[str, Any]:
     except ImportError:
         return {}
     found = {}
-    for key in SPECS:
+    for key in specs():
         try:
             found[key] = bentoml.models.get(bento_alias(key))
         except (NotFound, ValueError):
@@ -167,7 +178,8 @@ class ModelSet:
         self.settings = settings
         self.bento = bento_models() if bento is None else bento
         self.source = BENTO if self.bento else REGISTRY
-        self.slots = {key: Slot(key=key, name=spec[0]) for key, spec in SPECS.items()}
+        self.specs = specs()
+        self.slots = {key: Slot(key=key, name=spec[0]) for key, spec in self.specs.items()}
         self.state = "starting"  # starting | loading | ready | failed
         # Re-entrant: held across imports and registry calls. Two threads importing mlflow at
         # once can trip Python's import deadlock detection (its modules import each other).
@@ -237,7 +249,7 @@ class ModelSet:
         with self.registry_lock:
             self.state = "loading"
             changes: dict[str, Any] = {}
-            for key, (name, aliases, loader) in SPECS.items():
+            for key, (name, aliases, loader) in self.specs.items():
                 change = self._refresh_slot(self.slots[key], name, aliases, loader)
                 if change:
                     changes[key] = change
@@ -350,7 +362,7 @@ def _bento_loader(key: str, carried: dict[str, Any]) -> Any:
                 if k.startswith("classifier:") and m.info.labels.get("registry_version") == version
             )
         meta = dict(model.info.metadata)
-        return BENTO_LOADERS[key](Path(model.path_of(meta.get("file", "model.keras"))), meta)
+        return bento_loaders()[key](Path(model.path_of(meta.get("file", "model.keras"))), meta)
 
     return load
 

@@ -37,6 +37,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from artflow import families
 from artflow.config import load_settings
 from artflow.errors import ArtflowError
 from artflow.serve import admin
@@ -84,7 +85,6 @@ SERVE = SETTINGS.serve
 UPLOAD_FIELDS = {"/stylize": ("content", "style"), "/monet": ("photo",)}
 # /gatys/jobs parses its own body like /classify (artflow.serve.web)
 ImageFormat = Literal["png", "jpeg"]
-FAMILIES = ("cnn", "resnet50")
 MAX_TOP_K = 100
 Backbone = Literal["vgg19", "resnet50"]
 NOT_A_PAINTING = "This does not look like a painting: the answer is probably meaningless."
@@ -546,7 +546,6 @@ class Artflow:
         """(registered name, version to restore) once that version is known to load."""
         from artflow import promote
         from artflow.errors import ModelError
-        from artflow.registry import tracking
         from artflow.serve import models as model_specs
 
         if self.models.source == model_specs.BENTO:  # moving an alias would change nothing here
@@ -554,18 +553,14 @@ class Artflow:
                 "this service serves the models its Bento carries, not the registry's aliases",
                 "roll back by deploying the Bento of the previous champion (artflow bento build)",
             )
-        name, key = {
-            "classifier": (tracking.CLASSIFIER, f"classifier:{CHAMPION}"),
-            "stylizer": (tracking.STYLIZER, "stylizer"),
-            "monet": (tracking.CYCLEGAN, "monet"),
-        }[model]
+        name, key = model_specs.rollback_target(model)
         with self.models.registry_lock:
             versions = promote.history(name)
             if len(versions) < 2:
                 return name, ""  # promote.rollback names the problem
             target = versions[-2]
             try:
-                model_specs.SPECS[key][2](target)
+                self.models.specs[key][2](target)
             except Exception as exc:
                 raise ModelError(
                     f"cannot roll {name} back to v{target}: it does not load ({exc})",
@@ -926,8 +921,8 @@ def _top_k(raw: str | None) -> int:
 def _family(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if raw not in FAMILIES:
-        raise ApiError(400, f"family must be one of {', '.join(FAMILIES)}, not {raw!r}", "family")
+    if raw not in (known := families.names("classifier")):  # declared in artflow.families
+        raise ApiError(400, f"family must be one of {', '.join(known)}, not {raw!r}", "family")
     return raw
 
 

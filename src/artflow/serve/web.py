@@ -7,16 +7,24 @@ loads nothing from a CDN. `app.state.service` is set by the service instance at 
 
 from __future__ import annotations
 
+import html
 import uuid
 from pathlib import Path
 
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from artflow import families
 from artflow.serve import gallery
 from artflow.serve.admin import presented_token
 from artflow.serve.gatys_jobs import JobError
@@ -27,10 +35,25 @@ CLIENT_COOKIE = "artflow_client"  # read by the service as the A/B client key
 STATIC = Path(__file__).parent / "static"
 
 
+FAMILY_OPTIONS = "<!-- artflow:families"
+
+
+def page_html() -> str:
+    """The page, its model choice filled with the classifier families of artflow.families."""
+    text = (STATIC / "index.html").read_text()
+    start = text.index(FAMILY_OPTIONS)
+    end = text.index("-->", start) + len("-->")
+    options = "\n            ".join(
+        f'<option value="{html.escape(f.name)}">{html.escape(f.label or f.name)}</option>'
+        for f in map(families.get, families.names("classifier"))
+    )
+    return text[:start] + options + text[end:]
+
+
 async def page(request: Request) -> Response:
     """The page; a first visit gets a random client key in a cookie, so the A/B assignment
     of its requests is sticky whichever pod answers (artflow.serve.router)."""
-    response = FileResponse(STATIC / "index.html", media_type="text/html")
+    response = HTMLResponse(page_html())
     if CLIENT_COOKIE not in request.cookies:
         response.set_cookie(
             CLIENT_COOKIE, uuid.uuid4().hex, max_age=365 * 86400, httponly=True, samesite="lax"

@@ -281,6 +281,21 @@ def load_monet(ref: str = "champion") -> MonetTranslator:
     return MonetTranslator(model, size, name=CYCLEGAN, version=res.version, note=res.note)
 
 
+def stylizer_from_file(path: Path, meta: dict[str, Any]) -> Stylizer:
+    """The stylizer in a `.keras` file carried by a Bento (`meta`: its name and version)."""
+    from artflow.registry.safe_load import load_keras_file
+
+    return Stylizer(load_keras_file(path), name=meta["name"], version=meta["version"])
+
+
+def monet_from_file(path: Path, meta: dict[str, Any]) -> MonetTranslator:
+    """The Monet generator in a `.keras` file carried by a Bento (its size in `meta`'s tags)."""
+    from artflow.registry.safe_load import load_keras_file
+
+    size = int(meta.get("tags", {}).get("image_size", 256))
+    return MonetTranslator(load_keras_file(path), size, name=meta["name"], version=meta["version"])
+
+
 def stylize_gatys(
     content: np.ndarray,
     style: np.ndarray,

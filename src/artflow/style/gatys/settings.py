@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from artflow import families
 from artflow.config import NstCfg
 from artflow.fallback import Resolved
 
 log = logging.getLogger(__name__)
 
-REGISTERED = "artflow-gatys-settings"
+REGISTERED = families.GATYS_SETTINGS  # declared in artflow.families
 FILE = "gatys_settings.json"
 # The keys a search changes; everything else (size, steps, weights) stays the caller's.
 SEARCHED = ("learning_rate", "content_weight", "style_weight", "style_layer_weights", "tv_weight")
