@@ -139,10 +139,6 @@ def rollback_target(short: str) -> tuple[str, str]:
     return declared.name, key
 
 
-# The tables as they are at import; readers that must see models declared later (tests)
-# call the functions.
-SPECS = specs()
-BENTO_LOADERS = bento_loaders()
 REGISTRY, BENTO = "registry", "bento"
 
 
