@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {
                 "artflow",
                 "artflow.errors",
+                "artflow.fallback",
                 "artflow.config",
                 "artflow.progress",
                 "artflow.logs",
