@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from artflow.errors import DataError
 from artflow.monitor.records import parse_window
@@ -31,14 +32,26 @@ def normalize(location: str | Path) -> str:
     return "s3://" + text[len("s3:/") :].lstrip("/") if is_s3(text) else text
 
 
+def split_url(url: str) -> tuple[str, str]:
+    """('bucket', 'prefix') of s3://bucket/prefix; ValueError for anything else."""
+    if not url.startswith("s3://") or len(url) <= 5:
+        raise ValueError(f"not an s3://BUCKET/PREFIX URL: {url!r}")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+def s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")  # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... from the environment
+
+
 @contextmanager
 def local_copy(location: str | Path, window: str) -> Iterator[Path]:
     """The log at `location` as a local folder: itself, or the window's S3 objects."""
     if not is_s3(location):
         yield Path(location)
         return
-    from artflow.serve.logship import s3_client, split_url
-
     url = normalize(location)
     bucket, prefix = split_url(url)
     spec = parse_window(window)

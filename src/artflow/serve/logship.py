@@ -20,23 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from artflow.monitor.s3log import s3_client, split_url  # the log's one S3 layout
+
 log = logging.getLogger(__name__)
 
 ENV = "ARTFLOW_PREDICTION_LOG_S3"
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """('bucket', 'prefix') of s3://bucket/prefix; ValueError for anything else."""
-    if not url.startswith("s3://") or len(url) <= 5:
-        raise ValueError(f"not an s3://BUCKET/PREFIX URL: {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix.strip("/")
-
-
-def s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3")  # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... from the environment
 
 
 class LogShipper:
