@@ -68,7 +68,11 @@ def wilson(correct: int, n: int, confidence: float) -> tuple[float | None, float
 
 def accuracy(outcomes: Iterable[bool], confidence: float) -> Accuracy:
     values = [bool(x) for x in outcomes]
-    n, k = len(values), sum(values)
+    return counted(sum(values), len(values), confidence)
+
+
+def counted(k: int, n: int, confidence: float) -> Accuracy:
+    """The accuracy of `k` right out of `n`, with its Wilson interval."""
     low, high = wilson(k, n, confidence)
     return Accuracy(n=n, correct=k, accuracy=k / n if n else None, lower=low, upper=high)
 

@@ -109,6 +109,13 @@ def test_feedback_book_records_outcomes_and_refuses_bad_ones(tmp_path) -> None:
     out = ab_outcomes(rows)
     assert out["champion"] == [False, False] and out["challenger"] == [True, True]
     assert out["versions"] == {"challenger": "8", "champion": "7"}
+    from artflow.serve.feedback import OnlineAccuracy
+
+    online = OnlineAccuracy(other.store, 0.95)  # what every pod's /metrics shows
+    online.refresh()
+    snap = online.snapshot()
+    assert snap["champion"]["n"] == 2 and snap["champion"]["correct"] == 0
+    assert snap["challenger"]["accuracy"] == 1.0 and snap["challenger"]["model_version"] == "8"
 
 
 def test_store_outage_gives_503_and_unstored_answers(tmp_path) -> None:

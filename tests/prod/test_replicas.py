@@ -133,6 +133,16 @@ def test_feedback_through_the_balancer_survives_a_sigkill_and_the_report_conclud
     assert variants == {"champion", "challenger"}
     pods = {row[0] for row in replicas.query("select distinct pod from serving_answers")}
     assert len(pods) == 3  # every replica answered
+    deadline = time.monotonic() + 10  # assignments are recorded off the request's path
+    while (
+        len(assigned := replicas.query("select client, variant from serving_assignments")) < USERS
+    ):
+        assert time.monotonic() < deadline, f"{len(assigned)} assignments recorded"
+        time.sleep(0.2)
+    by_client: dict[str, set[str]] = {}
+    for client, variant in assigned:
+        by_client.setdefault(client, set()).add(variant)
+    assert all(len(v) == 1 for v in by_client.values())  # one variant per client and share
 
     verdict = _report(tmp_path, replicas, "ab")
     assert verdict["decision"] == "keep champion" and "worse" in verdict["reason"]

@@ -176,22 +176,30 @@ def study_metrics() -> StudyMetrics:
 
 class OnlineAccuracy:
     """Per-variant accuracy of the current A/B experiment over every pod's feedback, kept in
-    the Prometheus gauges; `refresh` re-reads the store (the service's sync loop)."""
+    the Prometheus gauges; `refresh` re-reads the store's counts (the service's sync loop).
+
+    The experiment of a variant is its version with the newest feedback: feedback on a
+    version since replaced is left out, as in `ab_outcomes` and `artflow ab report`."""
 
     def __init__(self, store: ServingStore, confidence: float) -> None:
         self.store = store
         self.confidence = confidence
         self._lock = threading.Lock()
-        self._outcomes: dict[str, tuple[str, list[bool]]] = {}
+        self._counts: dict[str, tuple[str, int, int]] = {}  # variant -> (version, n, k)
 
     def refresh(self) -> None:
-        """Re-read the experiment's outcomes from the store (StoreUnavailable passes up)."""
-        outcomes = ab_outcomes(self.store.feedback_rows(("champion", "challenger")))
+        """Re-read the experiment's counts from the store (StoreUnavailable passes up)."""
+        newest: dict[str, dict[str, Any]] = {}
+        for row in self.store.feedback_counts(("champion", "challenger")):
+            seen = newest.get(row["variant"])
+            if seen is None or row["last"] > seen["last"]:
+                newest[row["variant"]] = row
         with self._lock:
-            self._outcomes = {
-                v: (outcomes["versions"][v], outcomes[v]) for v in outcomes["versions"]
+            self._counts = {
+                v: (str(r["model_version"]), int(r["n"]), int(r["k"] or 0))
+                for v, r in newest.items()
             }
-            for variant in self._outcomes:
+            for variant in self._counts:
                 self._publish(variant)
 
     def add(self, record: dict[str, Any]) -> None:
@@ -200,18 +208,20 @@ class OnlineAccuracy:
         variant, version = record.get("variant"), str(record.get("model_version"))
         if variant not in ("champion", "challenger"):
             return
-        with self._lock:
-            current = self._outcomes.get(variant)
-            if current is None or current[0] != version:  # a new version: a new experiment
-                current = self._outcomes[variant] = (version, [])
-            current[1].append(bool(record.get("correct")))
+        with self._lock:  # seen at once here; every pod's next refresh counts it too
+            current = self._counts.get(variant)
+            n, k = (0, 0) if current is None or current[0] != version else current[1:]
+            self._counts[variant] = (version, n + 1, k + bool(record.get("correct")))
             self._publish(variant)
 
-    def _publish(self, variant: str) -> None:
-        from artflow.abtest import accuracy
+    def _accuracy(self, variant: str) -> Any:
+        from artflow.abtest import counted
 
-        version, outcomes = self._outcomes[variant]
-        acc = accuracy(outcomes, self.confidence)
+        version, n, k = self._counts[variant]
+        return version, counted(k, n, self.confidence)
+
+    def _publish(self, variant: str) -> None:
+        version, acc = self._accuracy(variant)
         gauge = study_metrics().accuracy
         for bound, value in (
             ("estimate", acc.accuracy),
@@ -222,10 +232,9 @@ class OnlineAccuracy:
         gauge.labels(variant=variant, model_version=version, bound="n").set(acc.n)
 
     def snapshot(self) -> dict[str, Any]:
-        from artflow.abtest import accuracy
-
         with self._lock:
-            return {
-                v: {"model_version": ver, **asdict(accuracy(o, self.confidence))}
-                for v, (ver, o) in self._outcomes.items()
-            }
+            out = {}
+            for variant in self._counts:
+                version, acc = self._accuracy(variant)
+                out[variant] = {"model_version": version, **asdict(acc)}
+            return out

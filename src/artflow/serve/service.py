@@ -131,6 +131,7 @@ class Artflow:
         self.metrics = metrics()
         # Drift features and the log line are computed here, not on the event loop.
         self.log_writer = ThreadPoolExecutor(1, thread_name_prefix="artflow-predlog")
+        self._assigned: dict[tuple[str, str], None] = {}  # (key, experiment) recorded (ordered)
         self._served_since_trim = False
         threading.Thread(target=self._trim_while_serving, name="artflow-trim", daemon=True).start()
         self.gatys_jobs = JobBoard(self.store, SERVE.gatys_jobs_per_deployment, SERVE.job_stale_s)
@@ -283,6 +284,8 @@ class Artflow:
         if not await anyio.to_thread.run_sync(self.book.remember, answer):
             body["prediction_id"] = unstored_id()
             body["feedback"] = {"accepted": False, "reason": "the serving store is unavailable"}
+        if not family:  # the A/B assignment, recorded once per client and share, off the path
+            self.log_writer.submit(self._record_assignment, key, variant)
         self._record(
             "classify",
             variant,
@@ -785,6 +788,20 @@ class Artflow:
     def _record(self, *args: Any, **extra: Any) -> None:
         """Log the prediction off the request's path: one writer thread, in answer order."""
         self.log_writer.submit(self._write_record, *args, **extra)
+
+    def _record_assignment(self, key: str, variant: str) -> None:
+        """First assignment of `key` under the current share (its time stamp names the
+        experiment) in the store's serving_assignments; each pod remembers what it sent."""
+        experiment = f"share@{self.shared.applied.get('challenger_weight', 0.0):.6f}"
+        if (key, experiment) in self._assigned:
+            return
+        try:
+            self.store.assignment(key, experiment, variant)
+        except StoreUnavailable:
+            return  # recorded by a later answer
+        self._assigned[(key, experiment)] = None
+        while len(self._assigned) > 100_000:  # bounded: the oldest are forgotten
+            self._assigned.pop(next(iter(self._assigned)))
 
     def _trim_while_serving(self) -> None:
         """Every TRIM_EVERY_S, if requests were answered since, hand freed memory back."""

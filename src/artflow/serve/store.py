@@ -291,6 +291,23 @@ class ServingStore:
 
         return self._run(get)
 
+    def feedback_counts(self, variants: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Per (variant, model version): labelled n, correct k and the newest feedback's time,
+        one aggregate query (what every pod's sync loop reads for /metrics)."""
+        right = sa.func.sum(sa.case((feedback.c.correct, 1), else_=0))
+        q = (
+            sa.select(
+                feedback.c.variant,
+                feedback.c.model_version,
+                sa.func.count().label("n"),
+                right.label("k"),
+                sa.func.max(feedback.c.created).label("last"),
+            )
+            .where(feedback.c.variant.in_(variants))
+            .group_by(feedback.c.variant, feedback.c.model_version)
+        )
+        return self._run(lambda c: [dict(r._mapping) for r in c.execute(q).fetchall()])
+
     # ------------------------------------------------------------------ A/B assignments
     def assignment(self, key: str, experiment: str, proposed: str) -> str:
         """The variant this client has in `experiment`: the stored one, else `proposed`
