@@ -7,6 +7,7 @@ shared read-only; a test that changes data copies it first.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,47 @@ def smoke_overlay(path: Path, **sections: dict[str, Any]) -> Path:
         overlay[name] = {**overlay.get(name, {}), **values}
     path.write_text(yaml.safe_dump(overlay))
     return path
+
+
+@pytest.fixture(scope="session")
+def classify_workdir(tmp_path_factory: pytest.TempPathFactory, demo_workdir):
+    """A copy of the shared demo workdir: training writes models/, reports/ and metrics/."""
+    from artflow.data.layout import Workdir
+
+    root = tmp_path_factory.mktemp("classify") / "wd"
+    shutil.copytree(demo_workdir.root, root)
+    return Workdir.at(root)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(classify_workdir, smoke_settings) -> dict:
+    """train_classifier(..., "cnn") at smoke size on demo data, registered (seed fixed)."""
+    from artflow.classify.train import train_classifier
+    from artflow.registry import tracking
+
+    result = train_classifier(smoke_settings, classify_workdir, "cnn", verbose=0)
+    # Later trainings in the session move `challenger`; remember where it pointed right now.
+    challenger = tracking.alias_version(tracking.CLASSIFIER, tracking.CHALLENGER)
+    result["challenger_after_training"] = challenger and str(challenger.version)
+    return result
+
+
+@pytest.fixture(scope="session")
+def loaded_cnn(trained_cnn):
+    from artflow.classify.io import load_classifier
+
+    return load_classifier(trained_cnn["model_uri"])
+
+
+@pytest.fixture(scope="session")
+def test_images(classify_workdir) -> list:
+    """(path, artist, uint8 image) of the frozen test split, in CSV order."""
+    import pandas as pd
+
+    from artflow.imageio import load_rgb
+
+    frame = pd.read_csv(classify_workdir.split_csv("test"))
+    return [
+        (Path(p), a, load_rgb(classify_workdir.abs(p)))
+        for p, a in zip(frame["path"], frame["artist"], strict=True)
+    ]

@@ -240,6 +240,19 @@ class GateCfg(Section):
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     require_significance: bool = True
     style_max_loss_ratio: float = Field(1.0, gt=0.0)
+    # Slices (artflow.classify.slices): optional floors, and the rule against the champion.
+    artist_min_f1: dict[str, float] = {}  # artist (or "*": every artist) -> F1 floor
+    slice_min_accuracy: dict[str, float] = {}  # slice (or "*": every slice) -> accuracy floor
+    max_slice_drop: float | None = Field(None, ge=0.0, le=1.0)  # below the champion's, any slice
+    slice_min_images: int = Field(10, ge=1)  # a smaller slice is recorded, never decides
+
+    @field_validator("artist_min_f1", "slice_min_accuracy")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: f for k, f in v.items() if not 0.0 <= f <= 1.0}
+        if bad:
+            raise ValueError(f"floors must be between 0 and 1, got {bad}")
+        return v
 
 
 class ServeCfg(Section):

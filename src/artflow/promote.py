@@ -140,8 +140,13 @@ def _correct(result: dict[str, Any]) -> list[bool]:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The scalars of an evaluation (the per-image lists stay out of reports)."""
-    return {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
+    """The scalars of an evaluation and its slices (the per-image lists stay out of reports)."""
+    out = {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)}
+    if result.get("slices"):
+        out["slices"] = {
+            n: {"n": m["n"], "accuracy": m["accuracy"]} for n, m in result["slices"].items()
+        }
+    return out
 
 
 def _ge(name: str, value: float, threshold: float, note: str = "") -> Check:
@@ -171,6 +176,7 @@ def classifier_checks(
         _le("latency_ms", float(cand["latency_ms"]), gate.max_latency_ms),
         _le("model_size_mb", float(cand["model_size_mb"]), gate.max_model_size_mb),
     ]
+    checks += floor_checks(gate, cand)
     if champion is None:
         return checks, None, evaluations
     champ = evaluator(settings, wd, tracking.model_uri(name, champion))
@@ -180,6 +186,7 @@ def classifier_checks(
         _ge("accuracy_vs_champion", float(cand["accuracy"]), float(champ["accuracy"]), vs),
         _ge("macro_f1_vs_champion", float(cand["macro_f1"]), float(champ["macro_f1"]), vs),
     ]
+    checks += slice_drop_checks(gate, cand, champ, champion)
     if champ.get("paths") != cand.get("paths"):  # pairing needs the same images, same order
         raise ModelError("champion and candidate were not evaluated on the same test images")
     test = mcnemar(_correct(champ), _correct(cand))
@@ -193,6 +200,67 @@ def classifier_checks(
         note = f"{test.method}; {better} right more often; gate.require_significance is false"
         checks.append(Check("mcnemar_p", test.p_value, gate.alpha, "p <", True, note, False))
     return checks, test.to_dict(), evaluations
+
+
+def _named(check: str, subject: str) -> str:
+    """`check:subject`, spelled as MLflow accepts metric names (the gate run logs checks)."""
+    from artflow.classify.slices import safe_name
+
+    return f"{check}:{safe_name(subject)}"
+
+
+def _floor(floors: dict[str, float], name: str) -> float | None:
+    return floors.get(name, floors.get("*"))
+
+
+def floor_checks(gate: Any, result: dict[str, Any]) -> list[Check]:
+    """gate.artist_min_f1 and gate.slice_min_accuracy on one evaluation. A floor naming an
+    artist or slice the evaluation lacks is recorded (it decides nothing); so is a slice with
+    fewer than gate.slice_min_images images."""
+    checks = []
+    per_class, slices = result.get("per_class") or {}, result.get("slices") or {}
+    for artist, m in per_class.items():
+        if (floor := _floor(gate.artist_min_f1, artist)) is not None:
+            checks.append(
+                _ge(_named("f1", artist), float(m["f1"]), floor, f"{m['support']} images")
+            )
+    for name, m in slices.items():
+        if (floor := _floor(gate.slice_min_accuracy, name)) is not None:
+            check = _ge(_named("accuracy", name), float(m["accuracy"]), floor, f"{m['n']} images")
+            checks.append(_small_slice(check, m, gate))
+    known = {"*", *per_class, *slices}
+    for name in sorted((set(gate.artist_min_f1) | set(gate.slice_min_accuracy)) - known):
+        checks.append(
+            Check(f"floor[{name}]", None, None, "in", True, "not in this evaluation", False)
+        )
+    return checks
+
+
+def slice_drop_checks(
+    gate: Any, cand: dict[str, Any], champ: dict[str, Any], champion: str
+) -> list[Check]:
+    """gate.max_slice_drop: on every slice both evaluations have, the candidate's accuracy
+    is at least the champion's minus the margin."""
+    if gate.max_slice_drop is None:
+        return []
+    checks = []
+    theirs = champ.get("slices") or {}
+    for name, m in (cand.get("slices") or {}).items():
+        if name not in theirs:
+            continue
+        floor = float(theirs[name]["accuracy"]) - gate.max_slice_drop
+        note = f"champion v{champion} {theirs[name]['accuracy']:.3f} - {gate.max_slice_drop:g}"
+        check = _ge(_named("slice_vs_champion", name), float(m["accuracy"]), round(floor, 6), note)
+        checks.append(_small_slice(check, m, gate))
+    return checks
+
+
+def _small_slice(check: Check, m: dict[str, Any], gate: Any) -> Check:
+    if int(m["n"]) < gate.slice_min_images:
+        below = "" if check.passed else ", below the threshold"
+        check.required, check.passed = False, True
+        check.note += f"; under gate.slice_min_images ({gate.slice_min_images}): recorded{below}"
+    return check
 
 
 def _style_metric(metrics: dict[str, float], key: str) -> float | None:

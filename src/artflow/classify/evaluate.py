@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from artflow import plots
+from artflow.classify import slices
 from artflow.config import Settings
 from artflow.data import tfdata
 from artflow.data.layout import Workdir
@@ -133,7 +134,8 @@ def evaluate(
     """Score a registered classifier on `split`; files under wd.reports, an MLflow run if `log`.
 
     Returns accuracy, macro_f1, per_class, confusion_matrix, per-image `correct` (bools in
-    split CSV order), `paths`, `predicted`, latency_ms_per_image and model_size_mb.
+    split CSV order), `paths`, `predicted`, `slices` (artflow.classify.slices),
+    latency_ms_per_image and model_size_mb.
     """
     from artflow.classify.io import load_classifier
 
@@ -150,8 +152,12 @@ def evaluate(
         loaded.model, wd, split, loaded.image_size, len(loaded.labels)
     )
     result = score(data.labels, probs, loaded.labels)
+    result["slices"] = slices.split_slices(loaded, wd, data.frame, result["predicted"])
     out = wd.reports / "evaluate" / f"{loaded.name}-v{loaded.version}-{split}"
     files = write_report(out, split, result, loaded.labels, data.frame, shown)
+    table = out / f"slices_{split}.md"
+    table.write_text(slices.markdown(result["slices"], result["per_class"]))
+    files.append(table)
     result.update(
         model_uri=loaded.uri,
         version=loaded.version,
@@ -193,6 +199,7 @@ def _log(
                 f"{split}_macro_f1": result["macro_f1"],
                 "latency_ms_per_image": result["latency_ms_per_image"],
                 "model_size_mb": result["model_size_mb"],
+                **slices.mlflow_metrics(split, result["slices"], result["per_class"]),
             }
         )
         for path in files:

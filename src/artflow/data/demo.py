@@ -265,6 +265,25 @@ def _painting(artist: Artist, h: int, w: int, rng: np.random.Generator) -> np.nd
     return img.clip(0, 255).astype(np.uint8)
 
 
+def regional_painting(
+    artist: Artist,
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.5, 0.5),
+) -> np.ndarray:
+    """The artist's style only inside `box` (x0, y0, x1, y1 as fractions of the image) on a
+    bare primed canvas: a painting whose style signal sits in one known region (the test of
+    where the classifier looks, artflow.classify.explain)."""
+    canvas = np.full((h, w, 3), 205.0, np.float32) + rng.normal(0, 6, (h, w, 3))
+    x0, y0, x1, y1 = round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"box {box} is empty at {w}x{h}")
+    # the whole painting masked, not a small one: strokes keep their size in the image
+    canvas[y0:y1, x0:x1] = _painting(artist, h, w, rng)[y0:y1, x0:x1]
+    return canvas.clip(0, 255).astype(np.uint8)
+
+
 MONET_PALETTE = ("#a9c4e4", "#f3c6d3", "#c6e2c0", "#f6eeb0", "#b8a9d9")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,11 @@ class Novelty:
     k: int
     threshold: float
     false_alarm_rate: float
+    # Per reference row: its split path, artist and a JPEG thumbnail (b"" = none), the gallery
+    # of nearest training paintings (artflow.classify.neighbours); empty in older files.
+    paths: tuple[str, ...] = ()
+    artists: tuple[str, ...] = ()
+    thumbnails: tuple[bytes, ...] = ()
 
     def _standardise(self, frame: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -86,12 +91,17 @@ class Novelty:
             "threshold": self.threshold,
             "false_alarm_rate": self.false_alarm_rate,
         }
+        blob, offsets = _pack(self.thumbnails)
         np.savez_compressed(
             path,
             mean=self.mean,
             scale=self.scale,
             reference=self.reference,
             meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            paths=np.array(self.paths, dtype=str),
+            artists=np.array(self.artists, dtype=str),
+            thumbnails=blob,
+            thumbnail_offsets=offsets,
         )
         return path
 
@@ -99,6 +109,7 @@ class Novelty:
     def load(cls, path: Path) -> Novelty:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
+            rows = _rows(data)
             return cls(
                 columns=tuple(meta["columns"]),
                 mean=data["mean"],
@@ -107,7 +118,26 @@ class Novelty:
                 k=int(meta["k"]),
                 threshold=float(meta["threshold"]),
                 false_alarm_rate=float(meta["false_alarm_rate"]),
+                **rows,
             )
+
+
+def _pack(items: tuple[bytes, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as one uint8 array + offsets (an .npz holds no lists of bytes unpickled)."""
+    offsets = np.cumsum([0, *map(len, items)]).astype(np.int64)
+    return np.frombuffer(b"".join(items), dtype=np.uint8), offsets
+
+
+def _rows(data: Any) -> dict[str, tuple]:
+    """The per-row identity and thumbnails of a saved model (none in files written before)."""
+    if "paths" not in data.files:
+        return {}
+    blob, off = data["thumbnails"].tobytes(), data["thumbnail_offsets"]
+    return {
+        "paths": tuple(str(p) for p in data["paths"]),
+        "artists": tuple(str(a) for a in data["artists"]),
+        "thumbnails": tuple(blob[off[i] : off[i + 1]] for i in range(len(off) - 1)),
+    }
 
 
 def fit(
@@ -121,19 +151,31 @@ def fit(
     emb = [c for c in reference.columns if c.startswith("emb_")]
     columns = (*IMAGE_COLUMNS, *emb)
     values = reference[list(columns)].to_numpy(dtype=np.float64)
+    rows = np.arange(len(values))
     if len(values) > cfg.max_reference:
-        rows = np.random.default_rng(seed).choice(len(values), cfg.max_reference, replace=False)
-        values = values[np.sort(rows)]
+        rows = np.sort(
+            np.random.default_rng(seed).choice(len(values), cfg.max_reference, replace=False)
+        )
+        values = values[rows]
+    # which painting each row is, when the reference says (the gallery of neighbours)
+    identity = {}
+    if {"path", "true_artist"} <= set(reference.columns):
+        identity = {
+            "paths": tuple(reference["path"].astype(str).to_numpy()[rows]),
+            "artists": tuple(reference["true_artist"].astype(str).to_numpy()[rows]),
+        }
     mean, scale = values.mean(axis=0), values.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)  # a constant column carries no distance
-    model = Novelty(columns, mean, scale, (values - mean) / scale, cfg.k, 0.0, cfg.false_alarm_rate)
+    model = Novelty(
+        columns, mean, scale, (values - mean) / scale, cfg.k, 0.0, cfg.false_alarm_rate, **identity
+    )
     if len(validation) < 2:
         raise DataError(
             f"need at least 2 validation images to calibrate novelty, got {len(validation)}"
         )
     val = model.scores(validation)
     threshold = float(np.quantile(val, 1.0 - cfg.false_alarm_rate, method="higher"))
-    return Novelty(columns, mean, scale, model.reference, cfg.k, threshold, cfg.false_alarm_rate)
+    return replace(model, threshold=threshold)
 
 
 def profile_split(
@@ -167,6 +209,10 @@ def build_novelty(
         wd, "val", classifier, ref.projection, settings.drift.reference_max_images, settings.seed
     )
     model = fit(ref.frame, val, settings.novelty, settings.seed)
+    if model.paths:
+        from artflow.classify.neighbours import attach_gallery
+
+        model = attach_gallery(model, wd)
     flagged = float(np.mean(model.scores(val) > model.threshold))
     summary = {
         "model_name": classifier.name,
@@ -176,6 +222,7 @@ def build_novelty(
         "reference": len(model.reference),
         "validation": len(val),
         "validation_flagged": flagged,
+        "gallery": sum(1 for t in model.thumbnails if t),
     }
     if log_to_run:
         client = tracking.client()
