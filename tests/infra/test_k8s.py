@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.infra.conftest import K8S, OVERLAYS, ROOT, kubectl, run, tool
+from tests.infra.conftest import K8S, OVERLAYS, ROOT, run, tool
 
 K8S_VERSION = "1.32.0"  # the oldest cluster version the manifests are checked against
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -146,7 +145,8 @@ def test_route_and_autoscalers_point_at_what_exists(overlay: str, rendered) -> N
     gateways = by_kind(objects, "Gateway")
     assert all(ref["name"] in gateways for ref in route["spec"]["parentRefs"])
     refs = route["spec"]["rules"][0]["backendRefs"]
-    # infra/scripts/route-weights.sh relies on this order; the challenger starts dark.
+    # Fixed weights: who sees the challenger is the serving store's share (POST /admin/weight,
+    # infra/scripts/serving-admin.sh), never the route: one mechanism, not two.
     assert [(r["name"], r["weight"]) for r in refs] == [(SERVING[0], 100), (SERVING[1], 0)]
     for ref in refs:
         assert ref["port"] in {p["port"] for p in services[ref["name"]]["spec"]["ports"]}
@@ -224,28 +224,6 @@ def test_env_the_manifests_set_is_read_by_artflow(rendered) -> None:
     source = "\n".join(p.read_text() for p in (ROOT / "src" / "artflow").rglob("*.py"))
     unread = sorted(n for n in names if f'"{n}"' not in source)
     assert not unread, f"set in infra/k8s but read nowhere in src/artflow: {unread}"
-
-
-# ---------------------------------------------------------------- the traffic split script
-
-
-def test_route_weights_script(rendered, tmp_path: Path) -> None:
-    script = str(ROOT / "infra" / "scripts" / "route-weights.sh")
-    route = by_kind(rendered["local"], "HTTPRoute")["artflow"]
-    path = tmp_path / "route.yaml"
-    path.write_text(yaml.safe_dump(route))
-    env = {**os.environ, "ROUTE_FILE": str(path), "KUBECONFIG": os.devnull}
-    kubectl()  # skips without kubectl
-    proc = run([script, "25"], env=env)
-    assert proc.returncode == 0, proc.stderr
-    refs = json.loads(proc.stdout)["spec"]["rules"][0]["backendRefs"]
-    assert [(r["name"], r["weight"]) for r in refs] == [(SERVING[0], 75), (SERVING[1], 25)]
-    assert run([script, "101"], env=env).returncode == 2
-    swapped = copy.deepcopy(route)
-    swapped["spec"]["rules"][0]["backendRefs"].reverse()
-    path.write_text(yaml.safe_dump(swapped))
-    proc = run([script, "10"], env=env)
-    assert proc.returncode != 0 and "test failed" in proc.stderr
 
 
 def test_serving_pods_run_as_the_bento_images_user(rendered) -> None:

@@ -19,7 +19,7 @@ PINNED = re.compile(
     r"\s+#\s+(?P<version>v\d+(?:\.\d+){0,2})\s*$"
 )
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<ref>\S+)")
-WRITE_SCOPES_ALLOWED = {"packages", "pull-requests", "actions"}
+WRITE_SCOPES_ALLOWED = {"packages", "actions"}
 
 
 def actionlint(folder: Path) -> Any:
@@ -166,7 +166,8 @@ def test_permissions_are_least_privilege(workflows: dict[str, Any]) -> None:
         assert isinstance(top, dict), f"{name}: set top-level `permissions` explicitly"
         assert all(v in ("read", "none") for v in top.values()), f"{name}: top level is read-only"
         for job_id, job in doc["jobs"].items():
-            perms = job.get("permissions", {})
+            perms = job.get("permissions")
+            assert isinstance(perms, dict), f"{name}/{job_id}: give each job its own permissions"
             assert perms != "write-all", f"{name}/{job_id}: write-all"
             writes = {k for k, v in perms.items() if v == "write"}
             assert writes <= WRITE_SCOPES_ALLOWED, f"{name}/{job_id}: writes {writes}"
@@ -235,3 +236,72 @@ def test_full_traffic_waits_for_approval_and_only_a_passed_gate_deploys(
     # the rollback job must run when the approval is rejected, i.e. after a failure
     assert jobs["rollback"]["if"].startswith("always()")
     assert {"canary", "full-traffic"} <= set(jobs["rollback"]["needs"])
+
+
+# ---------------------------------------------------------------- untrusted values
+
+
+def test_no_environment_file_is_written(workflows: dict[str, Any]) -> None:
+    """GITHUB_ENV / GITHUB_PATH change every later step's environment: a value that reaches
+    them from an input, an artifact or a decision file is code execution. Outputs instead."""
+    for name, doc in workflows.items():
+        for job_id, step in steps(doc):
+            script = step.get("run", "")
+            assert "GITHUB_ENV" not in script and "GITHUB_PATH" not in script, f"{name}/{job_id}"
+
+
+def test_promote_runs_only_for_trusted_retrain_runs(workflows: dict[str, Any]) -> None:
+    trigger = workflows["promote.yml"]["on"]["workflow_run"]
+    assert trigger["branches"] == ["main"]
+    gate = workflows["promote.yml"]["jobs"]["gate"]
+    for condition in (
+        "github.event.workflow_run.head_branch == 'main'",
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+        "github.event.workflow_run.conclusion == 'success'",
+    ):
+        assert condition in gate["if"], condition
+    scripts = "\n".join(s.get("run", "") for s in gate["steps"])
+    # the decision must be the triggering run's own, by id
+    assert '"$own" != "$RETRAIN_RUN"' in scripts
+    assert gate["env"]["RETRAIN_RUN"] == "${{ github.event.workflow_run.id }}"
+
+
+def test_dispatch_inputs_are_validated_before_use(workflows: dict[str, Any]) -> None:
+    """Every free-text dispatch input is matched against a pattern in the job's first step."""
+    checked = 0
+    for name in ("promote.yml", "retrain.yml", "drift.yml"):
+        doc = workflows[name]
+        inputs = doc["on"]["workflow_dispatch"].get("inputs", {})
+        free = [k for k, v in inputs.items() if v.get("type") in ("string", "number")]
+        for job_id, job in doc["jobs"].items():
+            env = job.get("env", {})
+            used = {k: v for k in free for v, expr in env.items() if f"inputs.{k}" in str(expr)}
+            if not used:
+                continue
+            first = next(s for s in job["steps"] if "run" in s)
+            assert first["name"] == "Validate the inputs", f"{name}/{job_id}"
+            for key, var in used.items():
+                assert f'"${var}" =~' in first["run"], f"{name}/{job_id}: {key} unchecked"
+                checked += 1
+    assert checked >= 5, checked
+
+
+def test_retrain_is_scheduled_once_and_the_decision_found_by_run(workflows, rendered) -> None:
+    """retrain.yml is the one scheduler: no recurring run is registered from the cluster,
+    and the decision it hands on is looked up by the run's id, not by recency."""
+    for objects in rendered.values():
+        for obj in objects:
+            assert "pipeline schedule" not in " ".join(
+                str(c.get("command", "")) + str(c.get("args", "")) for c in _containers(obj)
+            ) and "schedule, retrain" not in str(obj), obj["metadata"]["name"]
+    job = workflows["retrain.yml"]["jobs"]["retrain"]
+    fetch = next(s for s in job["steps"] if s.get("id") == "decision")
+    assert "--tag" in fetch["run"] and "--retrain-run" in fetch["run"]
+    local = next(s for s in job["steps"] if "--local" in s.get("run", ""))
+    assert "artflow.retrain_run" in local["env"]["ARTFLOW_RUN_TAGS"]
+
+
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = obj.get("spec", {})
+    pod = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", {})
+    return pod.get("containers", [])

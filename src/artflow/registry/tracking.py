@@ -140,18 +140,24 @@ def lineage_tags(settings: Settings, data_files: Sequence[str | Path] = ()) -> d
 
 
 RUN_TAGS_ENV = "ARTFLOW_RUN_TAGS"
+# The Kubeflow run a pipeline step belongs to (components.common sets it on every step).
+PIPELINE_RUN_ENV, PIPELINE_RUN_TAG = "ARTFLOW_PIPELINE_RUN", "artflow.pipeline_run"
 
 
 def env_tags() -> dict[str, str]:
     """Tags for every run of this process and its child processes: a JSON object in
     ARTFLOW_RUN_TAGS. `artflow drift --act` sets it so that each run of the retrain pipeline
-    it starts records why (artflow.trigger=drift and the drift report's location)."""
+    it starts records why (artflow.trigger=drift and the drift report's location);
+    retrain.yml sets artflow.retrain_run. On Kubeflow, ARTFLOW_PIPELINE_RUN adds the run id."""
     raw = os.environ.get(RUN_TAGS_ENV, "").strip()
     try:
         tags = json.loads(raw) if raw else {}
     except json.JSONDecodeError:
-        return {}
-    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+        tags = {}
+    tags = {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+    if pipeline_run := os.environ.get(PIPELINE_RUN_ENV, "").strip():
+        tags[PIPELINE_RUN_TAG] = pipeline_run
+    return tags
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Admin access: a bearer token from the environment, compared in constant time, and a
+"""Admin access: a bearer token from the environment (ARTFLOW_ADMIN_TOKEN, or the file named
+by ARTFLOW_ADMIN_TOKEN_FILE: a mounted Secret on a cluster), compared in constant time, and a
 limit on failed attempts per client.
 
 No token configured -> admin is disabled (403) rather than open: an operator must opt in.
@@ -14,6 +15,21 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 
 TOKEN_ENV = "ARTFLOW_ADMIN_TOKEN"
+TOKEN_FILE_ENV = "ARTFLOW_ADMIN_TOKEN_FILE"
+
+
+def configured_token() -> str:
+    """ARTFLOW_ADMIN_TOKEN, else the stripped content of ARTFLOW_ADMIN_TOKEN_FILE ('' if
+    neither; an unreadable file too, so admin stays disabled rather than open)."""
+    token = os.environ.get(TOKEN_ENV, "")
+    path = os.environ.get(TOKEN_FILE_ENV, "")
+    if token or not path:
+        return token
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
 
 
 def presented_token(headers: Mapping[str, str]) -> str:
@@ -26,10 +42,10 @@ def presented_token(headers: Mapping[str, str]) -> str:
 
 def check(headers: Mapping[str, str], expected: str | None = None) -> tuple[int, str] | None:
     """None when allowed; else (status, message): 403 disabled, 401 missing, 403 wrong."""
-    expected = os.environ.get(TOKEN_ENV, "") if expected is None else expected
+    expected = configured_token() if expected is None else expected
     given = presented_token(headers)
     if not expected:
-        return 403, f"admin is disabled: set {TOKEN_ENV} on the server to enable it"
+        return 403, f"admin is disabled: set {TOKEN_ENV} or {TOKEN_FILE_ENV} on the server"
     if not given:
         return 401, "admin token required (Authorization: Bearer <token>)"
     if not hmac.compare_digest(given.encode(), expected.encode()):
