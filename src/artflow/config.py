@@ -294,6 +294,7 @@ class ServeCfg(Section):
     trusted_proxies: list[str] = []  # peers whose X-Forwarded-For names the caller (CIDRs)
     prediction_log_s3: str = ""  # s3://BUCKET/PREFIX: each pod ships its segments there
     log_upload_s: float = Field(60, gt=0)  # ... this often (artflow.serve.logship)
+    explanations_at_once: int = Field(1, ge=1)  # /classify?explain=true runs at once per pod
 
 
 class DriftCfg(Section):

@@ -94,7 +94,10 @@ def test_classify_answers_every_accepted_format(client, server, name):
 def test_classify_top_k_is_bounded_by_the_labels(client):
     body = classify(client, images.png(), top_k="10").json()
     assert len(body["top"]) == 4  # the tiny models know four artists
-    assert classify(client, images.png(), top_k="0").status_code == 400
+    refused = classify(client, images.png(), top_k="0")  # out of range: 422 naming the bound
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "invalid_parameter" and refused.json()["field"] == "top_k"
+    assert "greater than or equal to 1" in refused.json()["error"]
 
 
 def test_stylize_fast_returns_an_image_of_the_content_size(client):
@@ -110,7 +113,7 @@ def test_stylize_fast_returns_an_image_of_the_content_size(client):
     jpg = client.post("/stylize", files=files, data={"format": "jpeg"})
     assert jpg.status_code == 200 and jpg.content[:2] == b"\xff\xd8"
     bad = client.post("/stylize", files=files, data={"strength": "1.5"})
-    assert bad.status_code == 400 and "error" in bad.json()
+    assert bad.status_code == 422 and "less than or equal to 1" in bad.json()["error"]
 
 
 def test_stylize_gatys_is_bounded_and_works(client):
@@ -238,7 +241,7 @@ def test_admin_requires_the_token(client, admin_headers):
     assert client.post("/admin/reload", headers=wrong).status_code == 403
     assert status(client)["challenger_weight"] == 0.1  # nothing changed
     r = client.post("/admin/weight", json={"weight": 1.5}, headers=admin_headers)
-    assert r.status_code == 400
+    assert r.status_code == 422 and r.json()["field"] == "weight"
     set_weight(client, admin_headers, 0.25)
     assert status(client)["challenger_weight"] == 0.25
     set_weight(client, admin_headers, 0.1)
@@ -342,12 +345,13 @@ def test_malformed_input_gets_4xx_json_and_the_service_lives_on(client):
         assert r.headers["content-type"].startswith("application/json"), name
         error = r.json().get("error")
         assert error, f"{name}: no error message in {r.text[:200]}"
+        assert r.json().get("code"), f"{name}: no error code in {r.text[:200]}"
     for name, (_, expected) in images.BAD.items():
         assert responses[name].status_code == expected, name
     assert responses["too_large"].status_code == 413
     assert responses["raw_not_an_image"].status_code == 422
     assert responses["raw_truncated"].status_code == 422
-    assert responses["raw_bad_top_k"].status_code == 400
+    assert responses["raw_bad_top_k"].status_code == 422
     assert responses["text_plain"].status_code == 415
     for code in ("413", "415", "422"):  # refusals by the guard and by the endpoint are counted
         assert metric(client, "artflow_rejected_inputs_total", endpoint="classify", status=code)

@@ -8,6 +8,11 @@ front of the API:
   * the upload endpoints BentoML parses (`upload_fields`) accept only multipart/form-data
     whose image fields are real file parts (not text, hence not URLs), and an empty body is
     refused; /classify, which parses its own body, uses the same `parse_upload`;
+  * an upload endpoint with a raw field (`raw_fields`: /classify's `image`) also takes the image
+    itself as the body (Content-Type image/* or application/octet-stream, parameters in the
+    query string): the guard re-encodes such a request, and a multipart one with parameters
+    in the query string, as the multipart form BentoML's API parses (form fields win over
+    the query string), so one API serves every shape the schema documents;
   * JSON endpoints (admin) must carry a JSON object of at most `max_json_bytes`, nested at
     most `max_json_depth` deep: checked here, before the admin token, so no body shape can
     reach a parser that recurses (Python's json raises RecursionError, pydantic worse).
@@ -18,6 +23,8 @@ Every refusal is a 4xx JSON body {"error": ...}.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +32,8 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from artflow.serve.envelope import error_body
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -34,6 +43,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 RAW_BINARY = "application/octet-stream"
+BODY_KEY = "artflow.body"  # the (re-encoded) body, in the ASGI scope: relayed as it is to a peer
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class BodyTooLarge(Exception):
@@ -47,6 +58,7 @@ class RequestGuard:
         max_body_bytes: int,
         upload_fields: Mapping[str, Sequence[str]],
         json_paths: Sequence[str] = (),
+        raw_fields: Mapping[str, str] | None = None,
         on_refuse: Callable[[str, int], None] | None = None,
         max_json_bytes: int = 64 * 1024,
         max_json_depth: int = 8,
@@ -58,6 +70,7 @@ class RequestGuard:
         self.max_json_depth = int(max_json_depth)
         self.upload_fields = {p.rstrip("/"): tuple(f) for p, f in upload_fields.items()}
         self.json_paths = tuple(p.rstrip("/") for p in json_paths)
+        self.raw_fields = {p.rstrip("/"): f for p, f in (raw_fields or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -70,11 +83,41 @@ class RequestGuard:
             limit_mb = self.max_body_bytes / 2**20
             await self._refuse(scope, send, 413, f"request body larger than {limit_mb:g} MB")
             return
-        problem = await self._check(scope, path, body)
-        if problem is not None:
-            await self._refuse(scope, send, *problem)
-            return
+        if path in self.raw_fields:
+            try:
+                scope, body = await self._as_form(scope, path, body)
+            except UploadRefused as exc:
+                await self._refuse(scope, send, exc.status, exc.message)
+                return
+        else:
+            problem = await self._check(scope, path, body)
+            if problem is not None:
+                await self._refuse(scope, send, *problem)
+                return
         await self.app(scope, _replay(body, then=receive), send)
+
+    async def _as_form(self, scope: Scope, path: str, body: bytes) -> tuple[Scope, bytes]:
+        """Check an upload that may also be a raw body; -> (scope, body) as multipart."""
+        fields = self.upload_fields.get(path, (self.raw_fields[path],))
+        upload = await parse_upload(scope, body, fields, raw_field=self.raw_fields[path])
+        kind = Request(scope).headers.get("content-type", "").split(";")[0].strip().lower()
+        query = {k: v for k, v in Request(scope).query_params.items() if _PARAM_NAME.match(k)}
+        if kind == "multipart/form-data" and not (query.keys() - upload.params.keys()):
+            scope[BODY_KEY] = body
+            return scope, body
+        params = {**query, **upload.params} if kind == "multipart/form-data" else query
+        body, content_type = encode_multipart(upload.files, params)
+        headers = [
+            (k, v)
+            for k, v in scope.get("headers", [])
+            if k.lower() not in (b"content-type", b"content-length")
+        ]
+        headers += [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        scope = {**scope, "headers": headers, BODY_KEY: body}
+        return scope, body
 
     async def _refuse(self, scope: Scope, send: Send, status: int, message: str) -> None:
         if self.on_refuse is not None:
@@ -228,6 +271,25 @@ async def parse_upload(
         await form.close()
 
 
+def encode_multipart(files: Mapping[str, bytes], params: Mapping[str, str]) -> tuple[bytes, str]:
+    """A multipart/form-data body of `files` and text `params`; -> (body, content type).
+    Names are the endpoint's own fields or match _PARAM_NAME (nothing to escape); the
+    boundary is random, so no value can end a part early."""
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in params.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        parts += [head.encode(), value.encode(), b"\r\n"]
+    for name, data in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{name}"\r\nContent-Type: {RAW_BINARY}\r\n\r\n'
+        )
+        parts += [head.encode(), data, b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
 def _replay(body: bytes, then: Receive | None = None) -> Receive:
     """Hand out the buffered body once; afterwards wait on the real channel (`then`) so the
     application still notices a genuine client disconnect, and not a made-up one."""
@@ -249,4 +311,4 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     async def no_body() -> Message:
         return {"type": "http.disconnect"}
 
-    await JSONResponse({"error": message}, status_code=status)(scope, no_body, send)
+    await JSONResponse(error_body(status, message), status_code=status)(scope, no_body, send)

@@ -5,10 +5,12 @@ from the environment so a plain `bentoml serve` subprocess is configured like th
 MLFLOW_TRACKING_URI (the registry), ARTFLOW_PARAMS / ARTFLOW_PROFILE (params.yaml and
 profile), ARTFLOW_PREDICTION_LOG (log path override), ARTFLOW_ADMIN_TOKEN (admin access).
 
-Request path of /classify (a plain route of the mounted app, so the body is parsed once):
-RequestGuard (body size) -> parse the upload (multipart field `image`, or the image itself
-as the body) and its parameters -> sticky A/B assignment -> header check, decode at the
-model's size and resize, in one worker thread (4xx on failure, before any model) -> the
+Request path of /classify (a BentoML API, so it is in /docs.json and BentoML's client):
+ErrorEnvelope (one error model) -> RequestGuard (body size; the upload's shape; a raw image
+body or query-string parameters re-encoded as the multipart form) -> BentoML parses and
+validates the parameters against the signature's bounds -> sticky A/B assignment -> read,
+header check, decode at the model's size and resize, in one worker thread (4xx on failure,
+before any model) -> the
 variant's adaptive batching queue (BentoML's batcher, one queue per variant; a request that
 timed out is left out of its batch) -> top-k, metrics; drift features and the prediction
 log line are computed in the log writer's thread, off the request's path.
@@ -42,6 +44,8 @@ from artflow.config import load_settings
 from artflow.errors import ArtflowError
 from artflow.serve import admin
 from artflow.serve.batching import VariantBatcher
+from artflow.serve.envelope import ErrorEnvelope
+from artflow.serve.explain import Explainer, Wanted, neighbours, upload_size
 from artflow.serve.family import FamilyModels, FamilyUnavailable
 from artflow.serve.feedback import (
     Answer,
@@ -54,7 +58,7 @@ from artflow.serve.feedback import (
 )
 from artflow.serve.gatys_jobs import JobBoard
 from artflow.serve.gatys_runs import GatysRuns
-from artflow.serve.guard import RequestGuard, UploadRefused, parse_upload
+from artflow.serve.guard import BODY_KEY, RequestGuard
 from artflow.serve.inference import Cancelled, Pending, encode_image, rank, run_live
 from artflow.serve.logship import ENV as LOG_SHIP_ENV
 from artflow.serve.logship import LogShipper
@@ -62,6 +66,7 @@ from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
+from artflow.serve.schemas import ClassifyAnswer
 from artflow.serve.shared import SharedAdmin, caller_identity
 from artflow.serve.store import ServingStore, StoreUnavailable, resolve_url
 from artflow.serve.validation import (
@@ -81,11 +86,14 @@ SETTINGS = load_settings(
     os.environ.get("ARTFLOW_PARAMS") or None, os.environ.get("ARTFLOW_PROFILE") or None
 )
 SERVE = SETTINGS.serve
-# Checked by the request guard before BentoML parses them; /classify parses its own body once.
-UPLOAD_FIELDS = {"/stylize": ("content", "style"), "/monet": ("photo",)}
+# Checked by the request guard before BentoML parses them.
+UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
+RAW_FIELDS = {"/classify": "image"}  # may also be sent as the body itself
 # /gatys/jobs parses its own body like /classify (artflow.serve.web)
 ImageFormat = Literal["png", "jpeg"]
 MAX_TOP_K = 100
+MAX_NEIGHBOURS = 10
+FamilyName = Literal[tuple(families.names("classifier"))]  # declared in artflow.families
 Backbone = Literal["vgg19", "resnet50"]
 NOT_A_PAINTING = "This does not look like a painting: the answer is probably meaningless."
 LIMITS = Limits(SERVE.max_pixels, SERVE.max_aspect_ratio, SERVE.max_decode_mb)
@@ -151,6 +159,7 @@ class Artflow:
         from artflow.style.gatys.settings import SettingsCache
 
         self.novelty = NoveltyCache()
+        self.explainer = Explainer(SERVE.explanations_at_once)
         self._no_novelty: set[tuple[str, str]] = set()  # (name, version) known to have none
         self.gatys_settings = SettingsCache(SETTINGS.nst)
         self.gatys_runs = GatysRuns(
@@ -190,41 +199,53 @@ class Artflow:
         return self.models.ready
 
     # ------------------------------------------------------------------ public API
-    async def classify_request(self, request: Request) -> Response:
-        """POST /classify: an image -> top-k artists with probabilities, variant and version.
+    @bentoml.api(route="/classify")
+    async def classify(
+        self,
+        image: Path,
+        ctx: bentoml.Context,
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] | None = None,
+        family: FamilyName | None = None,
+        explain: bool = False,
+        neighbours: Annotated[int, Field(ge=0, le=MAX_NEIGHBOURS)] = 0,
+    ) -> ClassifyAnswer:
+        """An image -> top-k artists with probabilities, variant and model version.
 
-        A plain route of the mounted app (artflow.serve.web), not a BentoML API: the body is
-        parsed once, here (a BentoML API would parse the multipart form again after the
-        request guard and copy the file to disk), and it may also be the image itself
-        (Content-Type image/*, parameters in the query string). `family` (cnn | resnet50):
-        the family's best gated version answers instead of the A/B router's choice.
-        """
+        multipart/form-data with the file field `image`, or the image itself as the body
+        (Content-Type image/* or application/octet-stream); parameters as form fields or in
+        the query string. `family` (cnn | resnet50): that family's best gated version answers
+        instead of the A/B router's choice. `explain=true` adds `explanation` (Grad-CAM of
+        the predicted artist); `neighbours=K` adds the K nearest training paintings."""
         started, variant = time.perf_counter(), "none"
+        request = ctx.request
         try:
-            body = await request.body()
-            try:
-                upload = await parse_upload(request.scope, body, ("image",), raw_field="image")
-            except UploadRefused as exc:
-                raise ApiError(exc.status, exc.message) from None
-            top_k = _top_k(upload.params.get("top_k"))
-            family = _family(upload.params.get("family"))
+            k = top_k or SERVE.top_k
             key = self._client_key_of(request)
             forward_to = self.variants.target(request, family, key)
-            if forward_to is not None:
+            body = request.scope.get(BODY_KEY)
+            if forward_to is not None and body is not None:
                 forwarded = await self.variants.forward(request, body, forward_to)
                 if forwarded is not None:
+                    ctx.response.status_code = forwarded.status_code
                     return forwarded
-            answer = await self._classify(upload.files["image"], top_k, family, key, started)
+            wants = Wanted(explain, neighbours)
+            answer = await self._classify(image, k, family, key, started, wants)
         except ApiError as exc:
-            self._count("classify", variant, exc.status, started)
-            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
-            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+            return self._fail(ctx, "classify", variant, exc, started)
         variant = answer["variant"]
         self._count("classify", variant, 200, started)
-        return JSONResponse(answer, headers={"X-Artflow-Variant": variant})
+        ctx.response.status_code = 200
+        ctx.response.metadata["X-Artflow-Variant"] = variant
+        return JSONResponse(answer)
 
     async def _classify(
-        self, data: bytes, top_k: int, family: str | None, key: str, started: float
+        self,
+        upload: Path,
+        top_k: int,
+        family: str | None,
+        key: str,
+        started: float,
+        wants: Wanted,
     ) -> dict[str, Any]:
         if family:
             variant = f"family:{family}"
@@ -239,7 +260,7 @@ class Artflow:
         # Both sides at least the model's input: the resize to SxS does the rest, in the same
         # worker thread as the decode (one thread hop per request).
         prepare = runner.prepare if runner is not None else None
-        decoded, prepared = await self._decode_bytes(data, "image", Fit(None, side), prepare)
+        decoded, prepared = await self._decode_bytes(upload, "image", Fit(None, side), prepare)
         if runner is None:
             raise ApiError(503, f"classifier {variant} not loaded: {slot.error or 'loading'}")
         item = Pending(prepared)
@@ -264,11 +285,24 @@ class Artflow:
             body["model"]["role"] = self.role
         if family:
             body["family"] = family
-        novelty = None
+        novelty, near = None, []
         if (slot.name, str(out["version"])) not in self._no_novelty:
-            novelty = await anyio.to_thread.run_sync(
-                self._novelty, slot.name, out["version"], decoded.rgb, out.get("embedding")
+            novelty, near = await anyio.to_thread.run_sync(
+                self._novelty,
+                slot.name,
+                out["version"],
+                decoded.rgb,
+                out.get("embedding"),
+                wants.neighbours,
             )
+        if wants.neighbours:
+            body["neighbours"] = near
+        if wants.explain:
+            size = upload_size(decoded.original_size, decoded.rgb)
+            work = self.explainer.explain(
+                runner.loaded.model, prepared, body["artist"], out["labels"], size
+            )
+            body["explanation"] = await self._with_timeout(work, "classify", item)
         if novelty is not None:
             body["novelty"] = novelty
             if novelty["novel"]:
@@ -418,25 +452,33 @@ class Artflow:
             raise ApiError(exc.status, str(exc), "family") from None
 
     def _novelty(
-        self, name: str, version: str, rgb: np.ndarray, embedding: list[float] | None
-    ) -> dict[str, Any] | None:
-        """The 'does not look like a painting' check, when the version has a novelty model."""
-        if not SETTINGS.novelty.enabled or embedding is None:
-            return None
+        self,
+        name: str,
+        version: str,
+        rgb: np.ndarray,
+        embedding: list[float] | None,
+        k: int = 0,
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The 'does not look like a painting' check, when the version has a novelty model,
+        and the `k` nearest training paintings from the same index (artflow.serve.explain)."""
+        checking = SETTINGS.novelty.enabled
+        if not (checking or k) or embedding is None:
+            return None, []
         try:
             found = self.novelty.get(name, str(version))
             if found is None:
                 if self.novelty.has_none(name, str(version)):  # later requests skip the hop
                     self._no_novelty.add((name, str(version)))
-                return None
+                return None, []
             model, projection = found
             from artflow.monitor.features import describe_image
 
             projected = projection.transform(np.asarray([embedding], dtype=np.float64))[0]
-            return model.check(describe_image(rgb), projected)
+            verdict = model.check(describe_image(rgb), projected) if checking else None
+            return verdict, neighbours(model, projected, k) if k else []
         except Exception:  # never fail an answer because of its warning
             log.exception("artflow: novelty check failed")
-            return None
+            return None, []
 
     # ------------------------------------------------------------------ classifier calls
     def _infer(self, variant: str, items: list[Pending]) -> list[dict[str, Any] | None]:
@@ -680,28 +722,24 @@ class Artflow:
     async def _decode(self, upload: Path, field: str, fit: Fit) -> DecodedImage:
         """Read the header, then decode at the size `fit` asks for; decodes estimated over
         serve.large_decode_mb wait for one of serve.large_decodes slots."""
-
-        def read() -> bytes:
-            try:
-                return Path(upload).read_bytes()
-            except OSError as exc:
-                raise ApiError(400, f"{field}: cannot read the upload: {exc}", field) from None
-
-        data = await anyio.to_thread.run_sync(read)
-        return (await self._decode_bytes(data, field, fit))[0]
+        return (await self._decode_bytes(upload, field, fit))[0]
 
     async def _decode_bytes(
         self,
-        data: bytes,
+        source: bytes | Path,
         field: str,
         fit: Fit,
         then: Callable[[np.ndarray], Any] | None = None,
     ) -> tuple[DecodedImage, Any]:
-        """Header check, decode and `then(rgb)` (the classifier's resize) in ONE worker thread
-        hop; a decode estimated over serve.large_decode_mb waits for one of
-        serve.large_decodes slots first."""
+        """Read (an upload BentoML wrote to a file), header check, decode and `then(rgb)` (the
+        classifier's resize) in ONE worker thread hop; a decode estimated over
+        serve.large_decode_mb waits for one of serve.large_decodes slots first."""
+        data = source if isinstance(source, bytes) else b""
 
         def small() -> tuple[DecodedImage | None, Any]:
+            nonlocal data
+            if not isinstance(source, bytes):
+                data = _read_upload(source, field)
             header = inspect_upload(data, field, LIMITS, fit)
             if header.decode_mb > SERVE.large_decode_mb:
                 return None, None
@@ -923,24 +961,11 @@ def _release_freed_memory() -> None:
         trim(0)
 
 
-def _top_k(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return SERVE.top_k
+def _read_upload(path: Path, field: str) -> bytes:
     try:
-        k = int(raw)
-    except ValueError:
-        k = 0
-    if not 1 <= k <= MAX_TOP_K:
-        raise ApiError(400, f"top_k must be an integer from 1 to {MAX_TOP_K}, not {raw!r}", "top_k")
-    return k
-
-
-def _family(raw: str | None) -> str | None:
-    if raw is None or raw == "":
-        return None
-    if raw not in (known := families.names("classifier")):  # declared in artflow.families
-        raise ApiError(400, f"family must be one of {', '.join(known)}, not {raw!r}", "family")
-    return raw
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ApiError(400, f"{field}: cannot read the upload: {exc}", field) from None
 
 
 def _client_host(request: Any) -> str:
@@ -953,10 +978,12 @@ def _count_refusal(path: str, status: int) -> None:
     metrics().rejected.labels(endpoint=endpoint, status=str(status)).inc()
 
 
+Artflow.add_asgi_middleware(ErrorEnvelope)  # added first: it sees what the guard refuses
 Artflow.add_asgi_middleware(
     RequestGuard,
     on_refuse=_count_refusal,
     max_body_bytes=int(SERVE.max_body_mb * 2**20),
     upload_fields=UPLOAD_FIELDS,
+    raw_fields=RAW_FIELDS,
     json_paths=["/admin", "/feedback"],
 )

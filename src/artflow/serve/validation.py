@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from artflow.imageio import to_rgb
+from artflow.serve.envelope import code_for
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,21 @@ _BYTES_PER_PIXEL = 4  # Pillow stores every multi-band and 32-bit mode in 4 byte
 
 
 class ApiError(Exception):
-    """A request the service refuses: answered with `status` and a JSON body {"error": message}."""
+    """A request the service refuses: answered with `status` and the shared error body
+    {"error": message, "code": machine-readable code, "field": the input at fault}
+    (artflow.serve.envelope)."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, field: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.code = code or code_for(status)
 
     def body(self) -> dict[str, str]:
-        out = {"error": self.message}
+        out = {"error": self.message, "code": self.code}
         if self.field:
             out["field"] = self.field
         return out

@@ -1,5 +1,5 @@
-"""The web page, GET /status and POST /classify: a small Starlette app mounted into the
-BentoML service.
+"""The web page, GET /status, the gallery and the Gatys job routes: a small Starlette app
+mounted into the BentoML service (POST /classify, /stylize, ... are its BentoML APIs).
 
 The page (static/index.html + app.js + style.css) calls the service's own endpoints; it
 loads nothing from a CDN. `app.state.service` is set by the service instance at start-up.
@@ -137,14 +137,6 @@ async def _job_call(request: Request, what: str, job_id: str) -> Response:
     return JSONResponse(job)
 
 
-async def classify(request: Request) -> Response:
-    """POST /classify: the service's classifier endpoint (Artflow.classify_request)."""
-    service = getattr(request.app.state, "service", None)
-    if service is None:
-        return JSONResponse({"error": "the service is starting"}, status_code=503)
-    return await service.classify_request(request)
-
-
 def _gallery_dir(request: Request) -> Path | None:
     service = getattr(request.app.state, "service", None)
     # beside the prediction log's root folder (which holds one sub-folder per pod), where
@@ -168,7 +160,6 @@ async def gallery_file(request: Request) -> Response:
 
 web_app = Starlette(
     routes=[
-        Route("/classify", classify, methods=["POST"]),
         Route("/gatys/progress", gatys_progress),
         Route("/gallery", gallery_list),
         Route("/gallery/{name}", gallery_file),
