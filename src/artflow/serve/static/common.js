@@ -5,7 +5,8 @@ export const $ = (id) => document.getElementById(id);
 
 export const pretty = (artist) => artist.replaceAll("_", " ");
 
-// The service answers every refusal with {"error": message, "code": ..., "field": input}.
+// The service answers every refusal with {"error": message, "code": ..., "field": the input
+// at fault, "hint": what to do}; the last two only sometimes.
 export async function errorOf(response) {
   try {
     const body = await response.json();
@@ -13,11 +14,11 @@ export async function errorOf(response) {
       message: body.error || JSON.stringify(body),
       code: body.code || "",
       field: body.field || "",
+      hint: body.hint || "",
       status: response.status,
     };
   } catch (_) {
-    return { message: response.statusText || "the service answered an error", code: "", field: "",
-      status: response.status };
+    return { message: response.statusText || "the service answered an error", status: response.status };
   }
 }
 
@@ -49,7 +50,7 @@ export function clearErrors(form) {
 // code in small print (a person reads the first, a bug report quotes the second).
 export function showError(form, failure) {
   const slot = slotFor(form, failure.field);
-  slot.textContent = failure.message;
+  slot.textContent = failure.hint ? `${failure.message} — ${failure.hint}` : failure.message;
   if (failure.status) {
     const small = document.createElement("small");
     small.textContent = ` (${failure.status}${failure.code ? " " + failure.code : ""})`;
