@@ -1,4 +1,5 @@
-"""Drift component: decides whether the scheduled retrain goes ahead (an output, not a branch)."""
+"""Drift component: decides whether the scheduled retrain goes ahead (its `retrain` output is
+the condition of the retrain's `dsl.If`)."""
 
 from typing import NamedTuple
 
@@ -24,10 +25,16 @@ def drift_check_op(
 
     from artflow import stages
 
-    settings = stages.begin(profile, mlflow_uri)
-    wd = stages.scratch("drift")
-    result = stages.drift_check(settings, wd, policy, prediction_log, "champion", trigger_report)
-    stages.log_metrics(result, verdict)
-    stages.write_markdown(summary, "drift verdict", stages.drift_markdown(result))
-    stages.copy_report(report, result["report_html"], "drift")
+    def work(settings) -> dict:
+        wd = stages.scratch("drift")
+        result = stages.drift_check(
+            settings, wd, policy, prediction_log, "champion", trigger_report
+        )
+        stages.log_metrics(result, verdict)
+        stages.write_markdown(summary, "drift verdict", stages.drift_markdown(result))
+        stages.copy_report(report, result["report_html"], "drift")
+        return result
+
+    outputs = {"verdict": verdict, "summary": summary, "report": report}
+    result = stages.run("drift", profile, mlflow_uri, outputs, work)
     return namedtuple("DriftOutputs", ["retrain", "reason"])(result["retrain"], result["reason"])

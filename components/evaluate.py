@@ -9,8 +9,6 @@ from components.common import component
 def evaluate_op(
     profile: str,
     mlflow_uri: str,
-    cache_dir: str,
-    force: bool,
     cnn: Input[Model],
     resnet: Input[Model],
     candidate: Output[Model],
@@ -22,15 +20,7 @@ def evaluate_op(
     matrix and the registry's comparison table are the reports."""
     from artflow import stages
 
-    settings = stages.begin(profile, mlflow_uri)
-    outputs = {
-        "candidate": candidate,
-        "metrics": metrics,
-        "confusion": confusion,
-        "comparison": comparison,
-    }
-
-    def work() -> dict:
+    def work(settings) -> dict:
         result = stages.select_candidate([stages.read_model(cnn), stages.read_model(resnet)])
         stages.publish_model(result, candidate)
         stages.log_metrics(result, metrics)
@@ -39,5 +29,6 @@ def evaluate_op(
         stages.write_markdown(comparison, "classifier versions", body)
         return result
 
-    key = stages.cache_key("evaluate", settings, {"cnn": cnn, "resnet": resnet}, {})
-    return str(stages.cached("evaluate", key, cache_dir, outputs, work, force).get("version") or "")
+    outputs = {"candidate": candidate, "metrics": metrics, "confusion": confusion}
+    outputs["comparison"] = comparison
+    return str(stages.run("evaluate", profile, mlflow_uri, outputs, work).get("version") or "")

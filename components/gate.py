@@ -1,4 +1,7 @@
-"""Gate component: the promotion decision is an output (Metrics + Markdown), never a branch."""
+"""Gate component: the promotion decision is an output (Metrics + Markdown).
+
+The decision and the move of the `champion` alias stay one call (artflow.promote, under the
+registry's lock), not a `dsl.If` branch: docs/stack-notes.md."""
 
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -10,8 +13,6 @@ def gate_op(
     model_name: str,
     profile: str,
     mlflow_uri: str,
-    cache_dir: str,
-    force: bool,
     data: Input[Dataset],
     splits: Input[Dataset],
     candidate: Input[Model],
@@ -19,27 +20,23 @@ def gate_op(
     report: Output[Markdown],
 ) -> bool:
     """Champion/challenger gate on the frozen test split; promotes on pass. Returns whether it
-    passed. Not cached by Kubeflow (the champion moves between runs); the local cache replays a
-    decision only while the champion is still what it left behind."""
+    passed. Not cached by Kubeflow (the champion moves between runs); the local runner keeps a
+    decision only while the champion is still what it left behind (pipelines/cache.py)."""
     from artflow import stages
 
-    settings = stages.begin(profile, mlflow_uri)
     version = str(stages.read_model(candidate).get("version") or "")
 
-    def work() -> dict:
+    def work(settings) -> dict:
         wd = stages.scratch(f"gate-{model_name}", data, splits)
         result = stages.gate(settings, wd, model_name, version)
         stages.log_metrics(result, decision)
-        body = result.get("markdown", result["reason"])
-        stages.write_markdown(report, f"gate: {model_name}", body)
+        stages.write_markdown(
+            report, f"gate: {model_name}", result.get("markdown", result["reason"])
+        )
         keep = ("passed", "promoted", "champion", "reason")
         report.metadata.update({"model": model_name, "candidate": version})
         report.metadata.update({k: result.get(k) for k in keep})
-        return {**result, "model": model_name, "candidate": version}
+        return result
 
-    inputs = {"splits": splits, "candidate": candidate}
-    key = stages.cache_key("gate", settings, inputs, {"model_name": model_name})
     outputs = {"decision": decision, "report": report}
-    unmoved = stages.champion_unmoved(model_name)
-    result = stages.cached("gate", key, cache_dir, outputs, work, force, still_valid=unmoved)
-    return bool(result.get("passed"))
+    return bool(stages.run("gate", profile, mlflow_uri, outputs, work).get("passed"))

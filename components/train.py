@@ -13,8 +13,6 @@ def train_op(
     enabled: bool,
     profile: str,
     mlflow_uri: str,
-    cache_dir: str,
-    force: bool,
     data: Input[Dataset],
     splits: Input[Dataset],
     model: Output[Model],
@@ -25,24 +23,17 @@ def train_op(
     returns the registered version ('' when disabled)."""
     from artflow import stages
 
-    settings = stages.begin(profile, mlflow_uri)
-    outputs = {"model": model, "metrics": metrics, "confusion": confusion}
-    if not enabled or stages.is_skipped(splits):
-        stages.skip_outputs(outputs, f"{family}: not trained (disabled)")
-        return ""
-    name = f"train_{family}"
-
-    def work() -> dict:
-        wd = stages.scratch(name, data, splits)
+    def work(settings) -> dict:
+        wd = stages.scratch(f"train_{family}", data, splits)
         result = stages.train(settings, wd, family, tune)
         stages.publish_model(result, model)
         stages.log_metrics(result, metrics)
         stages.log_confusion(result, confusion, "val")
         return result
 
-    inputs = {"data": data, "splits": splits}
-    key = stages.cache_key(name, settings, inputs, {"tune": tune}, tune=tune)
-    result = stages.cached(name, key, cache_dir, outputs, work, force)
+    outputs = {"model": model, "metrics": metrics, "confusion": confusion}
+    skipped = "" if enabled and not stages.is_skipped(splits) else "not trained (disabled)"
+    result = stages.run(f"train_{family}", profile, mlflow_uri, outputs, work, skipped)
     return str(result.get("version") or "")
 
 
@@ -50,8 +41,6 @@ def train_op(
 def gatys_search_op(
     profile: str,
     mlflow_uri: str,
-    cache_dir: str,
-    force: bool,
     data: Input[Dataset],
     splits: Input[Dataset],
     metrics: Output[Metrics],
@@ -62,16 +51,10 @@ def gatys_search_op(
 
     from artflow import stages
 
-    settings = stages.begin(profile, mlflow_uri)
-    if stages.is_skipped(splits):
-        stages.skip_outputs({"metrics": metrics}, "gatys search: no data")
-        return "{}"
-
-    def work() -> dict:
+    def work(settings) -> dict:
         result = stages.gatys_search(settings, stages.scratch("gatys_search", data, splits))
         stages.log_metrics(result, metrics)
         return result
 
-    key = stages.cache_key("gatys_search", settings, {"data": data, "splits": splits}, {})
-    result = stages.cached("gatys_search", key, cache_dir, {"metrics": metrics}, work, force)
+    result = stages.run("gatys_search", profile, mlflow_uri, {"metrics": metrics}, work)
     return json.dumps(result.get("versions") or {})

@@ -125,6 +125,8 @@ def step_output(log_path: Path) -> Iterator[StepLines]:
     with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
         # Our steps run in the venv, whatever base image the compiled YAML names for a cluster.
         warnings.filterwarnings("ignore", message="You may be attemping to run a task")
+        # Resources, GPUs and names are for a cluster; kfp warns that they do nothing here.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         listings = _KfpListings(log)
         root.addFilter(listings)
         tee = _Tee(console, log)

@@ -3,48 +3,66 @@
 A pipeline's own function declares its parameters (kfp reads them from its signature) and
 composes these pieces; the logic lives here once.
 
-Every task gets its image, resources and Kubernetes settings from `configure`, and Kubeflow's
-caching from the step's declaration (`artflow.stages.step`).
+Every task gets its image, resources, retries, deadline and Kubernetes settings from
+`configure`, and its cache key's environment variable and caching from the step's declaration
+(`artflow.stages.keys`).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from artflow import stages
-from artflow.config import PipelineCfg
+from artflow import families, stages
+from artflow.config import Settings
 from artflow.families import CLASSIFIER
-from components.common import configure
+from components.common import TaskSettings, configure
 from components.data import ingest_op, sample_op, validate_op
 from components.evaluate import evaluate_op
 from components.gate import gate_op
+from components.novelty import novelty_op
 from components.train import train_op
+from pipelines import images
 
 
 @dataclass
 class Common:
-    """What every step receives: the pipeline's own parameters and the cluster settings."""
+    """What every step receives: the pipeline's own parameters; and how its tasks are built
+    (`local`: for kfp's local runner, else for a cluster)."""
 
-    cfg: PipelineCfg
+    settings: Settings
+    local: bool
     profile: Any
     mlflow_uri: Any
-    cache_dir: Any
-    force: Any
+
+    @cached_property
+    def image_tag(self) -> str:
+        return images.image_tag(self.settings.pipeline, self.local)  # one `git` call per build
 
     def params(self) -> dict[str, Any]:
-        """The parameters every component takes (all fields but the cluster settings)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cfg"}
+        """The parameters every component takes."""
+        return {"profile": self.profile, "mlflow_uri": self.mlflow_uri}
 
-    def kfp_cache(self, name: str) -> bool:
-        return stages.step(name).kfp_cache
+    def add(self, task: Any, name: str) -> Any:
+        """Configure `task`, the pipeline step `name` (`train_<family>`, `gate`, ...)."""
+        cfg = self.settings.pipeline
+        declared = stages.step(name)
+        kind = "train" if name.startswith("train_") or name == "gatys_search" else name
+        gpu = not self.local and name in cfg.gpu_steps and cfg.gpu_limit > 0
+        how = TaskSettings(
+            image=images.reference(cfg.gpu_image if gpu else cfg.base_image, self.image_tag),
+            gpu=gpu,
+            cache=declared.local_cache if self.local else declared.cluster_cache,
+            env={stages.ENV: stages.step_key(name, self.settings)},
+            retries=0 if self.local else cfg.retries.get(kind, 0),
+            timeout_s=cfg.train_timeout_s if kind == "train" else cfg.timeout_s,
+        )
+        return configure(task, cfg, how)
 
-    def add(self, task: Any, name: str, gpu: bool = False) -> Any:
-        return configure(task, self.cfg, gpu=gpu, cache=self.kfp_cache(name))
 
-
-def data_steps(common: Common, source: Any, enabled: Any) -> tuple[Any, Any]:
+def data_steps(common: Common, source: Any, source_key: Any) -> tuple[Any, Any]:
     """ingest -> validate -> sample; returns the `data` and `splits` artifacts."""
-    ingested = common.add(ingest_op(source=source, enabled=enabled, **common.params()), "ingest")
-    data = ingested.outputs["data"]
+    ingested = ingest_op(source=source, source_key=source_key, **common.params())
+    data = common.add(ingested, "ingest").outputs["data"]
     validated = common.add(validate_op(data=data, **common.params()), "validate")
     validation = validated.outputs["validation"]
     sampled = common.add(sample_op(data=data, validation=validation, **common.params()), "sample")
@@ -56,7 +74,7 @@ def train(common: Common, family: str, data: Any, splits: Any, tune: Any, enable
         family=family, tune=tune, enabled=enabled, data=data, splits=splits, **common.params()
     )
     task.set_display_name(f"train-{family}")
-    return common.add(task, f"train_{family}", gpu=True)
+    return common.add(task, f"train_{family}")
 
 
 def gate(common: Common, model_name: str, data: Any, splits: Any, candidate: Any) -> Any:
@@ -67,11 +85,16 @@ def gate(common: Common, model_name: str, data: Any, splits: Any, candidate: Any
     return common.add(task, "gate")
 
 
+def novelty(common: Common, family: str, data: Any, splits: Any, trained: Any, gate: Any) -> Any:
+    """The novelty model of the version `trained` registered, once the gate has decided."""
+    task = novelty_op(data=data, splits=splits, model=trained.outputs["model"], **common.params())
+    task.set_display_name(f"novelty-{family}").after(gate)
+    return common.add(task, "novelty")
+
+
 def train_and_gate(common: Common, family: str, data: Any, splits: Any, after: Any = None) -> Any:
     """One family trained (once the task `after` is done) and its version gated on its own
     (the style models); returns the gate task."""
-    from artflow import families
-
     trained = train(common, family, data, splits, tune=False, enabled=True)
     if after is not None:
         trained.after(after)
@@ -80,28 +103,26 @@ def train_and_gate(common: Common, family: str, data: Any, splits: Any, after: A
 
 
 def classifier_steps(
-    common: Common,
-    data: Any,
-    splits: Any,
-    tune: Any,
-    cnn_enabled: Any,
-    resnet_enabled: Any,
-    model_name: str,
+    common: Common, data: Any, splits: Any, tune: Any, train_resnet: Any, model_name: str
 ) -> Any:
-    """CNN and ResNet50 in parallel -> evaluate (the challenger) -> gate."""
-    cnn = train(common, "cnn", data, splits, tune, cnn_enabled)
-    resnet = train(common, "resnet50", data, splits, False, resnet_enabled)
+    """CNN and ResNet50 in parallel -> evaluate (the challenger) -> gate -> each new version's
+    novelty model."""
+    cnn = train(common, "cnn", data, splits, tune, True)
+    resnet = train(common, "resnet50", data, splits, False, train_resnet)
     chosen = evaluate_op(
         cnn=cnn.outputs["model"], resnet=resnet.outputs["model"], **common.params()
     )
     common.add(chosen, "evaluate")
-    return gate(common, model_name, data, splits, chosen.outputs["candidate"])
+    gated = gate(common, model_name, data, splits, chosen.outputs["candidate"])
+    for family, trained in (("cnn", cnn), ("resnet50", resnet)):
+        novelty(common, family, data, splits, trained, gated)
+    return gated
 
 
 def classifier_training(
-    common: Common, source: Any, enabled: Any, tune: Any, train_resnet: Any
+    common: Common, source: Any, source_key: Any, tune: Any, train_resnet: Any
 ) -> Any:
-    """The data steps, then the classifiers trained, evaluated and gated: the whole training
-    pipeline, and the retrain's after its drift check (`enabled` is the check's verdict)."""
-    data, splits = data_steps(common, source, enabled=enabled)
-    return classifier_steps(common, data, splits, tune, enabled, train_resnet, CLASSIFIER)
+    """The data steps, then the classifiers trained, evaluated, gated and given their novelty
+    models: the whole training pipeline, and the retrain's when its drift check says so."""
+    data, splits = data_steps(common, source, source_key)
+    return classifier_steps(common, data, splits, tune, train_resnet, CLASSIFIER)

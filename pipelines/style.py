@@ -13,23 +13,22 @@ from components.train import gatys_search_op
 from pipelines.steps import Common, data_steps, train_and_gate
 
 
-def build(settings: Settings) -> dsl.base_component.BaseComponent:
+def build(settings: Settings, local: bool = False) -> dsl.base_component.BaseComponent:
     @dsl.pipeline(name="artflow-style", description="Train the style models; gate each.")
     def style_pipeline(
         source: str,
+        source_key: str = "",
         profile: str = "",
         mlflow_uri: str = "",
-        cache_dir: str = "",
-        force: bool = False,
     ):
-        common = Common(settings.pipeline, profile, mlflow_uri, cache_dir, force)
-        data, splits = data_steps(common, source, enabled=True)
+        common = Common(settings, local, profile, mlflow_uri)
+        data, splits = data_steps(common, source, source_key)
         gates = {}  # a family declared `after` another trains once that one's gate is done
         for family in families.names("style"):
             first = gates.get(families.get(family).after)
             gates[family] = train_and_gate(common, family, data, splits, after=first)
         searched = gatys_search_op(data=data, splits=splits, **common.params())
         searched.set_display_name("gatys-search")
-        common.add(searched, "gatys_search", gpu=True)
+        common.add(searched, "gatys_search")
 
     return style_pipeline

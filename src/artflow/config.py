@@ -333,8 +333,21 @@ class NoveltyCfg(Section):
 
 
 class PipelineCfg(Section):
-    base_image: str = "ghcr.io/artflow/artflow:latest"
-    gpu_image: str = "ghcr.io/artflow/artflow-gpu:latest"
+    # Image repositories; every task runs `<repository>:<image_tag>` (or `@sha256:...`), an
+    # immutable reference, so Kubeflow's cache follows the code (pipelines/images.py).
+    base_image: str = "ghcr.io/artflow/artflow"
+    gpu_image: str = "ghcr.io/artflow/artflow-gpu"
+    image_tag: str = ""  # "" = the git commit being compiled; never "latest"
+    # Steps that train on a GPU in this profile: only they request one.
+    gpu_steps: list[str] = []
+    timeout_s: int = Field(3600, gt=0)  # every step's deadline on a cluster
+    train_timeout_s: int = Field(86400, gt=0)  # training and search steps'
+    # Steps that call services (Kaggle/DVC, MLflow): retries after a failure, by step kind
+    # (`train` for every training and search step), with exponential backoff.
+    retries: dict[str, int] = {}
+    retry_backoff_s: int = Field(30, ge=0)
+    retry_backoff_factor: float = Field(2.0, ge=1.0)
+    retry_backoff_max_s: int = Field(900, ge=0)
     cpu_request: str = "2"
     memory_request: str = "8Gi"
     gpu_limit: int = Field(1, ge=0)

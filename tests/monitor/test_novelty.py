@@ -9,10 +9,33 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def novelty(drift_wd, drift_classifier, drift_reference, smoke_settings):
-    from artflow.monitor.novelty import build_novelty
+def novelty(drift_wd, drift_classifier, drift_reference, tmp_path_factory):
+    """Calibrated by the training pipeline's novelty step (its component, in this process),
+    as every version a pipeline registers is; read back from the registry as serving does."""
+    import json
 
-    return build_novelty(smoke_settings, drift_wd, drift_classifier)
+    from kfp.dsl import Dataset, Metrics, Model
+
+    from artflow.monitor.novelty import NoveltyCache
+    from components.novelty import novelty_op
+
+    out = tmp_path_factory.mktemp("novelty_step")
+    (out / "model").mkdir()
+    meta = {"model_name": drift_classifier.name, "version": str(drift_classifier.version)}
+    (out / "model" / "model.json").write_text(json.dumps(meta))
+    summary = Metrics(name="summary", uri=str(out / "summary"), metadata={})
+    novelty_op.python_func(
+        profile="smoke",
+        mlflow_uri="",
+        data=Dataset(name="data", uri=str(drift_wd.root), metadata={}),
+        splits=Dataset(name="splits", uri=str(drift_wd.root), metadata={}),
+        model=Model(name="model", uri=str(out / "model"), metadata=meta),
+        summary=summary,
+    )
+    assert summary.metadata["calibrated"] == 1.0
+    found = NoveltyCache().get(drift_classifier.name, drift_classifier.version)
+    assert found is not None
+    return found[0], summary.metadata
 
 
 def _frame(classifier, projection, images) -> pd.DataFrame:

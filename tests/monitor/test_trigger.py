@@ -86,7 +86,12 @@ def test_act_runs_the_real_local_retrain_pipeline(
     from artflow.data.layout import Workdir
     from artflow.stages import settings_for
 
-    overlay = smoke_overlay(tmp_path / "retrain.yaml", cnn={"epochs": 1}, images={"size": 32})
+    overlay = smoke_overlay(
+        tmp_path / "retrain.yaml",
+        cnn={"epochs": 1},
+        images={"size": 32},
+        novelty={"enabled": False},  # its novelty step: tests/monitor/test_novelty.py
+    )
     # trigger_retrain hands settings.profile to the steps, which load the same overlay from it
     settings = settings_for(str(overlay)).model_copy(update={"profile": str(overlay)})
     verdict, _, log = verdicts["darkened"]

@@ -1,6 +1,7 @@
 """The pipelines compile to Kubeflow IR YAML, load back with kfp, and carry what a cluster needs:
-artifacts between the steps (no shared workdir), images, resources, the GPU pool's node selector
-and tolerations, the MLflow Secret, and Kubeflow caching where the answer depends on inputs."""
+artifacts between the steps (no shared workdir), immutable images, resources, GPUs only where
+the profile trains on one (the GPU pool's node selector and tolerations), the MLflow Secret,
+retries and deadlines, and Kubeflow caching where the answer depends on inputs and code."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import socket
 import pytest
 import yaml
 
-from artflow import stages
 from artflow.cli import run as cli
 from artflow.config import PROJECT_ROOT
 
@@ -48,26 +48,40 @@ def test_compiled_yaml_is_kfp_ir_that_loads_back(compiled, name):
     loaded = components.load_component_from_file(str(compiled / f"{name}.yaml"))
     assert loaded.name == f"artflow-{name}"
     inputs = loaded.component_spec.inputs
-    assert "workdir" not in inputs and {"source", "mlflow_uri", "cache_dir"} <= set(inputs)
+    assert "workdir" not in inputs and {"source", "mlflow_uri", "source_key"} <= set(inputs)
+    assert "cache_dir" not in inputs and "force" not in inputs  # kfp's own cache
 
 
 @pytest.mark.parametrize("name", PIPELINE_NAMES)
-def test_cluster_settings_are_in_the_yaml(compiled, name, smoke_settings):
-    """GPU requests, the GPU pool's node selector and tolerations, the MLflow Secret as env."""
-    cfg = smoke_settings.pipeline
+def test_cluster_settings_are_in_the_yaml(compiled, name):
+    """GPU requests on the steps the profile trains on a GPU, with the GPU pool's node selector
+    and tolerations; the MLflow Secret as env; retries on the steps that call services; a
+    deadline on every step; each task's code-and-settings key; no `latest` image."""
+    from artflow.config import load_settings
+    from pipelines.images import git_commit
+
+    cfg = load_settings().pipeline  # `pipeline compile` without a profile: params.yaml
     spec, platform = _docs(compiled, name)
     executors = spec["deploymentSpec"]["executors"]
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    gpu_execs = {n for n, e in executors.items() if e["container"]["image"] == cfg.gpu_image}
-    gpu_steps = ("exec-train-op", "exec-gatys-search-op")  # backprop through a network
-    assert gpu_execs == {n for n in executors if n.startswith(gpu_steps)}
+    tasks = _all_tasks(spec)
+    gpu_execs = {
+        n for n, e in executors.items() if e["container"]["image"].startswith(cfg.gpu_image)
+    }
+    trains = ("exec-train-op", "exec-gatys-search-op")  # backprop through a network
+    assert gpu_execs == {n for n in executors if n.startswith(trains)}
+    commit = git_commit()
     for name_, executor in executors.items():
         container = executor["container"]
+        assert container["image"].endswith(f":{commit}") and "latest" not in container["image"]
         assert container["resources"]["resourceMemoryRequest"] == cfg.memory_request
         assert "pip install" not in " ".join(container["command"])  # the image has artflow
+        assert [e["name"] for e in container["env"]] == ["ARTFLOW_STEP_KEY"]
         secret = k8s[name_]["secretAsEnv"][0]
         assert secret["secretName"] == cfg.mlflow_secret
         assert {m["envVar"] for m in secret["keyToEnv"]} == set(cfg.mlflow_secret_keys)
+        deadline = cfg.train_timeout_s if name_.startswith(trains) else cfg.timeout_s
+        assert int(k8s[name_]["activeDeadlineSeconds"]) == deadline
         if name_ in gpu_execs:
             accelerator = container["resources"]["accelerator"]
             assert accelerator["resourceType"] == cfg.gpu_accelerator
@@ -80,6 +94,55 @@ def test_cluster_settings_are_in_the_yaml(compiled, name, smoke_settings):
         else:
             assert "accelerator" not in container["resources"]
             assert "nodeSelector" not in k8s[name_] and "tolerations" not in k8s[name_]
+    for task_name, task in tasks.items():
+        kind = task_name.split("-op")[0].replace("-", "_")
+        kind = "train" if kind in ("train", "gatys_search") else kind.removesuffix("_check")
+        retry = task.get("retryPolicy", {})
+        assert int(retry.get("maxRetryCount", 0)) == cfg.retries.get(kind, 0), task_name
+        if retry:
+            assert retry["backoffDuration"] == f"{cfg.retry_backoff_s}s"
+            assert retry["backoffMaxDuration"] == f"{cfg.retry_backoff_max_s}s"
+
+
+def _all_tasks(spec: dict) -> dict:
+    """Every task of the pipeline, those inside a condition's sub-DAG too."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return {n: t for n, t in tasks.items() if not n.startswith("condition-")}
+
+
+def test_a_cpu_profile_requests_no_gpu_and_the_image_follows_one_setting(tmp_path):
+    """The smoke profile trains on CPU: no step asks for a GPU. `pipeline.image_tag` names
+    the images of every task; `latest` is refused."""
+    from tests.conftest import smoke_overlay
+
+    overlay = smoke_overlay(tmp_path / "p.yaml", pipeline={"image_tag": "sha256:" + "a" * 64})
+    assert cli(["pipeline", "compile", "--out", str(tmp_path), "-p", str(overlay)]) == 0
+    spec = yaml.safe_load_all((tmp_path / "training.yaml").read_text()).__next__()
+    containers = [e["container"] for e in spec["deploymentSpec"]["executors"].values()]
+    assert all("accelerator" not in c["resources"] for c in containers)
+    assert {c["image"] for c in containers} == {"ghcr.io/artflow/artflow@sha256:" + "a" * 64}
+    latest = smoke_overlay(tmp_path / "l.yaml", pipeline={"image_tag": "latest"})
+    assert cli(["pipeline", "compile", "--out", str(tmp_path), "-p", str(latest)]) == 2
+
+
+def test_the_image_reference_changes_with_the_commit(tmp_path):
+    from artflow.config import PipelineCfg
+    from pipelines.images import image_tag
+
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    tags = []
+    for _ in range(2):
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "c"], check=True)
+        tags.append(image_tag(PipelineCfg(), root=repo))
+    assert tags[0] != tags[1] and all(len(t) == 40 for t in tags)
+    assert image_tag(PipelineCfg(image_tag="v1.2"), root=repo) == "v1.2"
+    assert image_tag(PipelineCfg(), local=True) == "local"  # locally the code digest keys
 
 
 def test_training_dag_passes_artifacts(compiled):
@@ -92,6 +155,8 @@ def test_training_dag_passes_artifacts(compiled):
         "train-op-2",
         "evaluate-op",
         "gate-op",
+        "novelty-op",
+        "novelty-op-2",
     }
 
     def artifact_from(task: str, name: str) -> str:
@@ -107,16 +172,23 @@ def test_training_dag_passes_artifacts(compiled):
     assert artifact_from("gate-op", "candidate") == "evaluate-op.candidate"
     families = {t: tasks[t]["inputs"]["parameters"]["family"] for t in ("train-op", "train-op-2")}
     assert {f["runtimeValue"]["constant"] for f in families.values()} == {"cnn", "resnet50"}
-    # Kubeflow's cache: on where the answer depends only on the inputs, off for ingest and gate
+    for novelty in ("novelty-op", "novelty-op-2"):  # each trained version, once gated
+        assert "gate-op" in tasks[novelty]["dependentTasks"]
+    novelty_of = {artifact_from(n, "model") for n in ("novelty-op", "novelty-op-2")}
+    assert novelty_of == {"train-op.model", "train-op-2.model"}
+    # Kubeflow's cache: on where the answer depends only on inputs and code, off for ingest
+    # (the source may change under its name) and the gate (the champion moves)
     caching = {n: t["cachingOptions"].get("enableCache", False) for n, t in tasks.items()}
     assert caching == {
-        "ingest-op": stages.step("ingest").kfp_cache,
+        "ingest-op": False,
         "validate-op": True,
         "sample-op": True,
         "train-op": True,
         "train-op-2": True,
         "evaluate-op": True,
         "gate-op": False,
+        "novelty-op": True,
+        "novelty-op-2": True,
     }
 
 
@@ -140,14 +212,15 @@ def test_reports_are_native_kfp_artifacts(compiled):
     )
 
 
-def test_retrain_switches_everything_from_the_drift_output(compiled):
-    tasks = _spec(compiled, "retrain")["root"]["dag"]["tasks"]
-    enabled = tasks["ingest-op"]["inputs"]["parameters"]["enabled"]
-    assert enabled["taskOutputParameter"] == {
-        "outputParameterKey": "retrain",
-        "producerTask": "drift-check-op",
-    }
-    assert not any("condition" in t.get("triggerPolicy", {}) for t in tasks.values())
+def test_retrain_runs_its_training_under_the_drift_checks_condition(compiled):
+    spec = _spec(compiled, "retrain")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"drift-check-op", "condition-1"}
+    condition = tasks["condition-1"]
+    assert condition["dependentTasks"] == ["drift-check-op"]
+    assert "retrain" in condition["triggerPolicy"]["condition"]
+    branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"ingest-op", "train-op", "gate-op", "novelty-op"} <= set(branch)
     assert not tasks["drift-check-op"]["cachingOptions"].get("enableCache", False)
 
 
@@ -194,12 +267,12 @@ def test_no_step_reads_another_steps_files_except_through_artifacts():
     scratch folder assembled from its Input artifacts, and writes into its Output artifacts."""
     import importlib
 
-    names = ("data", "drift", "evaluate", "gate", "train")
+    names = ("data", "drift", "evaluate", "gate", "novelty", "train")
     modules = [importlib.import_module(f"components.{n}") for n in names]
     ops = [getattr(m, n) for m in modules for n in dir(m) if n.endswith("_op")]
-    assert len(ops) == 8
-    # inputs from outside the pipeline (a profile may be an overlay file), and the local cache
-    allowed = {"source", "profile", "prediction_log", "trigger_report", "cache_dir"}
+    assert len(ops) == 9
+    # inputs from outside the pipeline (a profile may be an overlay file)
+    allowed = {"source", "source_key", "profile", "prediction_log", "trigger_report"}
     for op in ops:
         params = op.component_spec.inputs or {}
         for name, spec in params.items():

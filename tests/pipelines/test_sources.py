@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from artflow import stages
+from artflow.data import sources
 from artflow.errors import DataError
 
 
@@ -45,8 +45,8 @@ def dvc_repo(tmp_path: Path) -> tuple[Path, str]:
 
 def test_a_dvc_source_is_fetched_at_its_revision(dvc_repo, tmp_path):
     repo, rev = dvc_repo
-    got = stages.fetch_source(f"dvc://{repo}?path=data/source&rev={rev}", tmp_path / "out")
+    got = sources.fetch_source(f"dvc://{repo}?path=data/source&rev={rev}", tmp_path / "out")
     assert (Path(got) / "artists.csv").read_text() == "id,name\n0,Titian\n"
-    assert stages.source_key(f"dvc://{repo}?path=data/source&rev={rev}").startswith("dvc://")
+    assert sources.source_key(f"dvc://{repo}?path=data/source&rev={rev}").startswith("dvc://")
     with pytest.raises(DataError, match="dvc get .* failed"):
-        stages.fetch_source(f"dvc://{repo}?path=data/missing&rev={rev}", tmp_path / "x")
+        sources.fetch_source(f"dvc://{repo}?path=data/missing&rev={rev}", tmp_path / "x")

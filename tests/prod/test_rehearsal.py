@@ -105,7 +105,39 @@ def tiny_profile(tmp_path):
         images={"size": 32},
         gate={"min_accuracy": 0.0, "min_macro_f1": 0.0},
         sample={"min_paintings": MIN_PAINTINGS},
+        novelty={"enabled": False},  # its step: tests/monitor/test_novelty.py
     )
+
+
+def _code_copy(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's code (its artflow package; params.yaml and the profiles
+    linked) that the steps import (PYTHONPATH) and whose code the runner digests, so a test
+    can edit code and docs without touching the repository's. Returns the package folder."""
+    from artflow.config import PROJECT_ROOT
+    from artflow.stages import keys
+
+    package = root / "src" / "artflow"
+    shutil.copytree(keys.package_root(), package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("params.yaml", "profiles"):  # artflow.config finds them beside src/
+        (root / name).symlink_to(PROJECT_ROOT / name)
+    monkeypatch.setenv("PYTHONPATH", str(root / "src"))
+    monkeypatch.setattr(keys, "package_root", lambda: package)
+    _forget_digests()
+    return package
+
+
+def _forget_digests() -> None:
+    from artflow.stages import keys
+
+    keys._modules.cache_clear()
+    keys._shared_digest.cache_clear()
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    _forget_digests()
 
 
 def test_training_pipeline_from_the_dvc_remote_through_the_server(
@@ -113,11 +145,14 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
 ):
     """`artflow pipeline run training --local` with the data from the DVC remote on S3 and
     the MLflow server: every step in its own empty directory, the data and models travelling
-    as artifacts; then an unchanged re-run, restored from the cache."""
+    as artifacts, each new version's novelty model calibrated; then, in a copy of the code, a
+    comment and docs change restore everything from kfp's cache, and an edit of the ResNet50's
+    fit re-runs its step and the ones after it while the CNN's are restored."""
     from artflow.cli import run as cli
     from pipelines import local_runner
 
     monkeypatch.delenv("ARTFLOW_PROFILE", raising=False)
+    code = _code_copy(tmp_path / "code", monkeypatch)
     step_dirs: list[str] = []
     real_mkdtemp = tempfile.mkdtemp
 
@@ -183,27 +218,48 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     assert prod_env.champion_in_db(NAME) == version
     assert str(tracking.alias_version(NAME, "champion").version) == version
     assert "Model card" in client.get_model_version(NAME, version).description
-
-    step_dirs.clear()
-    capsys.readouterr()
-    with artflow_records() as records:  # the steps' records, re-emitted here
-        start = time.perf_counter()
-        assert cli(argv) == 0
-        second = time.perf_counter() - start
-    print(f"first run {first:.1f} s, unchanged re-run {second:.1f} s")
-    # nothing retrained or re-registered; the re-run only pays process start-up per step
-    assert len(client.search_model_versions(f"name='{NAME}'")) == 1
-    assert second < 0.5 * first
-    assert len(step_dirs) == len(steps)
-    summary = json.loads((home / "pipeline" / "last_run_training.json").read_text())
-    assert summary["seconds"] == pytest.approx(second, abs=10)
-    assert list(summary["gates"]) == [f"{NAME}-v{version}"]
-    assert prod_env.champion_in_db(NAME) == version
+    assert {"novelty-op", "novelty-op-2"} <= {p.name for p in steps}  # (off in this profile)
     # the terminal got the gist, the log file every line of the steps
-    unchanged = [m for lvl, name, m in records if (lvl, name) == ("INFO", "artflow.stages")]
-    assert any(m.startswith("train_cnn: inputs unchanged") for m in unchanged)
     assert "executor_input" not in capsys.readouterr().out
     assert "Got executor_input" in Path(summary["log"]).read_text()
+
+    def rerun() -> tuple[float, dict]:
+        step_dirs.clear()
+        start = time.perf_counter()
+        assert cli(argv) == 0
+        seconds = time.perf_counter() - start
+        return seconds, json.loads((home / "pipeline" / "last_run_training.json").read_text())
+
+    # a comment in the code and a docs page: nothing runs, every step is restored
+    _edit(code / "classify" / "train.py", "\ndef fit_resnet(", "\n# a comment\ndef fit_resnet(")
+    (code.parents[1] / "docs").mkdir()
+    (code.parents[1] / "docs" / "notes.md").write_text("# notes\n")
+    with artflow_records() as records:
+        second, summary = rerun()
+    assert summary["ran"] == [] and step_dirs == []  # kfp's cache: not even a process
+    assert sorted(summary["restored"]) == sorted(p.name for p in steps)
+    assert summary["seconds"] == pytest.approx(second, abs=10)
+    assert list(summary["gates"]) == [f"{NAME}-v{version}"]  # the restored gate's decision
+    assert not [m for lvl, name, m in records if name.startswith("artflow.stages")]
+
+    # one family's training function edited: its step and the ones after it run again
+    _edit(
+        code / "classify" / "train.py",
+        "    cfg = settings.resnet\n",
+        "    cfg = settings.resnet\n    _ = 1\n",
+    )
+    third, summary = rerun()
+    print(
+        f"first run {first:.1f} s, docs-only re-run {second:.1f} s, fit_resnet edited {third:.1f} s"
+    )
+    assert summary["ran"] == ["evaluate-op", "gate-op", "novelty-op-2", "train-op-2"]
+    assert {"train-op", "novelty-op", "ingest-op", "sample-op"} <= set(summary["restored"])
+    assert len(step_dirs) == 4
+    # nothing retrained or re-registered: the ResNet50 is switched off here (train_resnet=false),
+    # and the gate finds the CNN's version already champion
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 1
+    assert summary["gates"][f"{NAME}-v{version}"]["passed"]
+    assert prod_env.champion_in_db(NAME) == version
     # The tests below gate hand-built colour classifiers on another label map, which the
     # pipeline's champion cannot be evaluated on: they start from an empty registry.
     client.delete_registered_model(NAME)

@@ -150,7 +150,7 @@ def run_cmd(
     mlflow_uri: MlflowUriOption = "",
     profile: ProfileOption = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Re-run every step (ignore the local cache).")
+        bool, typer.Option("--force", help="Re-run every step (forget the local cache first).")
     ] = False,
     log_level: Annotated[
         LogLevel | None,
@@ -189,6 +189,8 @@ def run_cmd(
         **arguments,
     )
     typer.secho(f"pipeline {name.value}: finished in {result['seconds']} s", fg="green")
+    ran, restored = result["ran"], result["restored"]
+    typer.echo(f"  ran: {', '.join(ran) or 'nothing'}; restored from the cache: {len(restored)}")
     for model, decision in result["gates"].items():
         verdict = (
             "promoted"
