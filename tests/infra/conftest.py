@@ -3,6 +3,7 @@ Kubernetes overlays. Nothing here needs a network, a cluster or Docker."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,10 @@ def kubectl() -> str:
     return found
 
 
-def run(cmd: list[str], cwd: Path | None = None, **kw: Any) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60, **kw)
+def run(
+    cmd: list[str], cwd: Path | None = None, timeout: float = 60, **kw: Any
+) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def load_workflow(path: Path) -> dict[str, Any]:
@@ -76,13 +79,13 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="session")
 def rendered_secrets(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """infra/k8s/secrets rendered with its *.env.example templates standing in for the
-    uncommitted *.env files: the Secret names and keys the manifests may reference."""
+    """infra/k8s/secrets rendered with its *.example templates (env and credentials files)
+    standing in for the uncommitted files: the Secret names and keys the manifests may use."""
     work = tmp_path_factory.mktemp("secrets") / "secrets"
     shutil.copytree(K8S / "secrets", work)
-    for example in work.glob("*.env.example"):
+    for example in work.glob("*.example"):
         lines = [
-            line if line.startswith("#") or not line.endswith("=") else f"{line}placeholder"
+            line if line.startswith("#") else re.sub(r"=\s*$", "=placeholder", line)
             for line in example.read_text().splitlines()
         ]
         example.with_name(example.name.removesuffix(".example")).write_text("\n".join(lines))

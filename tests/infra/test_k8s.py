@@ -45,6 +45,10 @@ def workloads(objects: list[dict[str, Any]]):
     return [o for o in objects if o["kind"] in WORKLOADS]
 
 
+def all_containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
@@ -95,18 +99,183 @@ def test_validators_reject_broken_manifests(rendered, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_containers_have_requests_limits_and_run_unprivileged(overlay: str, rendered) -> None:
+def test_every_container_is_hardened(overlay: str, rendered) -> None:
+    """Restricted by default: a fixed non-root uid and gid, RuntimeDefault seccomp, no
+    service-account token, every capability dropped, no privilege escalation, a read-only
+    root filesystem whose writable paths are volumes, requests and limits."""
     for obj in workloads(rendered[overlay]):
         spec = pod_spec(obj)
         where = f"{overlay}: {obj['kind']}/{obj['metadata']['name']}"
-        assert spec.get("securityContext", {}).get("runAsNonRoot") is True, where
-        for c in spec["containers"]:
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True and pod.get("seccompProfile") == {
+            "type": "RuntimeDefault"
+        }, where
+        assert pod.get("runAsUser", 0) > 0 and pod.get("runAsGroup", 0) > 0, where
+        assert pod.get("fsGroup") == pod["runAsGroup"], f"{where}: Secret files readable"
+        assert spec.get("automountServiceAccountToken") is False, where
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for c in all_containers(spec):
             res = c.get("resources", {})
             for part in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(res.get(part, {})), f"{where}: {part}"
             sc = c.get("securityContext", {})
             assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, f"{where}/{c['name']}"
             assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert sc.get("runAsUser", 1) > 0, where
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}/{c['name']}: /tmp must be a writable volume"
+            assert set(mounts.values()) <= volumes, where
+
+
+def test_images_are_immutable_and_set_in_one_place(rendered) -> None:
+    """Manifests name images symbolically; their tags and digests live in the base's
+    `images:` only (overlays may only point artflow's at local builds)."""
+    for path in K8S.rglob("*.yaml"):
+        if path.name == "kustomization.yaml":
+            continue
+        for line in path.read_text().splitlines():
+            m = re.match(r"\s*(?:-\s+)?image:\s*(\S+)", line)
+            assert not m or re.fullmatch(r"[\w-]+", m[1]), f"{path}: {line.strip()}"
+    for overlay, objects in rendered.items():
+        for obj in workloads(objects):
+            for c in all_containers(pod_spec(obj)):
+                image = c["image"]
+                pinned = re.search(r"@sha256:[0-9a-f]{64}$", image) or re.search(
+                    r":(?!latest$)[\w.-]+$", image
+                )
+                assert pinned, f"{overlay}: {image}"
+                if overlay == "production" and not image.startswith("ghcr.io/artflow/"):
+                    assert "@sha256:" in image, f"third-party images by digest: {image}"
+
+
+# ---------------------------------------------------------------- network policies
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    if selector is None:
+        return False
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        present = expr["key"] in labels
+        inside = labels.get(expr["key"]) in expr.get("values", [])
+        ok = {"In": inside, "NotIn": not inside, "Exists": present, "DoesNotExist": not present}
+        if not ok[expr["operator"]]:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], ns: str, labels: dict[str, str], own_ns: str) -> bool:
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != own_ns:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], labels)
+
+
+def _rule_allows(rule, peer_ns, peer_labels, own_ns, port) -> bool:
+    peers = rule.get("from", rule.get("to"))
+    ports = rule.get("ports")
+    if ports is not None and port not in {p["port"] for p in ports}:
+        return False
+    return peers is None or any(_peer_matches(p, peer_ns, peer_labels, own_ns) for p in peers)
+
+
+def allowed(policies, src: tuple[str, dict], dst: tuple[str, dict], port: int) -> bool:
+    """Kubernetes' semantics: a direction is open when no policy selects the pod for it, or
+    one of the policies that do has a rule admitting the peer and port; both ends must agree."""
+
+    def side(pod_ns, pod_labels, peer_ns, peer_labels, kind, key):
+        chosen = [
+            p
+            for p in policies
+            if p["metadata"].get("namespace", "artflow") == pod_ns
+            and _selects(p["spec"]["podSelector"], pod_labels)
+            and kind in p["spec"].get("policyTypes", ["Ingress"])
+        ]
+        if pod_ns != "artflow":
+            return True  # other namespaces' policies are not ours
+        if not chosen:
+            return True
+        return any(
+            _rule_allows(r, peer_ns, peer_labels, pod_ns, port)
+            for p in chosen
+            for r in p["spec"].get(key) or []
+        )
+
+    return side(*src, *dst, "Egress", "egress") and side(*dst, *src, "Ingress", "ingress")
+
+
+def _pod(name: str, **more: str) -> tuple[str, dict[str, str]]:
+    return "artflow", {"app.kubernetes.io/name": name, **more}
+
+
+FLOWS = [  # (from, to, port, allowed)
+    (_pod("artflow-serving"), _pod("mlflow"), 5000, True),
+    (_pod("artflow-serving"), _pod("postgres"), 5432, True),
+    (_pod("artflow-serving"), _pod("minio"), 9000, True),
+    (_pod("artflow-serving"), _pod("artflow-serving"), 3000, True),
+    (
+        ("artflow", {"gateway.networking.k8s.io/gateway-name": "artflow"}),
+        _pod("artflow-serving"),
+        3000,
+        True,
+    ),
+    (
+        ("envoy-gateway-system", {"gateway.envoyproxy.io/owning-gateway-name": "artflow"}),
+        _pod("artflow-serving"),
+        3000,
+        True,
+    ),
+    (_pod("drift"), _pod("mlflow"), 5000, True),
+    (_pod("ab-report"), _pod("mlflow"), 5000, True),
+    (_pod("ab-report"), _pod("postgres"), 5432, True),
+    (_pod("serving-store"), _pod("postgres"), 5432, True),
+    (_pod("mlflow"), _pod("postgres"), 5432, True),
+    (_pod("mlflow"), _pod("minio"), 9000, True),
+    (_pod("db-backup"), _pod("postgres"), 5432, True),
+    (_pod("db-backup"), _pod("minio"), 9000, True),
+    (("kubeflow", {"pipeline": "step"}), _pod("mlflow"), 5000, True),
+    # and nothing else
+    (_pod("drift"), _pod("postgres"), 5432, False),
+    (_pod("artflow-serving"), _pod("mlflow"), 5432, False),
+    (("kubeflow", {"pipeline": "step"}), _pod("postgres"), 5432, False),
+    (("default", {"app": "anything"}), _pod("mlflow"), 5000, False),
+    (("default", {"app": "anything"}), _pod("artflow-serving"), 3000, False),
+    (_pod("mlflow"), _pod("artflow-serving"), 3000, False),
+    (_pod("postgres"), _pod("minio"), 9000, False),
+    (_pod("artflow-serving"), ("default", {"app": "anything"}), 443, False),
+    (_pod("minio"), ("default", {"app": "anything"}), 443, False),
+]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_allow_exactly_the_flows(overlay: str, rendered) -> None:
+    policies = list(by_kind(rendered[overlay], "NetworkPolicy").values())
+    deny = by_kind(rendered[overlay], "NetworkPolicy")["default-deny"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    wrong = [
+        f"{src} -> {dst}:{port} should be {'open' if want else 'closed'}"
+        for src, dst, port, want in FLOWS
+        if allowed(policies, src, dst, port) != want
+    ]
+    assert not wrong, "\n".join(wrong)
+    # every pod is selected by a policy beyond the default deny (each has its own flows)
+    for obj in workloads(rendered[overlay]):
+        labels = pod_labels(obj)
+        general = {"default-deny", "allow-dns"}
+        mine = [
+            p
+            for p in policies
+            if p["metadata"]["name"] not in general and _selects(p["spec"]["podSelector"], labels)
+        ]
+        assert mine, f"{obj['metadata']['name']}: no policy for its flows"
+    # DNS for everyone
+    dns = ("kube-system", {"k8s-app": "kube-dns"})
+    assert allowed(policies, _pod("drift"), dns, 53)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -169,6 +338,8 @@ def test_volumes_config_and_accounts_resolve(overlay: str, rendered) -> None:
         for vol in spec.get("volumes", []):
             if "persistentVolumeClaim" in vol:
                 assert vol["persistentVolumeClaim"]["claimName"] in claims
+            if "configMap" in vol:
+                assert vol["configMap"]["name"] in configmaps
         assert spec.get("serviceAccountName", "default") in accounts
         for c in spec["containers"]:
             for src in c.get("envFrom", []):
@@ -176,17 +347,23 @@ def test_volumes_config_and_accounts_resolve(overlay: str, rendered) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_secrets_are_referenced_never_committed(overlay: str, rendered, rendered_secrets) -> None:
+def test_secrets_are_mounted_files_never_env(overlay: str, rendered, rendered_secrets) -> None:
+    """Secrets reach a process as files (a Secret volume's items), never as environment
+    values the pod spec hands over, and every key used is provided by infra/k8s/secrets."""
     objects = rendered[overlay]
     assert not by_kind(objects, "Secret"), "Secrets belong in infra/k8s/secrets (env files)"
     provided = {(s["metadata"]["name"], key) for s in rendered_secrets for key in s["data"]}
-    used = {
-        (ref["name"], ref["key"])
-        for obj in workloads(objects)
-        for c in pod_spec(obj)["containers"]
-        for env in c.get("env", [])
-        if (ref := env.get("valueFrom", {}).get("secretKeyRef"))
-    }
+    used = set()
+    for obj in workloads(objects):
+        spec = pod_spec(obj)
+        for c in all_containers(spec):
+            for env in c.get("env", []):
+                assert "secretKeyRef" not in env.get("valueFrom", {}), f"{c['name']}: {env['name']}"
+            assert not any("secretRef" in src for src in c.get("envFrom", [])), c["name"]
+        for vol in spec.get("volumes", []):
+            if secret := vol.get("secret"):
+                assert secret.get("items"), f"{vol['name']}: name the keys a pod gets"
+                used |= {(secret["secretName"], item["key"]) for item in secret["items"]}
     assert used and used <= provided, f"not in infra/k8s/secrets: {used - provided}"
 
 
