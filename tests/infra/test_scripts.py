@@ -224,7 +224,7 @@ def test_every_pipeline_step_gets_its_kubeflow_run_id(tmp_path: Path) -> None:
 
     from artflow.config import load_settings
     from artflow.registry import tracking
-    from components.common import component, configure
+    from components.common import TaskSettings, component, configure
 
     @component
     def step():  # no annotation: this module's `from __future__` would make kfp read "None"
@@ -232,7 +232,8 @@ def test_every_pipeline_step_gets_its_kubeflow_run_id(tmp_path: Path) -> None:
 
     @dsl.pipeline(name="tiny")
     def tiny():
-        configure(step(), load_settings().pipeline)
+        how = TaskSettings("ghcr.io/artflow/artflow:abc", False, True, {}, 0, 60)
+        configure(step(), load_settings().pipeline, how)
 
     out = tmp_path / "tiny.yaml"
     compiler.Compiler().compile(tiny, str(out))
