@@ -29,7 +29,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	uv pip install -q --python $(PY) --compile-bytecode --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv from the lock (uv)
+# The security scanners (checkov, zizmor: tests/infra/test_scanners.py) in their own
+# environment: checkov pins versions (networkx<2.7, ...) that the project's lock cannot take.
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.installed: requirements-scan.lock
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	uv venv -q --allow-existing --python $(PYTHON_VERSION) $(SCAN_VENV)
+	uv pip install -q --python $(SCAN_VENV)/bin/python --compile-bytecode -r requirements-scan.lock
+	touch $@
+
+install: $(VENV)/.installed $(SCAN_VENV)/.installed  ## create .venv (and .venv-scan) from the locks (uv)
 
 lock:  ## re-pin the development lock, then the runtime locks (images, Bento) within its pins
 	uv pip compile pyproject.toml --extra dev --python-version $(PYTHON_VERSION) \
@@ -40,6 +49,9 @@ lock:  ## re-pin the development lock, then the runtime locks (images, Bento) wi
 	@# Serving only (bentofile.yaml): infra/docker/serve.in says what the Bento installs.
 	uv pip compile infra/docker/serve.in -c requirements-runtime.lock \
 	  --python-version $(PYTHON_VERSION) -o requirements-serve.lock --no-header --no-annotate
+	@# The scanners alone (requirements-scan.in): their pins need not agree with the project's.
+	uv pip compile requirements-scan.in --python-version $(PYTHON_VERSION) \
+	  -o requirements-scan.lock --no-header --no-annotate
 
 demo: install  ## offline demo: data stages, training + style pipelines, registry, Bento (smoke)
 	$(ARTFLOW) data demo --out $(WORKDIR)/demo_source
