@@ -6,6 +6,7 @@ state go to the test's tmp dir."""
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,18 +269,39 @@ def test_show_where_it_looked_lays_the_heatmap_over_the_upload(server, tab, tmp_
     assert tab.errors == []
 
 
-def test_page_model_choice_gallery_gatys_job_and_feedback(server, demo_workdir, tab, tmp_path):
+def _with_gallery(server, loaded, settings, workdir) -> None:
+    """The session's trained smoke CNN as `best-cnn`, with its novelty model (whose gallery
+    holds the training paintings' thumbnails); usually calibrated already by tests/classify.
+    Training it may have moved `challenger` and `champion`: put back where the serving tests
+    expect them."""
+    from artflow.monitor.novelty import TAG, build_novelty
+    from artflow.monitor.reference import build_reference
+    from artflow.registry import tracking
+    from tests.serve.conftest import set_champion
+
+    v = server.versions
+    tracking.set_alias(tracking.CLASSIFIER, tracking.CHALLENGER, v["v3"])
+    set_champion(v["v2"], history=[v["v1"], v["v2"]])
+    if TAG not in (tracking.client().get_model_version(tracking.CLASSIFIER, loaded.version).tags):
+        build_reference(settings, workdir, loaded)
+        build_novelty(settings, workdir, loaded)
+    tracking.set_alias(tracking.CLASSIFIER, "best-cnn", loaded.version)
+
+
+def test_page_model_choice_neighbours_gallery_gatys_job_and_feedback(
+    server, loaded_cnn, smoke_settings, classify_workdir, demo_workdir, tab, tmp_path
+):
     """The study's features on the page: the family picker answers with the family's best
-    version, "right?" sends feedback, the style gallery feeds the stylizer, and a Gatys job
-    shows its steps live, with Cancel, only while it runs."""
+    version and its closest training paintings, "right?" sends feedback, the style gallery
+    feeds the stylizer, and a Gatys job shows its steps live, with Cancel, only while it runs."""
+    import pandas as pd
     from playwright.sync_api import expect
 
     from artflow.registry import tracking
     from artflow.serve.gallery import build_gallery
     from tests.serve.conftest import ADMIN_TOKEN, server_store
 
-    v1 = server.versions["v1"]
-    tracking.set_alias(tracking.CLASSIFIER, "best-cnn", v1)
+    _with_gallery(server, loaded_cnn, smoke_settings, classify_workdir)
     artists = build_gallery(demo_workdir, server.prediction_log.parent / "gallery", size=64)
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     assert httpx.post(f"{server.url}/admin/reload", headers=admin, timeout=240).status_code == 200
@@ -288,12 +310,30 @@ def test_page_model_choice_gallery_gatys_job_and_feedback(server, demo_workdir, 
         page.reload()  # the gallery is listed at load
         expect(page.locator("#status")).to_have_attribute("data-ready", "true", timeout=20_000)
 
-        # Model choice: "custom CNN" answers with best-cnn's version.
+        # Model choice: "custom CNN" answers with best-cnn's version, and with thumbnails of
+        # the training paintings nearest to a validation painting, each with its artist.
+        painting = pd.read_csv(classify_workdir.split_csv("val"))["path"].iloc[0]
+        data = classify_workdir.abs(painting).read_bytes()
         page.select_option("#classify-family", "cnn")
-        page.set_input_files("#classify-file", _file("p.png", images.png(61), "image/png"))
+        page.set_input_files(
+            "#classify-file",
+            _file(Path(painting).name, data, mimetypes.guess_type(painting)[0] or "image/jpeg"),
+        )
         page.click("#classify-submit")
-        expect(page.locator("#classify-meta")).to_contain_text(f"v{v1}", timeout=30_000)
+        expect(page.locator("#classify-meta")).to_contain_text(
+            f"v{loaded_cnn.version}", timeout=30_000
+        )
         expect(page.locator("#classify-meta")).to_contain_text("cnn (best gated)")
+        thumbs = page.locator("#neighbours-list li")
+        expect(thumbs).to_have_count(5)
+        for i in range(5):
+            expect(thumbs.nth(i).locator("img")).to_be_visible()
+        shown = thumbs.evaluate_all("els => els.map(e => e.dataset.artist)")
+        assert set(shown) <= set(loaded_cnn.labels)
+        captions = thumbs.locator("span").all_inner_texts()
+        assert captions == [a.replace("_", " ") for a in shown]
+        assert page.evaluate(EMPTY_FRAMES_JS) == []
+        tab.shot(tmp_path / "classify-neighbours.png", "#classify-tool")
         # Feedback: "right?" -> yes.
         expect(page.locator("#feedback")).to_be_visible()
         page.click("#feedback-yes")
