@@ -1,8 +1,8 @@
 """The scheduled retrain: drift check -> (if it says so) ingest the current data -> validate
 -> train -> evaluate -> gate -> novelty.
 
-The drift step's `retrain` output is a real `dsl.If` condition: kfp 2.17's local runner runs
-the branch only when it holds, as a cluster does (docs/stack-notes.md). `source` and
+The drift step's output (retrain or not) is a real `dsl.If` condition: kfp 2.17's local
+runner runs the branch only when it holds, as a cluster does (docs/stack-notes.md). `source` and
 `mlflow_uri` are parameters, so the drift job can submit it with its own configuration.
 """
 
@@ -34,7 +34,7 @@ def build(settings: Settings, local: bool = False) -> dsl.base_component.BaseCom
             **common.params(),
         )
         common.add(drift, "drift")
-        with dsl.If(drift.outputs["retrain"] == True, name="retrain"):  # noqa: E712 (kfp's DSL)
+        with dsl.If(drift.outputs["Output"] == True, name="retrain"):  # noqa: E712 (kfp's DSL)
             classifier_training(common, source, source_key, tune, train_resnet)
 
     return retrain_pipeline

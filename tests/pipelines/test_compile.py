@@ -218,7 +218,7 @@ def test_retrain_runs_its_training_under_the_drift_checks_condition(compiled):
     assert set(tasks) == {"drift-check-op", "condition-1"}
     condition = tasks["condition-1"]
     assert condition["dependentTasks"] == ["drift-check-op"]
-    assert "retrain" in condition["triggerPolicy"]["condition"]
+    assert "drift-check-op-Output" in condition["triggerPolicy"]["condition"]
     branch = spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]
     assert {"ingest-op", "train-op", "gate-op", "novelty-op"} <= set(branch)
     assert not tasks["drift-check-op"]["cachingOptions"].get("enableCache", False)

@@ -110,3 +110,21 @@ def test_kfps_cache_restores_a_step_until_its_code_key_changes(tmp_path):
         pipeline_for(code)()
         ran.append(_new_run(root, before))
     assert ran == [["step"], [], ["step"], []]
+
+
+def test_the_retrain_runs_nothing_after_a_drift_check_that_says_no(tmp_path, fresh_store):
+    """The real retrain pipeline, its condition false (no traffic logged: no evidence of
+    drift): only the drift check runs. Its true branch runs in
+    tests/monitor/test_trigger.py (the drift trigger's real local retrain)."""
+    from pipelines.local_runner import run_local
+
+    result = run_local(
+        "retrain",
+        tmp_path / "home",
+        "smoke",
+        source=str(tmp_path / "never-read"),
+        policy="drift",
+        prediction_log=str(tmp_path / "no-traffic.jsonl"),
+    )
+    assert result["ran"] == ["drift-check-op"] and result["restored"] == []
+    assert result["gates"] == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from artflow.config import Settings
@@ -47,10 +48,13 @@ def drift_check(
     if policy == "always":  # e.g. started by `artflow drift` after its own check: no rework
         why = f"policy always (trigger report: {trigger_report})" if trigger_report else "always"
         return {"retrain": True, "drifted": False, "reason": why, "report_html": ""}
+    log_file = log_path or settings.serve.prediction_log
+    if "://" not in str(log_file) and not Path(log_file).exists():  # before importing Evidently
+        reason = f"no drift verdict: no prediction log at {log_file}"
+        return {"retrain": False, "drifted": False, "reason": reason, "report_html": ""}
     try:
         from artflow.monitor.check import check_drift
 
-        log_file = log_path or settings.serve.prediction_log
         verdict = check_drift(settings, wd, log_file, model_ref)
         drifted, reason = bool(verdict.get("drifted")), "drift check ran"
     except ArtflowError as exc:
