@@ -129,13 +129,16 @@ def test_too_small_empty_or_foreign_windows_are_clear_errors(
 
 
 def test_cli_builds_a_missing_reference_and_fails_on_drift(
-    tmp_path: Path, demo_source: Path, drift_wd, drift_classifier, smoke_settings, capsys
+    tmp_path: Path, demo_source: Path, traffic, drift_wd, drift_classifier, smoke_settings, capsys
 ) -> None:
     """A new version has no reference: `artflow drift` builds and logs it, then reports.
 
     The new version reuses the session's weights (registering is what matters here), and its
-    photo traffic is logged offline by `artflow drift simulate`'s code path."""
+    photo traffic is logged offline by `artflow drift simulate`'s code path. Then a canary's
+    window: the champion's paintings beside the new version's photos, each version checked
+    against its own reference and labelled in one verdict."""
     import dataclasses
+    import shutil
 
     from artflow.classify.io import register_classifier
     from artflow.monitor.simulate import image_paths, log_images
@@ -161,6 +164,16 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
     assert "drift detected" in captured.err
     mv = tracking.client().get_model_version(reg.name, reg.version)
     assert mv.tags[TAG] == f"runs:/{reg.run_id}/drift"
+
+    mixed = write_log(tmp_path, "mixed", traffic["paintings"])
+    shutil.copytree(log / "simulate", mixed / "simulate")
+    verdict = check_drift(
+        smoke_settings, drift_wd, mixed, drift_classifier.uri, log_to_mlflow=False
+    )
+    canary = verdict["other_versions"][reg.version]
+    assert not verdict["drifted"] and verdict["model"]["version"] == drift_classifier.version
+    assert canary["checked"] is True and canary["drifted"] is True
+    assert canary["records"] == logged["logged"] and verdict["drifted_any_version"] is True
 
 
 def test_every_version_in_the_window_is_labelled_in_the_verdict(
