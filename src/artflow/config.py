@@ -134,6 +134,23 @@ class TrainingCfg(Section):
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     distribute: Literal["auto", "none", "mirrored", "multiworker"] = "auto"
     xla: Literal["auto", "on", "off"] = "auto"  # custom training steps; auto = on with a GPU
+    # More than one: the classifier trains on this many workers (MultiWorkerMirroredStrategy):
+    # local processes, or one pod each of a TFJob on a cluster (artflow.classify.distributed).
+    workers: int = Field(1, ge=1, le=64)
+
+
+class TrainJobCfg(Section):
+    """The Training Operator TFJob a cluster runs multi-worker training as (trainjob.py)."""
+
+    namespace: str = "kubeflow"
+    # Every worker pod and the step that launches them mount this claim (ReadWriteMany): the
+    # data version is copied there, the workers read it and the chief writes its results.
+    volume_claim: str = "artflow-train"
+    mount_path: str = "/mnt/artflow"
+    timeout_s: int = Field(6 * 3600, ge=60)  # the TFJob's activeDeadlineSeconds, and the wait
+    poll_s: float = Field(15.0, gt=0)
+    backoff_limit: int = Field(2, ge=0)  # restarts of a failed worker before the job fails
+    gpus_per_worker: int = Field(0, ge=0)  # 0: CPU workers; >0: the GPU limit and node pool
 
 
 class NstPreset(Section):
@@ -387,6 +404,7 @@ class Settings(Section):
     abtest: AbTestCfg = AbTestCfg()
     novelty: NoveltyCfg = NoveltyCfg()
     pipeline: PipelineCfg = PipelineCfg()
+    trainjob: TrainJobCfg = TrainJobCfg()
     # Set by the loader, not by params.yaml: which profile overlay was applied.
     profile: str = "default"
 
@@ -464,7 +482,8 @@ def load_settings(
         raw = _deep_merge(raw, _read_yaml(profile_path(profile)))
     if overrides:
         raw = _deep_merge(raw, overrides)
-    raw["profile"] = profile or "default"
+    # A dump of loaded settings (what multi-worker training hands its workers) keeps its name.
+    raw["profile"] = profile or raw.get("profile") or "default"
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -197,53 +197,102 @@ def split_files(wd: Workdir) -> list[Path]:
 def train_classifier(
     settings: Settings, wd: Workdir, family: str = "cnn", register: bool = True, verbose: int = 2
 ) -> dict[str, Any]:
-    """Train, evaluate (val + test), log and register one classifier; returns run/model/metrics."""
-    import mlflow
+    """Train, evaluate (val + test), log and register one classifier; returns run/model/metrics.
 
+    `training.workers` > 1 launches that many workers (local processes, or a TFJob inside a
+    cluster) and returns the chief's result; each worker, and `training.distribute:
+    multiworker`, trains with a custom step (artflow.classify.distributed): Keras 3's `fit`
+    fails under MultiWorkerMirroredStrategy.
+    """
+    if settings.training.workers > 1:
+        from artflow.classify.distributed import train_on_workers
+
+        return train_on_workers(settings, wd, family, register=register)
+    if settings.training.distribute == "multiworker":
+        from artflow.classify.distributed import train_multiworker
+
+        return train_multiworker(settings, wd, family, register=register, verbose=verbose)
     image_size, batch_size = family_inputs(settings, family)
     data = load_data(settings, wd, image_size, batch_size)
     n = len(data["labels"])
     strategy = runtime.configure(settings.training, settings.seed)
     data["run_key"] = run_key(settings, wd, family)
-    declared = families.get(family)
+    with open_run(settings, wd, family, data, image_size, strategy) as run:
+        start = time.perf_counter()
+        with strategy.scope():
+            model, histories = families.get(family).fitter()(settings, wd, data, n, verbose)
+        seconds = time.perf_counter() - start
+        result = conclude(
+            model, histories, settings, wd, family, data, image_size, seconds, register
+        )
+        result["run_id"] = run.info.run_id
+    write_metrics(wd, family, result)
+    return result
+
+
+def open_run(
+    settings: Settings,
+    wd: Workdir,
+    family: str,
+    data: dict[str, Any],
+    image_size: int,
+    strategy: Any,
+    **extra: Any,
+) -> Any:
+    """The training's MLflow run (a context manager): params, lineage tags, settings."""
     params = {
         "family": family,
         "image_size": image_size,
-        "n_classes": n,
+        "n_classes": len(data["labels"]),
         "n_train": len(data["train"].frame),
         "n_val": len(data["val"].frame),
-        **declared.mlflow_params(settings),
+        **families.get(family).mlflow_params(settings),
         **{f"augment.{k}": v for k, v in settings.augment.model_dump().items()},
         "seed": settings.seed,
         "strategy": type(strategy).__name__,
+        **extra,
     }
     tags = {"artflow.family": family, "artflow.stage": "train"}
-    with tracking.start_run(
+    return tracking.start_run(
         EXPERIMENT,
         f"train-{family}",
         settings,
         params=params,
         data_files=split_files(wd),
         tags=tags,
-    ) as run:
-        start = time.perf_counter()
-        with strategy.scope():
-            model, histories = declared.fitter()(settings, wd, data, n, verbose)
-        seconds = time.perf_counter() - start
-        mlflow.log_metric("train_seconds", seconds)
-        history = _merge(histories)
-        phase_starts = np.cumsum([len(h.history.get("loss", [])) for h in histories])[:-1]
-        out = wd.reports / "classifier" / family
-        from artflow import plots
+    )
 
-        curves = plots.learning_curves(history, out / "learning_curves.png", list(phase_starts))
-        plots.history_csv(history, out / "history.csv")  # `dvc plots show` (dvc.yaml)
-        mlflow.log_artifact(str(curves), artifact_path="plots")
-        result = finalize(
-            model, settings, wd, family, data["labels"], image_size, out, register=register
-        )
-        result.update(run_id=run.info.run_id, train_seconds=seconds, epochs=len(history["loss"]))
-    write_metrics(wd, family, result)
+
+def conclude(
+    model: Any,
+    histories: list[Any],
+    settings: Settings,
+    wd: Workdir,
+    family: str,
+    data: dict[str, Any],
+    image_size: int,
+    seconds: float,
+    register: bool = True,
+) -> dict[str, Any]:
+    """Inside the active run, after the fit: learning curves, evaluation, registration.
+
+    `histories` are Keras History objects (or anything with a `.history` dict of lists).
+    """
+    import mlflow
+
+    from artflow import plots
+
+    mlflow.log_metric("train_seconds", seconds)
+    history = _merge(histories)
+    phase_starts = np.cumsum([len(h.history.get("loss", [])) for h in histories])[:-1]
+    out = wd.reports / "classifier" / family
+    curves = plots.learning_curves(history, out / "learning_curves.png", list(phase_starts))
+    plots.history_csv(history, out / "history.csv")  # `dvc plots show` (dvc.yaml)
+    mlflow.log_artifact(str(curves), artifact_path="plots")
+    result = finalize(
+        model, settings, wd, family, data["labels"], image_size, out, register=register
+    )
+    result.update(epochs=len(history["loss"]), train_seconds=seconds)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,7 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         epilog=examples(
             "artflow train classifier --family cnn --workdir data --profile smoke",
             "artflow train classifier --family resnet50 --weights none -w data -p smoke",
+            "artflow train classifier --workers 2 --workdir data --profile smoke",
         ),
     )(train_classifier)
     tune_app = typer.Typer(help="Hyperparameter searches.", no_args_is_help=True)
@@ -59,6 +61,15 @@ def _check_workdir(workdir: Path, splits: tuple[str, ...] = tuple(Split)) -> obj
     return wd
 
 
+class Distribute(StrEnum):
+    """training.distribute: the tf.distribute strategy (artflow.runtime)."""
+
+    auto = "auto"
+    none = "none"
+    mirrored = "mirrored"
+    multiworker = "multiworker"
+
+
 def train_classifier(
     family: FamilyOption = Family.cnn,
     weights: Annotated[
@@ -68,21 +79,43 @@ def train_classifier(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train on N workers (training.workers): N local processes on 127.0.0.1, "
+            "or a TFJob with N pods when run inside a cluster.",
+            show_default=False,
+        ),
+    ] = None,
+    distribute: Annotated[
+        Distribute | None,
+        typer.Option(help="tf.distribute strategy (training.distribute).", show_default=False),
+    ] = None,
     workdir: WorkdirOption = DEFAULT_WORKDIR,
     params: ParamsOption = None,
     profile: ProfileOption = None,
 ) -> None:
     """Train, evaluate and register an artist classifier (challenger alias)."""
+    overrides: dict = {}
     if weights is not None:
+        overrides["resnet"] = {"weights": weights}
+    training = {"workers": workers, "distribute": distribute and distribute.value}
+    if any(v is not None for v in training.values()):
+        overrides["training"] = {k: v for k, v in training.items() if v is not None}
+    if overrides:
         from artflow.config import load_settings
 
-        cfg = load_settings(params, profile, overrides={"resnet": {"weights": weights}})
+        cfg = load_settings(params, profile, overrides=overrides)
     else:
         cfg = settings(params, profile)
     wd = _check_workdir(workdir)
     from artflow.classify.train import train_classifier as train
 
     result = train(cfg, wd, family=family.value)
+    if result.get("chief") is False:  # a worker of a multi-worker training: the chief reports
+        typer.echo(f"worker {result['index']} done, weights sha256 {result['weights_sha256']}")
+        return
     _summary(f"trained {family.value}", result)
 
 
