@@ -38,6 +38,15 @@ class Common:
     def image_tag(self) -> str:
         return images.image_tag(self.settings.pipeline, self.local)  # one `git` call per build
 
+    def image_env(self, kind: str) -> dict[str, str]:
+        """A training step with `training.workers` > 1 launches a TFJob whose pods run the
+        step's own image tag (artflow.classify.trainjob)."""
+        if kind != "train" or self.settings.training.workers < 2:
+            return {}
+        from artflow.classify.trainjob import IMAGE_TAG_ENV
+
+        return {IMAGE_TAG_ENV: self.image_tag}
+
     def params(self) -> dict[str, Any]:
         """The parameters every component takes."""
         return {"profile": self.profile, "mlflow_uri": self.mlflow_uri}
@@ -52,7 +61,7 @@ class Common:
             image=images.reference(cfg.gpu_image if gpu else cfg.base_image, self.image_tag),
             gpu=gpu,
             cache=declared.local_cache if self.local else declared.cluster_cache,
-            env={stages.ENV: stages.step_key(name, self.settings)},
+            env={stages.ENV: stages.step_key(name, self.settings), **self.image_env(kind)},
             retries=0 if self.local else cfg.retries.get(kind, 0),
             timeout_s=cfg.train_timeout_s if kind == "train" else cfg.timeout_s,
         )

@@ -18,14 +18,14 @@ from tests.infra.conftest import run, tool
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "tfjob-kubeflow-v1.json").read_text())
 K8S_VERSION = "1.32.0"
+TAG = "0123abc"  # the commit the images were built from
 
 
 def settings(**trainjob: Any):
     from artflow.config import load_settings
 
-    return load_settings(
-        profile="smoke", overrides={"training": {"workers": 3}, "trainjob": trainjob}
-    )
+    overrides = {"training": {"workers": 3}, "trainjob": trainjob, "pipeline": {"image_tag": TAG}}
+    return load_settings(profile="smoke", overrides=overrides)
 
 
 def tfjob(**trainjob: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def test_tfjob_says_what_the_settings_say() -> None:
     pod = workers["template"]["spec"]
     (container,) = pod["containers"]
     assert container["name"] == "tensorflow"  # where the operator puts TF_CONFIG
-    assert container["image"] == cfg.pipeline.gpu_image
+    assert container["image"] == f"{cfg.pipeline.gpu_image}:{TAG}"
     assert container["resources"]["limits"][cfg.pipeline.gpu_accelerator] == 2
     assert pod["nodeSelector"] == cfg.pipeline.gpu_node_selector
     assert container["command"][:3] == ["artflow", "train", "classifier"]
@@ -76,7 +76,20 @@ def test_tfjob_says_what_the_settings_say() -> None:
     assert job["spec"]["runPolicy"]["activeDeadlineSeconds"] == cfg.trainjob.timeout_s
     cpu = tfjob()["spec"]["tfReplicaSpecs"]["Worker"]["template"]
     assert "nodeSelector" not in cpu["spec"]
-    assert cpu["spec"]["containers"][0]["image"] == cfg.pipeline.base_image
+    assert cpu["spec"]["containers"][0]["image"] == f"{cfg.pipeline.base_image}:{TAG}"
+
+
+def test_workers_run_the_launching_steps_image_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from artflow.classify.trainjob import IMAGE_TAG_ENV, image
+    from artflow.config import load_settings
+    from artflow.errors import ConfigError
+
+    cfg = settings()
+    monkeypatch.setenv(IMAGE_TAG_ENV, "sha256:" + "f" * 64)
+    assert image(cfg) == f"{cfg.pipeline.base_image}@sha256:{'f' * 64}"
+    monkeypatch.delenv(IMAGE_TAG_ENV)
+    with pytest.raises(ConfigError, match="immutable image tag"):
+        image(load_settings(profile="smoke", overrides={"training": {"workers": 2}}))
 
 
 def test_schema_and_pod_check_refuse_broken_tfjobs(tmp_path: Path) -> None:
@@ -167,3 +180,24 @@ def test_launching_step_stages_data_waits_and_reads_the_chief(tmp_path: Path) ->
     assert (wd.metrics / "cnn.json").is_file()  # the chief's metrics, back in the step's workdir
     with pytest.raises(ModelError, match="job failed"):
         train_tfjob(cfg, wd, "cnn", api=StandInCluster("Failed"))
+
+
+def test_compiled_training_steps_hand_their_image_tag_to_the_tfjob(tmp_path: Path) -> None:
+    """With training.workers > 1, every training task carries its own image tag, which the
+    TFJob's workers then run (the cache key already covers the image)."""
+    from artflow.classify.trainjob import IMAGE_TAG_ENV
+    from artflow.cli import run as cli
+    from tests.conftest import smoke_overlay
+
+    overlay = smoke_overlay(
+        tmp_path / "p.yaml", training={"workers": 2}, pipeline={"image_tag": TAG}
+    )
+    assert cli(["pipeline", "compile", "--out", str(tmp_path), "-p", str(overlay)]) == 0
+    spec = next(yaml.safe_load_all((tmp_path / "training.yaml").read_text()))
+    env = {
+        name: {e["name"]: e.get("value") for e in executor["container"].get("env", [])}
+        for name, executor in spec["deploymentSpec"]["executors"].items()
+    }
+    train = [name for name in env if "train" in name]
+    assert train and all(env[name][IMAGE_TAG_ENV] == TAG for name in train)
+    assert all(IMAGE_TAG_ENV not in env[name] for name in env if name not in train)

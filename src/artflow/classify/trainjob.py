@@ -35,6 +35,9 @@ GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1", "tfjobs", "TFJob"
 # The Training Operator adds TF_CONFIG and the port to the container of this name.
 CONTAINER = "tensorflow"
 VOLUME = "artflow-train"
+# The tag of the image the launching step runs (a pipeline sets it, pipelines/steps.py): the
+# workers run the same code. Outside a pipeline, `pipeline.image_tag` names it.
+IMAGE_TAG_ENV = "ARTFLOW_IMAGE_TAG"
 _NAME = re.compile(r"[^a-z0-9-]+")
 
 
@@ -47,6 +50,19 @@ def job_name(family: str, key: str) -> str:
     """A DNS-1123 name (the pods' names add a suffix, so it stays well under 63)."""
     name = _NAME.sub("-", f"artflow-{family}-{key}".lower()).strip("-")
     return name[:40].rstrip("-")
+
+
+def image(settings: Settings) -> str:
+    """The workers' image: the GPU or CPU repository at the launching step's tag."""
+    cfg = settings.pipeline
+    tag = os.environ.get(IMAGE_TAG_ENV, "").strip() or cfg.image_tag.strip()
+    if not tag or tag == "latest":
+        raise ConfigError(
+            "no immutable image tag for the TFJob's workers",
+            f"set pipeline.image_tag (a commit or sha256:<digest>) or {IMAGE_TAG_ENV}",
+        )
+    repository = cfg.gpu_image if settings.trainjob.gpus_per_worker else cfg.base_image
+    return f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
 
 
 def _env(settings: Settings) -> list[dict[str, Any]]:
@@ -73,7 +89,7 @@ def pod_template(settings: Settings, command: list[str], labels: dict[str, str])
     job, pipe = settings.trainjob, settings.pipeline
     container = {
         "name": CONTAINER,
-        "image": pipe.gpu_image if job.gpus_per_worker else pipe.base_image,
+        "image": image(settings),
         "command": command,
         "env": _env(settings),
         "resources": _resources(settings),
