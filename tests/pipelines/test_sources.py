@@ -50,3 +50,18 @@ def test_a_dvc_source_is_fetched_at_its_revision(dvc_repo, tmp_path):
     assert sources.source_key(f"dvc://{repo}?path=data/source&rev={rev}").startswith("dvc://")
     with pytest.raises(DataError, match="dvc get .* failed"):
         sources.fetch_source(f"dvc://{repo}?path=data/missing&rev={rev}", tmp_path / "x")
+
+
+def test_a_local_sources_key_follows_its_content_not_its_file_times(tmp_path):
+    """`make demo` rewrites the same demo bytes each time: the ingest step's key must hold."""
+    folder = tmp_path / "source"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "x.jpg").write_bytes(b"same bytes")
+    first = sources.source_key(str(folder))
+    (folder / "a" / "x.jpg").write_bytes(b"same bytes")  # rewritten: new mtime
+    assert sources.source_key(str(folder)) == first
+    (folder / "a" / "x.jpg").write_bytes(b"other bytes")
+    assert sources.source_key(str(folder)) != first
+    changed = sources.source_key(str(folder))
+    (folder / "a" / "x.jpg").rename(folder / "a" / "y.jpg")  # same bytes, another name
+    assert sources.source_key(str(folder)) not in (first, changed)

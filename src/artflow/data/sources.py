@@ -59,20 +59,20 @@ def fetch_source(source: str, dest: Path) -> str | Path:
 
 
 def source_key(source: str) -> str:
-    """What identifies a source's content cheaply: a local tree's fingerprint, else the URL
-    (a DVC rev pins content; pin a commit rather than a branch)."""
+    """What identifies a source's content: a local tree's digest, else the URL (a DVC rev pins
+    content; pin a commit rather than a branch)."""
     return tree_digest(source) if Path(source).exists() else source
 
 
 def tree_digest(root: str | Path) -> str:
-    """Cheap fingerprint of a source folder or zip: relative paths, sizes and mtimes."""
-    digest = hashlib.md5()
+    """Digest of a source folder or zip: relative paths and contents. Contents, not times: the
+    demo generator rewrites the same bytes on every `make demo`, which must not re-run the
+    pipelines (reading the demo data takes well under a second; the full data set seconds)."""
+    digest = hashlib.sha256()
     root = Path(root)
-    if root.is_file():
-        stat = root.stat()
-        digest.update(f"{root.name}{stat.st_size}{stat.st_mtime_ns}".encode())
-        return digest.hexdigest()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(f"{path.relative_to(root) if path != root else path.name}\n".encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
