@@ -282,8 +282,10 @@ class ServeCfg(Section):
     max_batch_size: int = Field(16, ge=1)
     max_latency_ms: int = Field(10000, ge=1)
     timeout_s: int = Field(60, ge=1)
-    gatys_max_steps: int = Field(50, ge=1)
+    gatys_max_steps: int = Field(50, ge=1)  # the most a run may ask (a job may run that many)
     gatys_max_size: int = Field(256, ge=32)
+    gatys_steps: int = Field(8, ge=1)  # a run's default: fits timeout_s on 2 cores at max size
+    gatys_step_s: float = Field(5.0, gt=0)  # measured s/step at 256 px (benchmarks/bench_gatys.py)
     prediction_log: str = "data/serving/predictions"  # a folder: one sub-folder per pod
     log_rotate_mb: float = Field(50, gt=0)  # a new segment file at this size
     log_retention_days: float = Field(30, gt=0)  # all pods' segments older than this go

@@ -73,16 +73,19 @@ class SchemaClient:
         media: str | None = None,
     ) -> httpx.Response:
         path, query = op.path, {}
-        for param in op.spec.get("parameters", []):
-            if param["name"] not in values:
-                continue
-            value = values.pop(param["name"])
-            if param["in"] == "path":
-                path = path.replace("{" + param["name"] + "}", str(value))
-            elif param["in"] == "query":
-                query[param["name"]] = _text(value)
         kind, schema = body_media(op)
         kind = media or kind
+        in_form = kind == "multipart/form-data" or kind == "application/json"
+        body_props = resolve(self.doc, schema).get("properties", {}) if in_form else {}
+        for param in op.spec.get("parameters", []):
+            name = param["name"]
+            if name not in values or name in body_props:  # a form field wins (documented)
+                continue
+            value = values.pop(name)
+            if param["in"] == "path":
+                path = path.replace("{" + name + "}", str(value))
+            elif param["in"] == "query":
+                query[name] = _text(value)
         kwargs: dict[str, Any] = {}
         if kind == "multipart/form-data":
             props = resolve(self.doc, schema).get("properties", {})

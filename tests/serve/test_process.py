@@ -74,6 +74,7 @@ def bare_server(tmp_path_factory, serve_models):
         tmp,
         admin_max_failures=MAX_FAILURES,
         gatys_max_steps=2000,
+        gatys_step_s=0.001,  # the estimate lets 2000 steps start: the timeout must stop them
         shutdown_grace_s=60,
         batching=False,
     )

@@ -32,6 +32,27 @@ from artflow.serve.validation import ApiError, Fit
 log = logging.getLogger("artflow.serve")
 
 MIN_SIDE = 32  # the style networks pool 3-5 times (as the service's other style endpoints)
+SYNC_SHARE = 0.75  # a synchronous run must be estimated to end within this share of its timeout
+REFERENCE_SIDE = 256  # serve.gatys_step_s is measured at this side
+SMALLEST_SHARE = 0.1  # a step costs at least this share of a 256 px one (fixed overheads)
+
+
+def step_seconds(step_s: float, side: int) -> float:
+    """Estimated seconds of one Gatys step at `side` px, from the one at 256 px."""
+    return step_s * max((side / REFERENCE_SIDE) ** 2, SMALLEST_SHARE)
+
+
+def working_side(asked: int | None, longest: int, cfg: Any) -> int:
+    """The side a run works at: `asked` (else serve.gatys_max_size; above it 422), never more
+    than the upload's own longest side: a small image is not upscaled first."""
+    if asked is not None and asked > cfg.gatys_max_size:
+        raise ApiError(
+            422,
+            f"size: at most {cfg.gatys_max_size} for Gatys (serve.gatys_max_size), not {asked}",
+            "size",
+            "invalid_parameter",
+        )
+    return max(MIN_SIDE, min(asked or cfg.gatys_max_size, longest))
 
 
 class GatysRuns:
@@ -65,9 +86,10 @@ class GatysRuns:
 
         The gate is released when the optimisation has really ended (a timed-out run stops at
         its next step), not when the request gives up on it."""
+        n = steps or self.cfg.gatys_steps
+        self._fits(n, side, timeout_s)
         if not self.gate.acquire(blocking=False):
             raise ApiError(429, "a Gatys run is in progress; retry later or use method=fast")
-        n = min(steps or self.cfg.gatys_max_steps, self.cfg.gatys_max_steps)
         try:
             if job_id:
                 await anyio.to_thread.run_sync(self.jobs.start, job_id, n, cfg.backbone)
@@ -92,6 +114,22 @@ class GatysRuns:
             raise
         await self._finish(job_id, "done")
         return result
+
+    def _fits(self, steps: int, side: int, timeout_s: float | None) -> None:
+        """422 pointing to the job endpoint when `steps` at `side` px cannot end in time."""
+        timeout = min(timeout_s or self.cfg.timeout_s, self.cfg.timeout_s)
+        per_step = step_seconds(self.cfg.gatys_step_s, side)
+        if steps * per_step <= timeout * SYNC_SHARE:
+            return
+        fits = max(0, int(timeout * SYNC_SHARE / per_step))
+        raise ApiError(
+            422,
+            f"steps: {steps} Gatys steps at {side} px take about {steps * per_step:.0f} s, more "
+            f"than a {timeout:g} s request allows (at most {fits} here); run it as a job: "
+            "POST /gatys/jobs with the same fields, then poll /gatys/jobs/<id>",
+            "steps",
+            "use_job",
+        )
 
     def _work(
         self, content: np.ndarray, style: np.ndarray, side: int, n: int, cfg: Any, job_id: Any
@@ -142,15 +180,15 @@ class GatysRuns:
             except UploadRefused as exc:
                 raise ApiError(exc.status, exc.message) from None
             p = upload.params
-            size = _int_param(p.get("size"), "size", 32, 1024)
+            size = _int_param(p.get("size"), "size", 32, self.cfg.gatys_max_size)
             n = _int_param(p.get("steps"), "steps", 1, self.cfg.gatys_max_steps)
             backbone = p.get("backbone") or None
             if backbone not in (None, "vgg19", "resnet50"):
-                raise ApiError(400, f"backbone must be vgg19 or resnet50, not {backbone!r}")
-            side = min(size or self.cfg.gatys_max_size, self.cfg.gatys_max_size)
-            fit = Fit(side, MIN_SIDE, True)
-            content = (await self._decode(upload.files["content"], "content", fit))[0]
-            style = (await self._decode(upload.files["style"], "style", fit))[0]
+                raise ApiError(422, f"backbone must be vgg19 or resnet50, not {backbone!r}")
+            side = size or self.cfg.gatys_max_size
+            content = (await self._decode(upload.files["content"], "content", _fit(side)))[0]
+            side = working_side(size, max(content.rgb.shape[:2]), self.cfg)
+            style = (await self._decode(upload.files["style"], "style", _fit(side)))[0]
             chosen = await anyio.to_thread.run_sync(self.settings_cache.get, backbone)
             steps = n or self.cfg.gatys_max_steps
             job_id = new_id()
@@ -202,6 +240,10 @@ class GatysRuns:
                 self.state["running"] = False
 
 
+def _fit(side: int) -> Fit:
+    return Fit(side, MIN_SIDE, True)
+
+
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
     if raw is None or raw == "":
         return None
@@ -210,5 +252,6 @@ def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        raise ApiError(422, f"{name} must be an integer from {low} to {high}, not {raw!r}", name)
+        message = f"{name} must be an integer from {low} to {high}, not {raw!r}"
+        raise ApiError(422, message, name, "invalid_parameter")
     return value

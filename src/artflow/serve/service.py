@@ -57,13 +57,14 @@ from artflow.serve.feedback import (
     unstored_id,
 )
 from artflow.serve.gatys_jobs import JobBoard
-from artflow.serve.gatys_runs import GatysRuns
+from artflow.serve.gatys_runs import GatysRuns, working_side
 from artflow.serve.guard import BODY_KEY, RequestGuard
 from artflow.serve.inference import Cancelled, Pending, encode_image, rank, run_live
 from artflow.serve.logship import ENV as LOG_SHIP_ENV
 from artflow.serve.logship import LogShipper
 from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
+from artflow.serve.openapi import SchemaDocument
 from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
 from artflow.serve.schemas import ClassifyAnswer
@@ -347,9 +348,9 @@ class Artflow:
         method: Literal["fast", "gatys"] = "fast",
         strength: Annotated[float, Field(ge=0.0, le=1.0)] = SETTINGS.stylizer.strength,
         size: Annotated[int, Field(ge=32, le=1024)] | None = None,
-        steps: Annotated[int, Field(ge=1)] | None = None,
+        steps: Annotated[int, Field(ge=1, le=SERVE.gatys_max_steps)] | None = None,
         format: ImageFormat = "png",
-        timeout_s: Annotated[float, Field(gt=0, le=SERVE.timeout_s)] | None = None,
+        timeout_s: Annotated[float, Field(gt=0, le=SERVE.timeout_s)] | None = None,  # 504
         backbone: Backbone | None = None,
         job: Annotated[str, Field(max_length=64)] | None = None,
     ) -> Image.Image:
@@ -374,8 +375,10 @@ class Artflow:
 
                 result = await self._run("stylize", run)
             else:
-                side = min(size or SERVE.gatys_max_size, SERVE.gatys_max_size)
+                working_side(size, SERVE.gatys_max_size, SERVE)  # 422 over the maximum
+                side = size or SERVE.gatys_max_size
                 content_img = await self._decode(content, "content", Fit(side, MIN_SIDE, True))
+                side = working_side(size, max(content_img.rgb.shape[:2]), SERVE)
                 style_img = await self._decode(style, "style", Fit(side, MIN_SIDE, True))
                 chosen = await anyio.to_thread.run_sync(self.gatys_settings.get, backbone)
                 name, version = "gatys", chosen.label
@@ -978,7 +981,13 @@ def _count_refusal(path: str, status: int) -> None:
     metrics().rejected.labels(endpoint=endpoint, status=str(status)).inc()
 
 
-Artflow.add_asgi_middleware(ErrorEnvelope)  # added first: it sees what the guard refuses
+# /docs.json corrected in one place (artflow.serve.openapi); BentoML's generated spec as input
+Artflow.add_asgi_middleware(
+    SchemaDocument,
+    spec=lambda: Artflow.openapi_spec.asdict(),
+    limits={"gatys_max_steps": SERVE.gatys_max_steps, "gatys_max_size": SERVE.gatys_max_size},
+)
+Artflow.add_asgi_middleware(ErrorEnvelope)  # before the guard: it sees what the guard refuses
 Artflow.add_asgi_middleware(
     RequestGuard,
     on_refuse=_count_refusal,
