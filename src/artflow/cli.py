@@ -79,7 +79,23 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         return 130
+    except Exception as exc:
+        refused = _refused(exc)
+        if refused is None:
+            raise
+        typer.secho(f"error: {refused}", err=True, fg=typer.colors.RED)
+        return refused.exit_code
     return code if isinstance(code, int) else 0
+
+
+def _refused(exc: Exception) -> ArtflowError | None:
+    """A 401/403 of the MLflow server met outside artflow's registry layer (a run, a logged
+    model): "not allowed: <identity> may not <action>", not a traceback."""
+    if getattr(exc, "error_code", None) not in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return None
+    from artflow.registry import tracking
+
+    return tracking.refused(exc)
 
 
 def main() -> None:

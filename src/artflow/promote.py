@@ -33,7 +33,7 @@ from typing import Any
 
 from artflow.config import Settings
 from artflow.data.layout import Workdir
-from artflow.errors import GateFailed, ModelError
+from artflow.errors import AliasChanged, GateFailed, LockLost, ModelError
 from artflow.registry import tracking
 from artflow.registry.views import HIGHER_IS_BETTER, STYLE_METRICS, is_style_model, resolve_version
 
@@ -358,7 +358,7 @@ def promote(
         try:
             _move_champion(name, cand_version, expected=champion)  # the last step, on pass
             decision.promoted = True
-        except ChampionChanged as moved:
+        except (ChampionChanged, LockLost) as moved:  # another gate, or this one stalled
             decision.passed, decision.reason = False, moved.message
             _tag_version(name, cand_version, {"gate.decision": "stale"})
         _write_reports(wd, decision, report_dir)  # now saying whether it was promoted
@@ -492,56 +492,60 @@ def history(name: str) -> list[str]:
     return versions[:-1] if interrupted_rollback else [*versions, now]
 
 
-def _set_model_tag(name: str, key: str, value: str) -> None:
-    client = tracking.client()
-    tracking.write(
-        f"tag {key} of {name}", lambda: client.set_registered_model_tag(name, key, value)
-    )
+def _save_log(lock: tracking.RegistryLock, log: list[dict[str, Any]]) -> None:
+    lock.set_tag(LOG_TAG, json.dumps(log[-20:]))
 
 
-def _save_log(name: str, log: list[dict[str, Any]]) -> None:
-    _set_model_tag(name, LOG_TAG, json.dumps(log[-20:]))
-
-
-def _apply(name: str, event: dict[str, str], versions: list[str]) -> None:
+def _apply(
+    lock: tracking.RegistryLock,
+    event: dict[str, str],
+    versions: list[str],
+    expected: str | None,
+) -> None:
     """Point `champion` at event["version"] and record `versions` as the new history, in the
-    crash-consistent order above. The caller holds the registry lock."""
+    crash-consistent order above. Every write is fenced by `lock`; the alias moves only if
+    it still points at `expected` (the compare-and-swap)."""
+    name = lock.name
     event = {**event, "at": _now(), "id": uuid.uuid4().hex[:12], "status": "pending"}
-    _save_log(name, [*_tags(name)[1], event])
-    tracking.set_alias(name, tracking.CHAMPION, event["version"])
-    _set_model_tag(name, HISTORY_TAG, json.dumps(versions[-HISTORY_MAX:]))
+    _save_log(lock, [*_tags(name)[1], event])
+    try:
+        lock.set_alias(tracking.CHAMPION, event["version"], expect=expected)
+    except AliasChanged as exc:
+        raise _changed(name, event["version"], expected, exc.now) from exc
+    lock.set_tag(HISTORY_TAG, json.dumps(versions[-HISTORY_MAX:]))
     done = [{**e, "status": "done"} if e.get("id") == event["id"] else e for e in _tags(name)[1]]
-    _save_log(name, done)
+    _save_log(lock, done)
+
+
+def _changed(name: str, version: str, expected: str | None, now: str | None) -> ChampionChanged:
+    was = f"v{expected}" if expected else "unset"
+    return ChampionChanged(
+        f"{name} v{version} passed against champion {was}, but the champion is now "
+        f"{'v' + now if now else 'unset'} (another gate or a rollback moved it); "
+        "not promoted",
+        f"run the gate again: `artflow promote {name} --candidate {version}`",
+    )
 
 
 def _move_champion(name: str, version: str, expected: str | None) -> None:
     """Compare-and-swap: make `version` champion if `champion` is still `expected`."""
-    with tracking.registry_lock(name):
+    with tracking.registry_lock(name) as lock:
         current = tracking.alias_version(name, tracking.CHAMPION)
         now = str(current.version) if current is not None else None
         if now != expected:
-            was = f"v{expected}" if expected else "unset"
-            raise ChampionChanged(
-                f"{name} v{version} passed against champion {was}, but the champion is now "
-                f"{'v' + now if now else 'unset'} (another gate or a rollback moved it); "
-                "not promoted",
-                f"run the gate again: `artflow promote {name} --candidate {version}`",
-            )
+            raise _changed(name, version, expected, now)
         versions = history(name)
         event = {"action": "promote", "version": version, "previous": expected or "none"}
-        _apply(name, event, [*versions, version])
+        _apply(lock, event, [*versions, version], expected)
         challenger = tracking.alias_version(name, tracking.CHALLENGER)
         if challenger is not None and str(challenger.version) == version:
             # The challenger became champion: nothing is left to A/B test against it.
-            tracking.write(
-                f"alias challenger of {name}",
-                lambda: tracking.client().delete_registered_model_alias(name, tracking.CHALLENGER),
-            )
+            lock.delete_alias(tracking.CHALLENGER)  # no other writer: we hold the lock
 
 
 def rollback(name: str) -> tuple[str, str]:
     """Restore the previous champion; returns (demoted version, restored version)."""
-    with tracking.registry_lock(name):
+    with tracking.registry_lock(name) as lock:
         versions = history(name)
         if not versions:
             raise ModelError(f"{name} has no champion to roll back", "promote a model first")
@@ -553,6 +557,8 @@ def rollback(name: str) -> tuple[str, str]:
         demoted = versions.pop()
         restored = versions[-1]
         resolve_version(name, restored)  # fails clearly if that version was deleted
-        _apply(name, {"action": "rollback", "version": restored, "previous": demoted}, versions)
+        current = tracking.alias_version(name, tracking.CHAMPION)
+        event = {"action": "rollback", "version": restored, "previous": demoted}
+        _apply(lock, event, versions, expected=str(current.version) if current else None)
         _tag_version(name, demoted, {"gate.decision": "rolled back"})
     return demoted, restored

@@ -1,9 +1,14 @@
 """The production stack as local processes, started once per session (docs/deploy.md).
 
 PostgreSQL (Debian's binaries, a throw-away data directory), an S3-compatible server
-(moto's standalone server on 127.0.0.1) and `mlflow server` with the PostgreSQL backend
-store and S3 artifacts: the three parts a cluster runs as services, each its own process
+(moto's standalone server on 127.0.0.1) and `mlflow server --app-name artflow` with the
+PostgreSQL backend store, S3 artifacts and authentication (users and permissions in a
+database of their own): the three parts a cluster runs as services, each its own process
 here, so the tests reach them over the network the way pods do.
+
+Every client has an identity (docs/deploy.md, "Identities"): this process is the gate
+(it registers and promotes, as the training pipeline's steps do here), the servers it
+starts are `serving`, each given its password as a file, as a mounted Secret would be.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from artflow.registry import identities, tracking
 from tests.promote.conftest import color_workdir  # noqa: F401 - the gate's frozen test split
 
 BUCKET = "artflow"
@@ -30,6 +36,8 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "rehearsal-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+AUTH_DB = "mlflow_auth"  # MLflow's users and permissions, beside the tracking database
+ADMIN = ("admin", "rehearsal-admin-password")
 READY_S = 240  # generous: the machine may be busy; a healthy start takes ~20 s
 
 
@@ -89,9 +97,10 @@ def start_postgres() -> Postgres:
     _as_postgres(
         [str(pg.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]
     )
-    _as_postgres(
-        [str(pg.bin / "createdb"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "mlflow", "mlflow"]
-    )
+    for db in ("mlflow", AUTH_DB):
+        _as_postgres(
+            [str(pg.bin / "createdb"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "mlflow", db]
+        )
     return pg
 
 
@@ -156,7 +165,21 @@ class Stack:
     s3_url: str
     mlflow: MlflowServer
     root: Path
-    env: dict[str, str] = field(default_factory=dict)  # what a client pod gets
+    env: dict[str, str] = field(default_factory=dict)  # what a client pod gets (gate)
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def identity(self, name: str) -> dict[str, str]:
+        """The environment of a pod that is `name`: its password in a file (a Secret)."""
+        secret = self.root / "secrets" / name
+        if not secret.exists():
+            secret.parent.mkdir(exist_ok=True)
+            secret.write_text(self.passwords[name] + "\n")
+            secret.chmod(0o600)
+        return {
+            "MLFLOW_TRACKING_USERNAME": name,
+            "MLFLOW_TRACKING_PASSWORD_FILE": str(secret),
+            "MLFLOW_TRACKING_PASSWORD": "",
+        }
 
     def champion_in_db(self, name: str) -> str | None:
         """The alias as stored in PostgreSQL: readable while the MLflow server is down."""
@@ -191,11 +214,22 @@ def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     server_env.pop("MLFLOW_TRACKING_URI", None)
+    auth_config = root / "auth.ini"
+    auth_config.write_text(identities.auth_config(postgres.uri.rsplit("/", 1)[0] + f"/{AUTH_DB}"))
+    server_env.update(
+        {
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "rehearsal-csrf-key",
+        }
+    )
     mlflow = MlflowServer(
         url=f"http://127.0.0.1:{port}",
         args=[
             str(Path(sys.executable).parent / "mlflow"),
             "server",
+            "--app-name",
+            "artflow",  # MLflow's basic-auth + the registry lock (artflow.registry.server)
             "--backend-store-uri",
             postgres.uri,
             "--artifacts-destination",
@@ -213,13 +247,30 @@ def prod_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(postgres, s3_url, mlflow, root)
     try:
         mlflow.start()
-        stack.env = {**S3_ENV, "MLFLOW_TRACKING_URI": mlflow.url, "MLFLOW_S3_ENDPOINT_URL": s3_url}
+        stack.passwords = _identities(mlflow.url)
+        stack.env = {
+            **S3_ENV,
+            "MLFLOW_TRACKING_URI": mlflow.url,
+            "MLFLOW_S3_ENDPOINT_URL": s3_url,
+            "MLFLOW_TRACKING_USERNAME": "gate",
+            "MLFLOW_TRACKING_PASSWORD": stack.passwords["gate"],
+        }
         yield stack
     finally:
         mlflow.stop()
         s3.stop()
         postgres.stop()
         shutil.rmtree(postgres.root, ignore_errors=True)
+
+
+def _identities(url: str) -> dict[str, str]:
+    """Create the identities as the admin; their passwords."""
+    passwords = {name: f"{name}-{os.urandom(6).hex()}" for name in identities.ROLES}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+        mp.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+        identities.bootstrap(url, passwords)
+    return passwords
 
 
 def _boto_kwargs() -> dict[str, str]:
@@ -237,4 +288,6 @@ def prod_env(prod_stack: Stack) -> Iterator[Stack]:
         for key, value in prod_stack.env.items():
             mp.setenv(key, value)
         mp.delenv("ARTFLOW_ARTIFACT_ROOT", raising=False)
+        for key in tracking.CREDENTIAL_FILES.values():
+            mp.delenv(key, raising=False)
         yield prod_stack

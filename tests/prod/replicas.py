@@ -167,6 +167,7 @@ def replicas(prod_env, smoke_settings, tmp_path_factory) -> Iterator[Replicas]:
                 "ARTFLOW_CHALLENGER_URL": f"http://127.0.0.1:{lb_ports['challenger']}",
                 "ARTFLOW_SERVING_STORE_FILE": str(secret),
                 "POD_NAME": pod_name(i, role),
+                **prod_env.identity("serving"),  # reads the registry, writes nothing there
             }
             servers.append(
                 start_server(root / f"r{i}", env, params=params, port=ports[i])

@@ -43,7 +43,7 @@ def served(prod_env, tmp_path_factory):
     the data and gate tests run, and picks the champion up with POST /admin/reload."""
     from tests.serve.conftest import start_server, stop_server
 
-    server = start_server(tmp_path_factory.mktemp("prod_serve"))
+    server = start_server(tmp_path_factory.mktemp("prod_serve"), prod_env.identity("serving"))
     yield server
     stop_server(server)
 

@@ -3,8 +3,9 @@ three `artflow serve` replicas (two champion, one challenger on another register
 behind HAProxy round-robin with no affinity, sharing the serving store in PostgreSQL.
 
 Through the balancer: classify with user keys and send feedback while one champion replica
-is SIGKILLed; the A/B report over the store; a share change and a rollback seen by every
-replica; a Gatys job polled and cancelled from replicas other than the one running it.
+is SIGKILLed; the A/B report over the store; a share change and a rollback (by the gate's
+identity: the replicas' own may move no alias) seen by every replica; a Gatys job polled and
+cancelled from replicas other than the one running it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from artflow.cli import run as cli
 from artflow.config import PROJECT_ROOT
+from artflow.registry import tracking
 from tests.prod.replicas import SYNC_S, kill_replica, replicas  # noqa: F401 - the fixture
 from tests.promote.conftest import LABELS
 from tests.serve.conftest import ADMIN_TOKEN
@@ -215,6 +218,11 @@ def test_share_change_and_rollback_reach_every_replica(replicas) -> None:  # noq
         )
     with httpx.Client(timeout=240) as c:
         r = _post(c, f"{lb}/admin/rollback", json={"model": "classifier"}, headers=AUTH)
+        # the replicas are `serving`, which reads the registry and moves no alias
+        assert r.status_code == 409 and "not allowed: serving may not" in r.json()["error"]
+        # the gate's identity rolls back (this process: `artflow rollback`); one reload
+        assert cli(["rollback", tracking.CLASSIFIER]) == 0
+        r = _post(c, f"{lb}/admin/reload", headers=AUTH)
     assert r.status_code == 200, r.text
     old = replicas.versions["old"]
 

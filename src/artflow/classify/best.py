@@ -44,12 +44,13 @@ def record(name: str, version: str, checks: Iterable[Any], accuracy: float) -> s
     if family not in families.names("classifier"):  # declared in artflow.families
         return None
     client.set_model_version_tag(name, version, ACCURACY_TAG, f"{accuracy:.6f}")
-    current = tracking.alias_version(name, alias(family))
-    if current is not None and str(current.version) != str(version):
-        best = float((current.tags or {}).get(ACCURACY_TAG, "-inf"))
-        if best > accuracy:
-            return None
-    tracking.set_alias(name, alias(family), version)
+    with tracking.registry_lock(name) as lock:  # compare and move as one step
+        current = tracking.alias_version(name, alias(family))
+        if current is not None and str(current.version) != str(version):
+            best = float((current.tags or {}).get(ACCURACY_TAG, "-inf"))
+            if best > accuracy:
+                return None
+        lock.set_alias(alias(family), version)
     log.info("%s: %s -> v%s (test accuracy %.4f)", name, alias(family), version, accuracy)
     return alias(family)
 

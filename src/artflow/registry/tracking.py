@@ -12,15 +12,23 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from artflow.config import PROJECT_ROOT, Settings
-from artflow.errors import ModelError, RegistryUnavailable
+from artflow.errors import (
+    AliasChanged,
+    ConfigError,
+    LockLost,
+    ModelError,
+    NotAllowed,
+    RegistryUnavailable,
+)
 from artflow.families import CLASSIFIER, CYCLEGAN, STYLIZER  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -80,9 +88,65 @@ def use_mlflow() -> str:
 
     for key, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    use_credentials()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+# --------------------------------------------------------------------------- identity
+# The server knows each identity (docs/deploy.md, "Identities") by MLflow's own variables,
+# which its client reads at every request. On a cluster they come from a mounted Secret:
+# NAME_FILE names the file, read again each time (a rotated Secret is picked up).
+CREDENTIAL_FILES = {
+    "MLFLOW_TRACKING_USERNAME": "MLFLOW_TRACKING_USERNAME_FILE",
+    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_PASSWORD_FILE",
+}
+
+
+def use_credentials() -> None:
+    """Set MLFLOW_TRACKING_USERNAME/PASSWORD from their *_FILE variants when given."""
+    for var, file_var in CREDENTIAL_FILES.items():
+        path = os.environ.get(file_var)
+        if not path:
+            continue
+        try:
+            os.environ[var] = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{file_var}={path} cannot be read ({exc.strerror})",
+                "mount the identity's Secret there or unset the variable",
+            ) from exc
+
+
+def identity() -> str:
+    """Who this process is to the MLflow server (for messages): its username, or anonymous."""
+    use_credentials()
+    return os.environ.get("MLFLOW_TRACKING_USERNAME") or "anonymous"
+
+
+DENIED_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+
+
+def is_denied(exc: BaseException) -> bool:
+    """True when the server answered 401/403: it was asked and said no."""
+    return getattr(exc, "error_code", None) in DENIED_CODES
+
+
+def not_allowed(action: str) -> NotAllowed:
+    who = identity()
+    return NotAllowed(
+        f"not allowed: {who} may not {action} (the MLflow server at {redacted_uri()} refused it)",
+        "anonymous: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD(_FILE)"
+        if who == "anonymous"
+        else "run this as the identity that may (docs/deploy.md, Identities)",
+    )
+
+
+def refused(exc: BaseException) -> NotAllowed:
+    """NotAllowed for a 401/403 that MLflow raised on its own, naming the endpoint asked."""
+    found = re.search(r"endpoint (\S+)", str(exc))
+    return not_allowed(f"call {found.group(1)}" if found else "do this")
 
 
 def client() -> mlflow.MlflowClient:
@@ -215,10 +279,6 @@ def log_keras_model(
     return info
 
 
-def set_alias(model_name: str, alias: str, version: str | int) -> None:
-    _retry(lambda: client().set_registered_model_alias(model_name, alias, str(version)))
-
-
 # --------------------------------------------------------------------------- registry reads
 # MLflow raises the same MlflowException for "no such alias/version/run" and for "could not
 # ask" (refused connection, timeout, 5xx after retries, 401/403, a locked sqlite database);
@@ -252,9 +312,13 @@ def unavailable(what: str, exc: BaseException) -> RegistryUnavailable:
     )
 
 
-def ask(what: str, fn: Callable[[], T]) -> T | None:
+def ask(what: str, fn: Callable[[], T], model: str | None = None) -> T | None:
     """Call the registry: the answer, None when `what` is not set, RegistryUnavailable when
-    the registry could not answer."""
+    the registry could not answer, NotAllowed when it refused.
+
+    MLflow's auth answers 403, not 404, to a non-admin asking for an alias or version of a
+    registered model that does not exist (so as not to tell what exists): with `model`
+    given, a 403 is "not set" when that model itself is not found."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -262,11 +326,28 @@ def ask(what: str, fn: Callable[[], T]) -> T | None:
     except MlflowException as exc:
         if is_not_found(exc):
             return None
+        if is_denied(exc):
+            if model is not None and _missing(model):
+                return None
+            raise not_allowed(f"read {what}") from exc
         raise unavailable(what, exc) from exc
     except (ModelError, RegistryUnavailable):
         raise
     except Exception as exc:  # requests/urllib3/SQLAlchemy errors that MLflow did not wrap
         raise unavailable(what, exc) from exc
+
+
+def _missing(model_name: str) -> bool:
+    """True only when the registry says there is no registered model `model_name`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client().get_registered_model(model_name)
+    except MlflowException as exc:
+        return is_not_found(exc)
+    except Exception:
+        return False
+    return False
 
 
 def alias_version(model_name: str, alias: str) -> Any | None:
@@ -275,6 +356,7 @@ def alias_version(model_name: str, alias: str) -> Any | None:
     return ask(
         f"alias {alias!r} of {model_name}",
         lambda: client().get_model_version_by_alias(model_name, alias),
+        model_name,
     )
 
 
@@ -283,6 +365,7 @@ def model_version(model_name: str, version: str | int) -> Any | None:
     return ask(
         f"version {version} of {model_name}",
         lambda: client().get_model_version(model_name, str(version)),
+        model_name,
     )
 
 
@@ -301,6 +384,7 @@ def search_versions(model_name: str) -> list[Any]:
     found = ask(
         f"the versions of {model_name}",
         lambda: client().search_model_versions(f"name='{model_name}'"),
+        model_name,
     )
     return list(found or [])
 
@@ -315,6 +399,8 @@ def write(what: str, fn: Callable[[], T]) -> T:
     except MlflowException as exc:
         if is_not_found(exc):
             raise
+        if is_denied(exc):
+            raise not_allowed(f"write {what}") from exc
         raise unavailable(what, exc) from exc
     except (ModelError, RegistryUnavailable):
         raise
@@ -323,55 +409,240 @@ def write(what: str, fn: Callable[[], T]) -> T:
 
 
 # --------------------------------------------------------------------------- registry lock
-# MLflow has no compare-and-swap on aliases. A registered model's name is unique in the
-# backend store (sqlite or PostgreSQL), so creating a model named LOCK_SUFFIX after the
-# guarded one is an atomic "take the lock" that every process and pod sees; deleting it
-# releases it. A holder that crashed leaves the lock behind: it is broken after LOCK_TTL_S.
-LOCK_SUFFIX = ".champion-lock"
-LOCK_TTL_S = 300.0
+# The lock lives next to the registry's database (artflow.registry.locks): in the MLflow
+# server (`--app-name artflow`, reached over HTTP with this identity's credentials) or, for
+# a local store (the embedded SQLite default), in this process. A holder renews its lease
+# every LOCK_RENEW_S from a background thread; one that crashed or stalls loses the lock
+# after LOCK_LEASE_S, and every write it then tries is refused by the store (fencing).
+LOCK_LEASE_S = float(os.environ.get("ARTFLOW_LOCK_LEASE_S", "30"))
+LOCK_POLL_S = 0.25
 
 
-def is_lock_name(name: str) -> bool:
-    return name.endswith(LOCK_SUFFIX)
+class RegistryLock:
+    """A held registry lock: its token, its heartbeat and the fenced writes of the model
+    it is named after (aliases, registered-model tags)."""
+
+    def __init__(self, backend: Any, name: str, grant: dict[str, Any], lease_s: float) -> None:
+        self.backend, self.name = backend, name
+        self.token, self.fence = str(grant["token"]), int(grant["fence"])
+        self.lease_s = float(grant.get("lease_s", lease_s))
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name=f"lock:{name}", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        from artflow.registry.locks import LockConflict
+
+        while not self._stop.wait(self.lease_s / 3):  # renewed twice before it can run out
+            try:
+                self.backend.renew(self.name, self.token, self.lease_s)
+            except LockConflict as exc:
+                self.lost = exc.message
+                log.warning("lost the registry lock %s: %s", self.name, exc.message)
+                return
+            except Exception as exc:  # an outage: the lease runs out unless a renewal gets through
+                log.warning("could not renew the registry lock %s: %s", self.name, exc)
+
+    def set_alias(self, alias: str, version: str | int, expect: Any = ...) -> None:
+        """Point `alias` at `version` while this lock is held; with `expect` (a version or
+        None for "not set"), only if the alias still points there (compare-and-swap)."""
+        self._write(alias, str(version), expect)
+
+    def delete_alias(self, alias: str, expect: Any = ...) -> None:
+        self._write(alias, None, expect)
+
+    def _write(self, alias: str, version: str | None, expect: Any) -> None:
+        what = (
+            f"set alias {alias} of {self.name}"
+            if version
+            else f"delete alias {alias} of {self.name}"
+        )
+        check = expect is not ...
+        self._fenced(
+            what,
+            lambda: self.backend.set_alias(
+                self.name,
+                self.token,
+                alias,
+                version,
+                expect=None if expect in (..., None) else str(expect),
+                check=check,
+            ),
+        )
+
+    def set_tag(self, key: str, value: str) -> None:
+        self._fenced(
+            f"set tag {key} of {self.name}",
+            lambda: self.backend.set_tag(self.name, self.token, key, value),
+        )
+
+    def _fenced(self, what: str, fn: Callable[[], Any]) -> None:
+        from artflow.registry.locks import CHANGED, LockConflict
+
+        try:
+            fn()
+        except LockConflict as exc:
+            if exc.code == CHANGED:
+                raise AliasChanged(exc.message, exc.detail.get("now")) from exc
+            raise LockLost(
+                f"{what} refused: {exc.message}; nothing was changed by this holder",
+                "another holder took the lock after this one stalled past its lease; run again",
+            ) from exc
+
+    def release(self) -> bool:
+        """Stop renewing and free the lock if this holder still has it (never another's)."""
+        self._stop.set()
+        try:
+            return bool(self.backend.release(self.name, self.token))
+        except Exception as exc:  # the lease runs out by itself
+            log.warning(
+                "could not release %s (%s); it expires within %.0f s", self.name, exc, self.lease_s
+            )
+            return False
 
 
 @contextlib.contextmanager
-def registry_lock(model_name: str, wait_s: float = 60.0) -> Iterator[str]:
-    """Hold the registry-wide lock of `model_name` (moves of its `champion`)."""
-    lock, holder = f"{model_name}{LOCK_SUFFIX}", uuid.uuid4().hex
+def registry_lock(
+    model_name: str, wait_s: float = 60.0, lease_s: float | None = None
+) -> Iterator[RegistryLock]:
+    """Hold the registry lock `model_name` (the writes of its aliases and champion tags);
+    wait up to `wait_s` for another holder, whose lease runs out at most LOCK_LEASE_S after
+    it stopped renewing."""
+    from artflow.registry.locks import LockConflict
+
+    lease_s = lease_s or LOCK_LEASE_S
+    backend = lock_backend()
     deadline = time.monotonic() + wait_s
-    while not _try_lock(lock, holder):
-        if time.monotonic() > deadline:
-            raise RegistryUnavailable(
-                f"{lock} has been held by another gate or rollback for more than {wait_s:g} s",
-                f"wait for it to finish, or delete the registered model {lock} if it crashed",
-            )
-        time.sleep(0.25)
-    try:
-        yield holder
-    finally:
+    holder = f"{identity()}@{socket.gethostname()}:{os.getpid()}"
+    while True:
         try:
-            client().delete_registered_model(lock)
-        except Exception:  # the lock expires after LOCK_TTL_S anyway
-            log.warning("could not release %s; it expires in %.0f s", lock, LOCK_TTL_S)
-
-
-def _try_lock(lock: str, holder: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
+            grant = backend.acquire(model_name, holder, lease_s)
+            break
+        except LockConflict as exc:
+            if time.monotonic() > deadline:
+                raise RegistryUnavailable(
+                    f"the registry lock {model_name} has been held for more than {wait_s:g} s "
+                    f"({exc.message})",
+                    "wait for the other gate, rollback or pipeline to finish; a crashed holder "
+                    f"loses it after {lease_s:g} s",
+                ) from exc
+        time.sleep(LOCK_POLL_S)
+    held = RegistryLock(backend, model_name, grant, lease_s)
     try:
-        _retry(lambda: client().create_registered_model(lock, {"holder": holder}))
-        return True
-    except MlflowException as exc:  # held (or released while MLflow looked it up): wait
-        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"}:
-            raise unavailable(f"the lock {lock}", exc) from exc
-    except Exception as exc:
-        raise unavailable(f"the lock {lock}", exc) from exc
-    held = registered(lock)
-    if held is not None and time.time() - held.creation_timestamp / 1000 > LOCK_TTL_S:
-        log.warning("breaking %s: held for over %.0f s", lock, LOCK_TTL_S)
-        ask(f"the lock {lock}", lambda: client().delete_registered_model(lock))
-    return False
+        yield held
+    finally:
+        held.release()
+
+
+def lock_backend() -> Any:
+    """Where the lock lives: the MLflow server for an http(s) URI, else this process."""
+    uri = tracking_uri()
+    use_mlflow()
+    if uri.startswith(("http://", "https://")):
+        return HttpLocks(uri)
+    from mlflow.tracking._model_registry.utils import _get_store
+
+    from artflow.registry.locks import LockStore
+
+    store = _get_store(uri)
+    if not hasattr(store, "engine"):
+        raise RegistryUnavailable(
+            f"the registry at {redacted_uri(uri)} has no database to hold the registry lock",
+            "use a database store (sqlite:////abs/path/mlflow.db, postgresql://...) or an "
+            "MLflow server started with --app-name artflow",
+        )
+    return LockStore(store)
+
+
+class HttpLocks:
+    """The lock routes of `mlflow server --app-name artflow` (artflow.registry.server)."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow.utils.credentials import get_default_host_creds
+
+        self.creds = get_default_host_creds(uri)
+
+    def _post(self, route: str, what: str, body: dict[str, Any]) -> dict[str, Any]:
+        from mlflow.utils.rest_utils import http_request
+
+        from artflow.registry.server import ROUTES
+
+        try:
+            response = http_request(self.creds, ROUTES[route], "POST", json=body)
+        except Exception as exc:
+            raise unavailable(what, exc) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if response.status_code == 200:
+            return payload
+        if response.status_code == 409:
+            from artflow.registry.locks import LockConflict
+
+            detail = {k: v for k, v in payload.items() if k not in ("error_code", "message")}
+            raise LockConflict(
+                str(payload.get("error_code")), str(payload.get("message")), **detail
+            )
+        if response.status_code in (401, 403):
+            raise not_allowed(what)
+        if response.status_code == 404 and not payload:
+            raise RegistryUnavailable(
+                f"the MLflow server at {redacted_uri()} has no registry lock routes",
+                "start it with `mlflow server --app-name artflow` (docs/deploy.md)",
+            )
+        raise unavailable(what, RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}"))
+
+    def acquire(self, name: str, holder: str, lease_s: float) -> dict[str, Any]:
+        return self._post(
+            "acquire",
+            f"take the registry lock {name}",
+            {"name": name, "holder": holder, "lease_s": lease_s},
+        )
+
+    def renew(self, name: str, token: str, lease_s: float) -> dict[str, Any]:
+        return self._post(
+            "renew",
+            f"renew the registry lock {name}",
+            {"name": name, "token": token, "lease_s": lease_s},
+        )
+
+    def release(self, name: str, token: str) -> bool:
+        body = {"name": name, "token": token}
+        return bool(self._post("release", f"release the registry lock {name}", body)["released"])
+
+    def set_alias(
+        self, name: str, token: str, alias: str, version: str | None, expect: Any, check: bool
+    ) -> None:
+        verb = f"set alias {alias} of {name}" if version else f"delete alias {alias} of {name}"
+        body = {
+            "name": name,
+            "token": token,
+            "alias": alias,
+            "version": version,
+            "expect": expect,
+            "check": check,
+        }
+        self._post("alias", verb, body)
+
+    def set_tag(self, name: str, token: str, key: str, value: str) -> None:
+        body = {"name": name, "token": token, "key": key, "value": value}
+        self._post("tag", f"set tag {key} of {name}", body)
+
+
+def set_alias(model_name: str, alias: str, version: str | int) -> None:
+    """Point `alias` at `version` under the registry lock (every alias write takes it)."""
+    with registry_lock(model_name) as lock:
+        lock.set_alias(alias, version)
+
+
+# Stores from before the lock table held the lock as a registered model of this name.
+LEGACY_LOCK_SUFFIX = ".champion-lock"
+
+
+def is_lock_name(name: str) -> bool:
+    return name.endswith(LEGACY_LOCK_SUFFIX)
 
 
 def mark_challenger(model_name: str, version: str | int) -> None:

@@ -67,7 +67,7 @@ def register_best(cfg: NstCfg, run_id: str, score: float) -> str:
     source = f"{client.get_run(run_id).info.artifact_uri}/{folder}"
     tags = {"backbone": cfg.backbone, "weights": cfg.weights, "score": f"{score:.6g}"}
     mv = client.create_model_version(REGISTERED, source, run_id=run_id, tags=tags)
-    client.set_registered_model_alias(REGISTERED, alias(cfg.backbone, cfg.weights), mv.version)
+    tracking.set_alias(REGISTERED, alias(cfg.backbone, cfg.weights), mv.version)  # locked
     log.info("registered Gatys settings %s v%s for %s", REGISTERED, mv.version, cfg.backbone)
     return str(mv.version)
 
