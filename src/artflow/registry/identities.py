@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         if (Path(folder) / name).is_file()
     }
     bootstrap(uri, passwords)
-    print(f"identities: {', '.join(sorted(passwords))} at {tracking.redacted(uri)}")
+    log.info("identities: %s at %s", ", ".join(sorted(passwords)), tracking.redacted(uri))
     return 0
 
 
