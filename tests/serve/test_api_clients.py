@@ -21,6 +21,7 @@ APIS = {
     "admin_reload",
     "admin_rollback",
     "admin_status",
+    "gatys_job",
 }
 
 
@@ -39,6 +40,9 @@ def test_bentomls_client_calls_every_api(server, tmp_path) -> None:
         styled = client.stylize(content=picture, style=picture, strength=0.5)
         assert isinstance(styled, Image.Image) and styled.size == (64, 48)
         assert isinstance(client.monet(photo=picture), Image.Image)
+        job = client.gatys_job(content=picture, style=picture, steps=1, size=32)
+        assert job["state"] == "queued" and job["steps"] == 1
+        assert client.request("GET", job["progress"]).json()["job"] == job["job"]
         status = client.admin_status()
         assert status["models"]["classifier:champion"]["loaded"]
         weight = status["challenger_weight"]

@@ -1,10 +1,11 @@
 """Gatys runs of one pod: the synchronous `/stylize method=gatys` call and `POST /gatys/jobs`.
 
 One run at a time per pod (`gate`), at most `serve.gatys_max_steps` at
-`serve.gatys_max_size`; with a job id, a job record in the serving store (artflow.serve.
-gatys_jobs): each step writes its progress there and reads its cancel flag, so any pod can
-show and stop it. The service hands in its threaded runner with the request timeout
-(`run`) and its decoder (`decode`).
+`serve.gatys_max_size` (the upload's own size when smaller); a synchronous run must be
+estimated to end within its request (`_fits`, from serve.gatys_step_s), else a job. With a
+job id, a job record in the serving store (artflow.serve.gatys_jobs): each step writes its
+progress there and reads its cancel flag, so any pod can show and stop it. The service hands
+in its threaded runner with the request timeout (`run`) and its decoder (`decode`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from typing import Any
 
 import anyio
 import numpy as np
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from artflow.errors import ArtflowError
 from artflow.serve.feedback import new_id
 from artflow.serve.gatys_jobs import JobBoard, JobError
-from artflow.serve.guard import UploadRefused, parse_upload
 from artflow.serve.inference import Cancelled, encode_image
 from artflow.serve.store import StoreUnavailable
 from artflow.serve.validation import ApiError, Fit
@@ -169,55 +167,45 @@ class GatysRuns:
         except StoreUnavailable:
             log.warning("artflow: job %s ended %s, not recorded: store down", job_id, state)
 
-    async def submit(self, request: Request) -> Response:
-        """POST /gatys/jobs: multipart `content`, `style`, optional `steps`, `size`,
-        `backbone`: 202 with the job's id at once; the run goes on in this pod's worker
-        thread; progress, result and cancel at /gatys/jobs/<id> on any pod."""
+    async def submit(
+        self,
+        content_src: Any,
+        style_src: Any,
+        steps: int | None,
+        size: int | None,
+        backbone: str | None,
+    ) -> dict[str, Any]:
+        """POST /gatys/jobs (the service's BentoML API): 202 with the job's id at once; the
+        run goes on in this pod's worker thread, up to serve.gatys_max_steps, at the upload's
+        own size when smaller than serve.gatys_max_size; progress, result and cancel at
+        /gatys/jobs/<id> on any pod. ApiError (4xx, 503) before anything starts."""
+        side = size or self.cfg.gatys_max_size
+        content = (await self._decode(content_src, "content", _fit(side)))[0]
+        side = working_side(size, max(content.rgb.shape[:2]), self.cfg)
+        style = (await self._decode(style_src, "style", _fit(side)))[0]
+        chosen = await anyio.to_thread.run_sync(self.settings_cache.get, backbone)
+        steps = steps or self.cfg.gatys_max_steps
+        job_id = new_id()
         try:
-            body = await request.body()
-            try:
-                upload = await parse_upload(request.scope, body, ("content", "style"))
-            except UploadRefused as exc:
-                raise ApiError(exc.status, exc.message) from None
-            p = upload.params
-            size = _int_param(p.get("size"), "size", 32, self.cfg.gatys_max_size)
-            n = _int_param(p.get("steps"), "steps", 1, self.cfg.gatys_max_steps)
-            backbone = p.get("backbone") or None
-            if backbone not in (None, "vgg19", "resnet50"):
-                raise ApiError(422, f"backbone must be vgg19 or resnet50, not {backbone!r}")
-            side = size or self.cfg.gatys_max_size
-            content = (await self._decode(upload.files["content"], "content", _fit(side)))[0]
-            side = working_side(size, max(content.rgb.shape[:2]), self.cfg)
-            style = (await self._decode(upload.files["style"], "style", _fit(side)))[0]
-            chosen = await anyio.to_thread.run_sync(self.settings_cache.get, backbone)
-            steps = n or self.cfg.gatys_max_steps
-            job_id = new_id()
-            try:
-                await anyio.to_thread.run_sync(self.jobs.start, job_id, steps, chosen.cfg.backbone)
-            except JobError as exc:
-                raise ApiError(exc.status, str(exc), "job") from None
-            except StoreUnavailable as exc:
-                raise ApiError(503, f"jobs cannot be recorded now: {exc}") from None
-        except ApiError as exc:
-            headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
-            return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+            await anyio.to_thread.run_sync(self.jobs.start, job_id, steps, chosen.cfg.backbone)
+        except JobError as exc:
+            raise ApiError(exc.status, str(exc), "job") from None
+        except StoreUnavailable as exc:
+            raise ApiError(503, f"jobs cannot be recorded now: {exc}") from None
         work = self._work(content.rgb, style.rgb, side, steps, chosen.cfg, job_id)
         threading.Thread(
             target=self._run_job, args=(job_id, work), name=f"artflow-job-{job_id[:8]}", daemon=True
         ).start()
-        links = {
-            k: f"/gatys/jobs/{job_id}{s}" for k, s in (("progress", ""), ("result", "/result"))
+        base = f"/gatys/jobs/{job_id}"
+        return {
+            "job": job_id,
+            "state": "queued",
+            "steps": steps,
+            "size": side,
+            "progress": base,
+            "result": f"{base}/result",
+            "cancel": f"{base}/cancel",
         }
-        return JSONResponse(
-            {
-                "job": job_id,
-                "state": "queued",
-                "steps": steps,
-                **links,
-                "cancel": f"/gatys/jobs/{job_id}/cancel",
-            },
-            status_code=202,
-        )
 
     def _run_job(self, job_id: str, work: Callable[[threading.Event], np.ndarray]) -> None:
         """A submitted job in its own thread: one Gatys run at a time in this pod."""
@@ -242,16 +230,3 @@ class GatysRuns:
 
 def _fit(side: int) -> Fit:
     return Fit(side, MIN_SIDE, True)
-
-
-def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        message = f"{name} must be an integer from {low} to {high}, not {raw!r}"
-        raise ApiError(422, message, name, "invalid_parameter")
-    return value

@@ -50,6 +50,7 @@ ANSWERS: dict[tuple[str, str], tuple[int, dict[str, Any], tuple[int, ...]]] = {
         {"image/png": IMAGE, "image/jpeg": IMAGE},
         (*UPLOAD, 409, 429, 503, 504),
     ),
+    ("post", "/gatys/jobs"): (202, {"application/json": "JobSubmitted"}, (*UPLOAD, 409, 429, 503)),
     ("post", "/monet"): (200, {"image/png": IMAGE, "image/jpeg": IMAGE}, (*UPLOAD, 503, 504)),
     ("post", "/feedback"): (
         200,
@@ -69,18 +70,6 @@ ANSWERS: dict[tuple[str, str], tuple[int, dict[str, Any], tuple[int, ...]]] = {
 JOB_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}
 _JOB_PATH = [{"name": "job", "in": "path", "required": True, "schema": {"type": "string"}}]
 _JOB_QUERY = [{"name": "job", "in": "query", "required": True, "schema": {"type": "string"}}]
-_GATYS_FORM = {
-    "type": "object",
-    "required": ["content", "style"],
-    "properties": {
-        "content": IMAGE,
-        "style": IMAGE,
-        "steps": {"type": "integer", "minimum": 1, "nullable": True},
-        "size": {"type": "integer", "minimum": 32, "maximum": 1024, "nullable": True},
-        "backbone": {"type": "string", "enum": ["vgg19", "resnet50"], "nullable": True},
-    },
-}
-
 # The mounted page app's routes (artflow.serve.web): (method, path) -> operation
 ROUTES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/status"): {
@@ -98,12 +87,6 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
             {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
         ],
         "answers": (200, {"image/jpeg": IMAGE}, (404,)),
-    },
-    ("post", "/gatys/jobs"): {
-        "description": "Start a Gatys job: 202 with its id at once; progress, result and "
-        "cancel on any pod.",
-        "body": {"multipart/form-data": _GATYS_FORM},
-        "answers": (202, {"application/json": "JobSubmitted"}, (*UPLOAD, 409, 429, 503)),
     },
     ("get", "/gatys/jobs/{job}"): {
         "description": "The job's state, step, steps and losses, read from the serving store.",
@@ -151,18 +134,6 @@ _EXTRA_SCHEMAS = {
             "properties": {"artist": {"type": "string"}, "url": {"type": "string"}},
         },
     },
-    "JobSubmitted": {
-        "type": "object",
-        "required": ["job", "state", "steps"],
-        "properties": {
-            "job": {"type": "string"},
-            "state": {"type": "string"},
-            "steps": {"type": "integer"},
-            "progress": {"type": "string"},
-            "result": {"type": "string"},
-            "cancel": {"type": "string"},
-        },
-    },
     "Job": {
         "type": "object",
         "required": ["job", "state"],
@@ -181,9 +152,8 @@ _EXTRA_SCHEMAS = {
 _BENTOML_ERRORS = ("InvalidArgument", "NotFound", "InternalServerError", "TaskStatusResponse")
 
 
-def document(spec: dict[str, Any], limits: dict[str, int] | None = None) -> dict[str, Any]:
-    """BentoML's OpenAPI dict -> the service's true OpenAPI 3.0 document; `limits` are the
-    serve settings the page-app routes' bounds come from (gatys_max_steps, gatys_max_size)."""
+def document(spec: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's OpenAPI dict -> the service's true OpenAPI 3.0 document."""
     from artflow.serve.schemas import component_schemas
 
     doc = json.loads(json.dumps(spec))  # string keys, and a copy to rewrite
@@ -207,12 +177,6 @@ def document(spec: dict[str, Any], limits: dict[str, int] | None = None) -> dict
             _fix_operation(method, path, op)
     for (method, path), route in ROUTES.items():
         doc["paths"].setdefault(path, {})[method] = _route(route)
-    form = doc["paths"]["/gatys/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    limits = limits or {}
-    if "gatys_max_steps" in limits:
-        form["schema"]["properties"]["steps"]["maximum"] = limits["gatys_max_steps"]
-    if "gatys_max_size" in limits:
-        form["schema"]["properties"]["size"]["maximum"] = limits["gatys_max_size"]
     _raw_classify(doc)
     return _to_30(doc)
 
@@ -312,10 +276,8 @@ def _to_30(node: Any) -> Any:
 class SchemaDocument:
     """GET /docs.json: the corrected document, built once from `spec()` (BentoML's)."""
 
-    def __init__(
-        self, app: Any, spec: Callable[[], dict[str, Any]], limits: dict[str, int] | None = None
-    ) -> None:
-        self.app, self.spec, self.limits = app, spec, limits
+    def __init__(self, app: Any, spec: Callable[[], dict[str, Any]]) -> None:
+        self.app, self.spec = app, spec
         self._body: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -323,7 +285,7 @@ class SchemaDocument:
             await self.app(scope, receive, send)
             return
         if self._body is None:
-            self._body = json.dumps(document(self.spec(), self.limits)).encode()
+            self._body = json.dumps(document(self.spec())).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self._body)).encode()),

@@ -93,10 +93,20 @@ class ClassifyAnswer(_Open):
     neighbours: list[Neighbour] | None = None
 
 
+class JobSubmitted(_Open):
+    job: str
+    state: str
+    steps: int
+    size: int
+    progress: str
+    result: str
+    cancel: str
+
+
 def component_schemas() -> dict[str, Any]:
     """JSON schemas (refs under #/components/schemas) of the answers declared here."""
     from pydantic.json_schema import models_json_schema
 
-    models = [(m, "serialization") for m in (ErrorBody, ClassifyAnswer)]
+    models = [(m, "serialization") for m in (ErrorBody, ClassifyAnswer, JobSubmitted)]
     _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
     return top.get("$defs", {})

@@ -67,7 +67,7 @@ from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.openapi import SchemaDocument
 from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
 from artflow.serve.router import CHALLENGER, CHAMPION, Router, client_key
-from artflow.serve.schemas import ClassifyAnswer
+from artflow.serve.schemas import ClassifyAnswer, JobSubmitted
 from artflow.serve.shared import SharedAdmin, caller_identity
 from artflow.serve.store import ServingStore, StoreUnavailable, resolve_url
 from artflow.serve.validation import (
@@ -88,9 +88,13 @@ SETTINGS = load_settings(
 )
 SERVE = SETTINGS.serve
 # Checked by the request guard before BentoML parses them.
-UPLOAD_FIELDS = {"/classify": ("image",), "/stylize": ("content", "style"), "/monet": ("photo",)}
+UPLOAD_FIELDS = {
+    "/classify": ("image",),
+    "/stylize": ("content", "style"),
+    "/gatys/jobs": ("content", "style"),
+    "/monet": ("photo",),
+}
 RAW_FIELDS = {"/classify": "image"}  # may also be sent as the body itself
-# /gatys/jobs parses its own body like /classify (artflow.serve.web)
 ImageFormat = Literal["png", "jpeg"]
 MAX_TOP_K = 100
 MAX_NEIGHBOURS = 10
@@ -390,6 +394,28 @@ class Artflow:
         latency_ms = (time.perf_counter() - started) * 1000
         self._record("stylize", variant, name, version, latency_ms, content_img, method=method)
         return await self._image(ctx, "stylize", variant, started, result, format, version)
+
+    @bentoml.api(route="/gatys/jobs")
+    async def gatys_job(
+        self,
+        content: Path,
+        style: Path,
+        ctx: bentoml.Context,
+        steps: Annotated[int, Field(ge=1, le=SERVE.gatys_max_steps)] | None = None,
+        size: Annotated[int, Field(ge=32, le=SERVE.gatys_max_size)] | None = None,
+        backbone: Backbone | None = None,
+    ) -> JobSubmitted:
+        """Start a Gatys job: 202 at once with its id and links; it runs up to
+        serve.gatys_max_steps (default) in this pod; progress, result and cancel at
+        /gatys/jobs/<id> from any pod (artflow.serve.gatys_runs)."""
+        started = time.perf_counter()
+        try:
+            job = await self.gatys_runs.submit(content, style, steps, size, backbone)
+        except ApiError as exc:
+            return self._fail(ctx, "gatys_jobs", "gatys", exc, started)
+        self._count("gatys_jobs", "gatys", 202, started)
+        ctx.response.status_code = 202
+        return JSONResponse(job, status_code=202)
 
     @bentoml.api(route="/monet")
     async def monet(
@@ -982,11 +1008,7 @@ def _count_refusal(path: str, status: int) -> None:
 
 
 # /docs.json corrected in one place (artflow.serve.openapi); BentoML's generated spec as input
-Artflow.add_asgi_middleware(
-    SchemaDocument,
-    spec=lambda: Artflow.openapi_spec.asdict(),
-    limits={"gatys_max_steps": SERVE.gatys_max_steps, "gatys_max_size": SERVE.gatys_max_size},
-)
+Artflow.add_asgi_middleware(SchemaDocument, spec=lambda: Artflow.openapi_spec.asdict())
 Artflow.add_asgi_middleware(ErrorEnvelope)  # before the guard: it sees what the guard refuses
 Artflow.add_asgi_middleware(
     RequestGuard,

@@ -116,14 +116,6 @@ async def job_result(request: Request) -> Response:
     return Response(png, media_type="image/png")
 
 
-async def job_submit(request: Request) -> Response:
-    """POST /gatys/jobs: start a Gatys job (artflow.serve.gatys_runs.GatysRuns.submit)."""
-    service = getattr(request.app.state, "service", None)
-    if service is None:
-        return JSONResponse({"error": "the service is starting"}, status_code=503)
-    return await service.gatys_runs.submit(request)
-
-
 async def _job_call(request: Request, what: str, job_id: str) -> Response:
     service = getattr(request.app.state, "service", None)
     if service is None:
@@ -164,7 +156,6 @@ web_app = Starlette(
         Route("/gallery", gallery_list),
         Route("/gallery/{name}", gallery_file),
         Route("/gatys/cancel", gatys_cancel, methods=["POST"]),
-        Route("/gatys/jobs", job_submit, methods=["POST"]),
         Route("/gatys/jobs/{job}", job_progress),
         Route("/gatys/jobs/{job}/result", job_result),
         Route("/gatys/jobs/{job}/cancel", job_cancel, methods=["POST"]),
