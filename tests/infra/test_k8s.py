@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,7 @@ FLOWS = [  # (from, to, port, allowed)
     ),
     (_pod("drift"), _pod("mlflow"), 5000, True),
     (_pod("ab-report"), _pod("mlflow"), 5000, True),
+    (_pod("mlflow-identities"), _pod("mlflow"), 5000, True),
     (_pod("ab-report"), _pod("postgres"), 5432, True),
     (_pod("serving-store"), _pod("postgres"), 5432, True),
     (_pod("mlflow"), _pod("postgres"), 5432, True),
@@ -241,6 +243,7 @@ FLOWS = [  # (from, to, port, allowed)
     (("kubeflow", {"pipeline": "step"}), _pod("mlflow"), 5000, True),
     # and nothing else
     (_pod("drift"), _pod("postgres"), 5432, False),
+    (_pod("mlflow-identities"), _pod("postgres"), 5432, False),
     (_pod("artflow-serving"), _pod("mlflow"), 5432, False),
     (("kubeflow", {"pipeline": "step"}), _pod("postgres"), 5432, False),
     (("default", {"app": "anything"}), _pod("mlflow"), 5000, False),
@@ -415,3 +418,64 @@ def test_serving_pods_run_as_the_bento_images_user(rendered) -> None:
     for name in SERVING:
         ctx = pod_spec(deployments[name])["securityContext"]
         assert ctx["runAsUser"] == ctx["fsGroup"] == uid, f"{name}: uid {uid} expected"
+
+
+# ---------------------------------------------------------------- the containers' own scripts
+
+
+def _scripts(objects: list[dict[str, Any]]):
+    for obj in workloads(objects):
+        for c in all_containers(pod_spec(obj)):
+            cmd = c.get("command", [])
+            if cmd[:1] in (["sh"], ["bash"]) and len(cmd) == 3 and cmd[1].startswith("-c"):
+                yield f"{obj['metadata']['name']}/{c['name']}", cmd[0], cmd[2]
+
+
+def test_inline_scripts_pass_shellcheck(rendered, tmp_path: Path) -> None:
+    scripts = list(_scripts(rendered["production"]))
+    assert len(scripts) >= 4, [s[0] for s in scripts]
+    for where, shell, script in scripts:
+        path = tmp_path / f"{where.replace('/', '-')}.sh"
+        path.write_text(script)
+        proc = run(["shellcheck", "-s", shell, "-S", "warning", str(path)])
+        assert proc.returncode == 0, f"{where}:\n{proc.stdout}"
+
+
+def test_mlflow_server_start_reads_every_secret_from_files(rendered, tmp_path: Path) -> None:
+    """The MLflow container's start command, run here with stand-ins for the mounted files
+    and for `mlflow` itself: the credentials reach MLflow's own variables (never argv), the
+    auth app's config is artflow's own, with no password in it."""
+    ((_, shell, script),) = [
+        s for s in _scripts(rendered["production"]) if s[0] == "artflow-mlflow/mlflow"
+    ]
+    secrets = {
+        "postgres/POSTGRES_USER": "mlflow",
+        "postgres/POSTGRES_PASSWORD": "pg-s3cret",
+        "minio/MINIO_ROOT_USER": "root",
+        "minio/MINIO_ROOT_PASSWORD": "minio-s3cret",
+        "mlflow-auth/MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-key",
+        "mlflow-auth/MLFLOW_AUTH_ADMIN_PASSWORD": "admin-s3cret",
+    }
+    for name, value in secrets.items():
+        (tmp_path / "etc" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "etc" / name).write_text(value + "\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    stub = bin_dir / "mlflow"  # prints what the real one would get
+    stub.write_text('#!/bin/sh\nprintf "ARGV %s\\n" "$*"; env | grep -E "^(MLFLOW|AWS|PG)"\n')
+    stub.chmod(0o755)
+    script = script.replace("/tmp/", f"{tmp_path}/").replace("/etc/artflow", str(tmp_path / "etc"))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")}
+    proc = run([shell, "-ceu", script], env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line[:40])
+    argv = next(line for line in proc.stdout.splitlines() if line.startswith("ARGV"))
+    assert "--app-name artflow" in argv and not any(v in argv for v in ("s3cret", "flask-key"))
+    uri = "postgresql://mlflow:pg-s3cret@artflow-postgres:5432/mlflow"
+    assert out["MLFLOW_BACKEND_STORE_URI"] == uri
+    assert out["AWS_SECRET_ACCESS_KEY"] == "minio-s3cret" and out["PGPASSWORD"] == "pg-s3cret"
+    assert out["MLFLOW_AUTH_ADMIN_PASSWORD"] == "admin-s3cret"
+    config = Path(out["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
+    assert "database_uri = postgresql://mlflow@artflow-postgres:5432/mlflow_auth" in config
+    assert "champion_writers = gate" in config and "s3cret" not in config

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Backups of the cluster's PostgreSQL databases (MLflow's `mlflow`, the serving store's
-# `artflow_serving`) to object storage, and their restore. The CronJob artflow-db-backup runs
+# Backups of the cluster's PostgreSQL databases (MLflow's `mlflow` and `mlflow_auth`, the
+# serving store's `artflow_serving`) to object storage, and their restore. The CronJob artflow-db-backup runs
 # `dump` (PostgreSQL image: pg_dump) then `upload` (MLflow image: Python + boto3); the test
 # suite runs the same file against the production rehearsal (tests/prod/test_backup.py).
 #
@@ -72,7 +72,7 @@ case "$cmd" in
   dump)
     dir="${2:?dump DIR}"
     mkdir -p "$dir"
-    for db in ${BACKUP_DATABASES:-mlflow artflow_serving}; do
+    for db in ${BACKUP_DATABASES:-mlflow mlflow_auth artflow_serving}; do
       pg pg_dump --format=custom --no-owner --no-privileges --file "$dir/$db.dump" "$db"
       pg pg_restore --list "$dir/$db.dump" >/dev/null  # a readable archive, or fail here
       echo "dumped $db ($(wc -c <"$dir/$db.dump") bytes)"
