@@ -71,7 +71,8 @@ def retrain_runner(
     local runner on `wd`, or submitted to `host`, given only the parameters it declares."""
     import pipelines
 
-    spec = getattr(pipelines.load(name, settings), "component_spec", None)
+    built = pipelines.load(name, settings, local=not host)  # a local build needs no git commit
+    spec = getattr(built, "component_spec", None)
     declared = set(getattr(spec, "inputs", None) or {})
     arguments = {k: v for k, v in arguments.items() if k in declared}
     profile = "" if settings.profile == "default" else settings.profile
