@@ -305,3 +305,25 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec", {})
     pod = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", {})
     return pod.get("containers", [])
+
+
+# The MLflow identity each job acts as (docs/deploy.md, "Identities"): its GitHub environment
+# holds that identity's MLFLOW_TRACKING_USERNAME/PASSWORD; the repository-level pair is the
+# read-only `serving` one (build-image only reads the versions it packages).
+IDENTITY_ENVIRONMENTS = {
+    ("retrain.yml", "retrain"): "retrain",  # pipeline
+    ("promote.yml", "gate"): "gate",  # gate
+    ("promote.yml", "rollback"): "canary",  # gate (artflow rollback)
+    ("drift.yml", "drift"): "drift",  # drift
+    ("promote.yml", "build-image"): None,  # serving (read only)
+}
+
+
+def test_each_mlflow_client_job_takes_its_identity_from_its_environment(workflows) -> None:
+    users = {
+        (name, job_id): job.get("environment", {}).get("name")
+        for name, doc in workflows.items()
+        for job_id, job in doc["jobs"].items()
+        if "secrets.MLFLOW_TRACKING_PASSWORD" in str(job.get("env", {}))
+    }
+    assert users == IDENTITY_ENVIRONMENTS
