@@ -100,3 +100,43 @@ def test_admin_json_must_parse():
 def test_other_posts_pass_through_within_the_limit():
     assert post("/internal/classify/champion", content=b"[]").status_code == 200
     refused(post("/anything", content=b"z" * (LIMIT + 1)), 413, "larger than")
+
+
+async def _form_of(body: bytes, content_type: str) -> dict:
+    """The multipart form the application received, parsed as BentoML parses it."""
+    from starlette.requests import Request
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [(b"content-type", content_type.encode())]
+    form = await Request({"type": "http", "headers": headers}, receive).form()
+    return {k: (v if isinstance(v, str) else ("file", v.file.read())) for k, v in form.items()}
+
+
+def test_a_raw_body_and_query_parameters_reach_the_api_as_its_form() -> None:
+    seen: list = []
+
+    async def app(scope, receive, send):
+        message = await receive()
+        headers = dict(scope["headers"])
+        seen.append(await _form_of(message["body"], headers[b"content-type"].decode()))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = RequestGuard(
+        app, LIMIT, upload_fields={"/classify": ("image",)}, raw_fields={"/classify": "image"}
+    )
+
+    async def go(**kwargs) -> int:
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return (await client.post("/classify", **kwargs)).status_code
+
+    raw = {"content": b"PNGDATA", "headers": {"content-type": "image/png"}}
+    assert asyncio.run(go(params={"top_k": "2", "bad name": "x"}, **raw)) == 200
+    assert seen[-1] == {"top_k": "2", "image": ("file", b"PNGDATA")}
+    files = {"image": ("a.png", b"PNGDATA")}
+    form = {"top_k": "3", "family": ""}  # a blank choice: not given; the form wins the query
+    assert asyncio.run(go(files=files, data=form, params={"top_k": "9", "explain": "1"})) == 200
+    assert seen[-1] == {"explain": "1", "top_k": "3", "image": ("file", b"PNGDATA")}

@@ -12,7 +12,8 @@ front of the API:
     itself as the body (Content-Type image/* or application/octet-stream, parameters in the
     query string): the guard re-encodes such a request, and a multipart one with parameters
     in the query string, as the multipart form BentoML's API parses (form fields win over
-    the query string), so one API serves every shape the schema documents;
+    the query string), so one API serves every shape the schema documents; an empty text
+    field of a form is left out (not given);
   * JSON endpoints (admin) must carry a JSON object of at most `max_json_bytes`, nested at
     most `max_json_depth` deep: checked here, before the admin token, so no body shape can
     reach a parser that recurses (Python's json raises RecursionError, pydantic worse).
@@ -83,7 +84,7 @@ class RequestGuard:
             limit_mb = self.max_body_bytes / 2**20
             await self._refuse(scope, send, 413, f"request body larger than {limit_mb:g} MB")
             return
-        if path in self.raw_fields:
+        if path in self.raw_fields or path in self.upload_fields:
             try:
                 scope, body = await self._as_form(scope, path, body)
             except UploadRefused as exc:
@@ -97,15 +98,24 @@ class RequestGuard:
         await self.app(scope, _replay(body, then=receive), send)
 
     async def _as_form(self, scope: Scope, path: str, body: bytes) -> tuple[Scope, bytes]:
-        """Check an upload that may also be a raw body; -> (scope, body) as multipart."""
-        fields = self.upload_fields.get(path, (self.raw_fields[path],))
-        upload = await parse_upload(scope, body, fields, raw_field=self.raw_fields[path])
+        """Check an upload (that may also be a raw body); -> (scope, body) as the multipart
+        form BentoML parses. An empty text field means "not given", as an HTML form sends a
+        blank choice (BentoML would validate "" against the field's type and refuse it)."""
+        raw_field = self.raw_fields.get(path)
+        fields = self.upload_fields.get(path, (raw_field,))
+        upload = await parse_upload(scope, body, fields, raw_field=raw_field)
         kind = Request(scope).headers.get("content-type", "").split(";")[0].strip().lower()
-        query = {k: v for k, v in Request(scope).query_params.items() if _PARAM_NAME.match(k)}
-        if kind == "multipart/form-data" and not (query.keys() - upload.params.keys()):
+        query = {}
+        if raw_field is not None:  # only where the schema documents query parameters
+            query = {
+                k: v for k, v in Request(scope).query_params.items() if _PARAM_NAME.match(k) and v
+            }
+        given = {k: v for k, v in upload.params.items() if v != ""}
+        multipart = kind == "multipart/form-data"
+        if multipart and not (query.keys() - given.keys()) and len(given) == len(upload.params):
             scope[BODY_KEY] = body
             return scope, body
-        params = {**query, **upload.params} if kind == "multipart/form-data" else query
+        params = {**query, **given} if multipart else query
         body, content_type = encode_multipart(upload.files, params)
         headers = [
             (k, v)

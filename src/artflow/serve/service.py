@@ -351,7 +351,7 @@ class Artflow:
         ctx: bentoml.Context,
         method: Literal["fast", "gatys"] = "fast",
         strength: Annotated[float, Field(ge=0.0, le=1.0)] = SETTINGS.stylizer.strength,
-        size: Annotated[int, Field(ge=32, le=1024)] | None = None,
+        size: Annotated[int, Field(ge=32, le=SERVE.max_output_side)] | None = None,
         steps: Annotated[int, Field(ge=1, le=SERVE.gatys_max_steps)] | None = None,
         format: ImageFormat = "png",
         timeout_s: Annotated[float, Field(gt=0, le=SERVE.timeout_s)] | None = None,  # 504
@@ -422,7 +422,7 @@ class Artflow:
         self,
         photo: Path,
         ctx: bentoml.Context,
-        size: Annotated[int, Field(ge=32, le=1024)] | None = None,
+        size: Annotated[int, Field(ge=32, le=SERVE.max_output_side)] | None = None,
         format: ImageFormat = "png",
     ) -> Image.Image:
         """A photo -> the same scene as a Monet painting (CycleGAN generator), at the working
