@@ -90,3 +90,25 @@ def test_two_workers_train_one_model_like_one_worker(two_workers, tmp_path, demo
     probs, test, _ = predict_split(model, one_wd, "test", 32, len(data["labels"]))
     accuracy = score(test.labels, probs, data["labels"])["accuracy"]
     assert accuracy == pytest.approx(result["metrics"]["test_accuracy"], abs=0.25)
+
+
+def test_a_failing_worker_stops_the_others_and_shows_its_log(tmp_path) -> None:
+    """Worker 1 fails at once; worker 0 would wait for it forever (as in a collective): the
+    launcher stops it and raises with the end of worker 1's log."""
+    import sys
+    import time
+
+    from artflow.classify.distributed import launch_local
+    from artflow.errors import ModelError
+
+    script = (
+        "import json, os, sys, time\n"
+        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 1:\n"
+        "    sys.exit('worker 1: no such split')\n"
+        "time.sleep(120)\n"
+    )
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="worker 1 exited with 1") as failed:
+        launch_local([sys.executable, "-c", script], 2, tmp_path / "logs")
+    assert "no such split" in str(failed.value)
+    assert time.monotonic() - start < 30  # worker 0 was stopped, not waited for

@@ -428,6 +428,8 @@ def worker_command(family: str, workdir: Path | str, params: Path | str) -> list
 
 def _executable(command: Sequence[str]) -> list[str]:
     """The venv's own `artflow` when the command names it (PATH may not include the venv)."""
+    if "/" in command[0]:
+        return list(command)
     local = Path(sys.executable).with_name(command[0])
     return [str(local) if local.is_file() else command[0], *command[1:]]
 
@@ -473,7 +475,7 @@ def _wait(procs: list[subprocess.Popen], logs: list[Path], timeout_s: float | No
     deadline = None if timeout_s is None else start + timeout_s
     running = set(range(len(procs)))
     try:
-        while any(p.poll() is None for p in procs):
+        while None in [p.poll() for p in procs]:  # every one polled (any() would stop early)
             for i in [i for i in running if procs[i].returncode is not None]:
                 running.discard(i)
                 log.info("worker %d exited after %.1f s", i, time.monotonic() - start)
@@ -543,4 +545,4 @@ def train_on_workers(
 
     if trainjob.in_cluster():
         return trainjob.train_tfjob(settings, wd, family)
-    return train_local_workers(settings, wd, family)
+    return train_local_workers(settings, wd, family, timeout_s=settings.trainjob.timeout_s)
