@@ -310,10 +310,13 @@ def _classify(url: str, seed: int) -> Any:
 
 
 def test_drift_check_and_retrain_trigger_through_the_server(
-    prod_env, served, smoke_settings, color_workdir
+    prod_env, served, smoke_settings, color_workdir, monkeypatch
 ):
     from artflow.monitor.check import check_drift
     from artflow.monitor.trigger import trigger_retrain
+
+    for key, value in prod_env.identity("drift").items():  # as the drift CronJob
+        monkeypatch.setenv(key, value)
 
     verdict = check_drift(smoke_settings, color_workdir, served.prediction_log, "champion", None)
     assert verdict["model"]["version"] == prod_env.champion_in_db(NAME)

@@ -13,6 +13,7 @@ Training code calls it right after registering:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from artflow.errors import DataError
 from artflow.monitor.embedding import Projection, project_frame
 from artflow.monitor.features import FEATURE_NAMES, describe_image
 from artflow.registry import tracking
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from artflow.classify.io import LoadedClassifier
@@ -130,7 +133,19 @@ def build_reference(
     projection.save(out / PROJECTION_FILE)
     (out / "summary.json").write_text(json.dumps(_summary(frame, projection, settings), indent=2))
     if log:
-        _log(classifier, out)
+        try:
+            _log(classifier, out)
+        except Exception as exc:
+            if not tracking.is_refusal(exc):
+                raise
+            # a read-only identity (the drift job's): the reference is used from here
+            logger.warning(
+                "%s may not log the drift reference of %s v%s to its run; using %s",
+                tracking.identity(),
+                classifier.name,
+                classifier.version,
+                out,
+            )
     return out / REFERENCE_FILE
 
 
@@ -178,8 +193,14 @@ def load_reference(
                 f"{name} v{version} has no drift reference",
                 "build it with `artflow drift reference --model-uri ...`",
             )
-        build_reference(settings, wd, model_ref)
-        uri = _version_tags(name, version)[TAG]
+        path = build_reference(settings, wd, model_ref)
+        uri = _version_tags(name, version).get(TAG)
+        if uri is None:  # built, but this identity may not log it (see build_reference)
+            frame, projection = (
+                pd.read_parquet(path),
+                Projection.load(path.parent / PROJECTION_FILE),
+            )
+            return Reference(frame, projection, name, version, path.parent.as_uri())
     return _download(uri, name, version)
 
 

@@ -133,6 +133,12 @@ def is_denied(exc: BaseException) -> bool:
     return getattr(exc, "error_code", None) in DENIED_CODES
 
 
+def is_refusal(exc: BaseException) -> bool:
+    """A 401/403 from MLflow's client or from its artifact uploads (a requests HTTPError)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return is_denied(exc) or isinstance(exc, NotAllowed) or status in (401, 403)
+
+
 def not_allowed(action: str) -> NotAllowed:
     who = identity()
     return NotAllowed(
