@@ -105,17 +105,22 @@ class Steps:
     """
 
     def __init__(
-        self, strategy: Any, model: Any, class_weight: dict[int, float], spec: Any
+        self,
+        strategy: Any,
+        model: Any,
+        class_weight: dict[int, float],
+        specs: tuple[Any, Any],
     ) -> None:
         import tensorflow as tf
 
         self.strategy, self.model = strategy, model
         self.weights = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
-        # Traced once each, for any batch size (`spec`: the distributed batches' own, batch
-        # dimension unknown): the short last batch would otherwise trace a second step, which
-        # under MultiWorkerMirroredStrategy costs seconds on every worker.
-        self.train = tf.function(self._train, input_signature=list(spec))
-        self.eval = tf.function(self._eval, input_signature=list(spec))
+        # Traced once each, for any batch size (`specs`: the train and val batches' own, batch
+        # dimension unknown; augmented batches are float16 under mixed precision): the short
+        # last batch would otherwise trace a second step, which under
+        # MultiWorkerMirroredStrategy costs seconds on every worker.
+        self.train = tf.function(self._train, input_signature=list(specs[0]))
+        self.eval = tf.function(self._eval, input_signature=list(specs[1]))
 
     def _sums(self, y: Any, probs: Any, per_example: Any) -> Any:
         import tensorflow as tf
@@ -309,7 +314,7 @@ def fit(
     for name, epochs, patience, model in built_phases(
         strategy, settings, family, len(data["labels"])
     ):
-        steps = Steps(strategy, model, data["class_weight"], train.element_spec)
+        steps = Steps(strategy, model, data["class_weight"], (train.element_spec, val.element_spec))
         checkpoint, on_epoch = None, None
         if chief:
             (wd.models / name).mkdir(parents=True, exist_ok=True)
