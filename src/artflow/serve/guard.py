@@ -7,7 +7,7 @@ front of the API:
     checked first, and the stream is counted too, since the header can lie or be absent);
   * the upload endpoints BentoML parses (`upload_fields`) accept only multipart/form-data
     whose image fields are real file parts (not text, hence not URLs), and an empty body is
-    refused; /classify, which parses its own body, uses the same `parse_upload`;
+    refused (`parse_upload`);
   * an upload endpoint with a raw field (`raw_fields`: /classify's `image`) also takes the image
     itself as the body (Content-Type image/* or application/octet-stream, parameters in the
     query string): the guard re-encodes such a request, and a multipart one with parameters
