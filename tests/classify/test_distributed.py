@@ -122,3 +122,24 @@ def test_a_failing_worker_stops_the_others_and_shows_its_log(tmp_path) -> None:
         launch_local([sys.executable, "-c", script], 2, tmp_path / "logs")
     assert "no such split" in str(failed.value)
     assert time.monotonic() - start < 30  # worker 0 was stopped, not waited for
+
+
+def test_tf_config_names_the_task_and_must_match_the_settings(monkeypatch, tmp_path) -> None:
+    from artflow import runtime
+    from artflow.classify.distributed import tf_configs, train_multiworker
+    from artflow.config import load_settings
+    from artflow.errors import ConfigError
+
+    configs = tf_configs(3)
+    assert len({tuple(c["cluster"]["worker"]) for c in configs}) == 1  # one cluster, 3 ports
+    assert len(set(configs[0]["cluster"]["worker"])) == 3
+    monkeypatch.setenv("TF_CONFIG", json.dumps(configs[1]))
+    assert runtime.task() == runtime.Task("worker", 1, 3) and not runtime.task().chief
+    monkeypatch.setenv("TF_CONFIG", json.dumps(configs[0]))
+    assert runtime.task().chief
+    settings = load_settings(profile="smoke", overrides={"training": {"workers": 2}})
+    with pytest.raises(ConfigError, match="TF_CONFIG names 3 workers"):
+        train_multiworker(settings, None, "cnn")  # refused before TensorFlow starts
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not JSON"):
+        runtime.task()

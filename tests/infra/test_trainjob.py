@@ -176,7 +176,7 @@ def test_launching_step_stages_data_waits_and_reads_the_chief(tmp_path: Path) ->
     staged = mount / body["metadata"]["name"] / "workdir"
     assert (staged / "splits" / "train.csv").is_file() and not (staged / "models" / "x").exists()
     params = yaml.safe_load((staged / "settings.yaml").read_text())
-    assert params["training"] == {**params["training"], "workers": 1, "distribute": "multiworker"}
+    assert params["training"] == {**params["training"], "workers": 3, "distribute": "multiworker"}
     assert (wd.metrics / "cnn.json").is_file()  # the chief's metrics, back in the step's workdir
     with pytest.raises(ModelError, match="job failed"):
         train_tfjob(cfg, wd, "cnn", api=StandInCluster("Failed"))

@@ -341,8 +341,17 @@ def train_multiworker(
     """
     from artflow.classify.io import inference_copy
 
-    strategy = runtime.configure(settings.training, settings.seed)  # before any other TF op
     me = runtime.task()
+    if settings.training.workers > 1 and me.workers != settings.training.workers:
+        raise ConfigError(
+            f"TF_CONFIG names {me.workers} workers, training.workers says "
+            f"{settings.training.workers}",
+            "launch as many workers as the settings say (artflow train classifier --workers N)",
+        )
+    training = settings.training
+    if me.workers > 1:  # TF_CONFIG names other workers: whatever the setting, train with them
+        training = training.model_copy(update={"distribute": "multiworker"})
+    strategy = runtime.configure(training, settings.seed)  # before any other TF op
     image_size, batch_size = family_inputs(settings, family)
     data = load_data(settings, wd, image_size, batch_size)
     data["run_key"] = run_key(settings, wd, family)
@@ -407,10 +416,11 @@ def tf_configs(workers: int, host: str = "127.0.0.1") -> list[dict[str, Any]]:
 
 
 def settings_file(settings: Settings, path: Path) -> Path:
-    """The exact settings the launcher holds, as a params file for its workers: one worker
-    each (`workers: 1`) under MultiWorkerMirroredStrategy."""
+    """The exact settings the launcher holds, as a params file for its workers: under
+    MultiWorkerMirroredStrategy, `training.workers` kept (the run records it; a process with
+    TF_CONFIG is a worker, never a launcher)."""
     raw = settings.model_dump(by_alias=True)
-    raw["training"].update(distribute="multiworker", workers=1)
+    raw["training"]["distribute"] = "multiworker"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -200,15 +200,16 @@ def train_classifier(
     """Train, evaluate (val + test), log and register one classifier; returns run/model/metrics.
 
     `training.workers` > 1 launches that many workers (local processes, or a TFJob inside a
-    cluster) and returns the chief's result; each worker, and `training.distribute:
-    multiworker`, trains with a custom step (artflow.classify.distributed): Keras 3's `fit`
-    fails under MultiWorkerMirroredStrategy.
+    cluster) and returns the chief's result. Each worker (TF_CONFIG names its task), and
+    `training.distribute: multiworker`, trains with a custom step instead
+    (artflow.classify.distributed): Keras 3's `fit` fails under MultiWorkerMirroredStrategy.
     """
-    if settings.training.workers > 1:
+    workers = runtime.task().workers
+    if settings.training.workers > 1 and workers == 1:  # not yet a worker: launch them
         from artflow.classify.distributed import train_on_workers
 
         return train_on_workers(settings, wd, family, register=register)
-    if settings.training.distribute == "multiworker":
+    if settings.training.distribute == "multiworker" or workers > 1:
         from artflow.classify.distributed import train_multiworker
 
         return train_multiworker(settings, wd, family, register=register, verbose=verbose)
