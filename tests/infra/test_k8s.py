@@ -364,9 +364,13 @@ def test_secrets_are_mounted_files_never_env(overlay: str, rendered, rendered_se
                 assert "secretKeyRef" not in env.get("valueFrom", {}), f"{c['name']}: {env['name']}"
             assert not any("secretRef" in src for src in c.get("envFrom", [])), c["name"]
         for vol in spec.get("volumes", []):
-            if secret := vol.get("secret"):
+            projected = vol.get("projected", {}).get("sources", [])
+            sources = [s["secret"] for s in projected if "secret" in s]
+            if "secret" in vol:
+                sources.append({**vol["secret"], "name": vol["secret"]["secretName"]})
+            for secret in sources:
                 assert secret.get("items"), f"{vol['name']}: name the keys a pod gets"
-                used |= {(secret["secretName"], item["key"]) for item in secret["items"]}
+                used |= {(secret["name"], item["key"]) for item in secret["items"]}
     assert used and used <= provided, f"not in infra/k8s/secrets: {used - provided}"
 
 
