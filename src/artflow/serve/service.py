@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from artflow import families
 from artflow.config import load_settings
 from artflow.errors import ArtflowError
-from artflow.serve import admin
+from artflow.serve import admin, routes
 from artflow.serve.batching import VariantBatcher
 from artflow.serve.envelope import ErrorEnvelope
 from artflow.serve.explain import Explainer, Wanted, neighbours, upload_size
@@ -87,14 +87,6 @@ SETTINGS = load_settings(
     os.environ.get("ARTFLOW_PARAMS") or None, os.environ.get("ARTFLOW_PROFILE") or None
 )
 SERVE = SETTINGS.serve
-# Checked by the request guard before BentoML parses them.
-UPLOAD_FIELDS = {
-    "/classify": ("image",),
-    "/stylize": ("content", "style"),
-    "/gatys/jobs": ("content", "style"),
-    "/monet": ("photo",),
-}
-RAW_FIELDS = {"/classify": "image"}  # may also be sent as the body itself
 ImageFormat = Literal["png", "jpeg"]
 MAX_TOP_K = 100
 MAX_NEIGHBOURS = 10
@@ -1002,9 +994,7 @@ def _client_host(request: Any) -> str:
 
 
 def _count_refusal(path: str, status: int) -> None:
-    endpoint = path.strip("/").split("/")[0] or "root"
-    endpoint = endpoint if endpoint in ("classify", "stylize", "monet", "admin") else "other"
-    metrics().rejected.labels(endpoint=endpoint, status=str(status)).inc()
+    metrics().rejected.labels(endpoint=routes.label(path), status=str(status)).inc()
 
 
 # /docs.json corrected in one place (artflow.serve.openapi); BentoML's generated spec as input
@@ -1014,7 +1004,7 @@ Artflow.add_asgi_middleware(
     RequestGuard,
     on_refuse=_count_refusal,
     max_body_bytes=int(SERVE.max_body_mb * 2**20),
-    upload_fields=UPLOAD_FIELDS,
-    raw_fields=RAW_FIELDS,
-    json_paths=["/admin", "/feedback"],
+    upload_fields=routes.upload_fields(),  # all three from one table (artflow.serve.routes)
+    raw_fields=routes.raw_fields(),
+    json_paths=routes.json_paths(),
 )
