@@ -21,7 +21,15 @@ class ErrorBody(_Open):
     """Every refusal: a message for people, a code for programs, the input at fault."""
 
     error: str
-    code: str = Field(description="machine-readable: bad_request, invalid_parameter, ...")
+    # Not required: BentoML's own traffic limits (429 over traffic.max_concurrency, 504 past
+    # traffic.timeout) answer {"error"} before the service's middleware sees the request.
+    code: str | None = Field(
+        None,
+        description="machine-readable (bad_request, invalid_parameter, invalid_input, "
+        "unauthorized, forbidden, not_found, conflict, too_large, unsupported_media_type, "
+        "too_many_requests, unavailable, timeout, use_job, ...); present in every answer of "
+        "the service itself",
+    )
     field: str | None = None
     hint: str | None = None
 
