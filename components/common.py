@@ -14,6 +14,8 @@ from kfp import dsl, kubernetes
 from artflow.config import PipelineCfg
 from artflow.registry.tracking import PIPELINE_RUN_ENV
 
+IDENTITY_MOUNT = "/etc/artflow/mlflow"  # the identity Secret's folder; its key `password`
+
 # The image is set per task by `configure` (pipelines/images.py); this is only kfp's default.
 component = functools.partial(dsl.component, base_image="python:3.11", install_kfp_package=False)
 
@@ -29,6 +31,7 @@ class TaskSettings:
     env: dict[str, str]
     retries: int
     timeout_s: int
+    identity: str | None = None  # the step's MLflow identity on a cluster; None locally
 
 
 def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
@@ -55,6 +58,8 @@ def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
     if cfg.mlflow_secret and cfg.mlflow_secret_keys:
         keys = {key: key for key in cfg.mlflow_secret_keys}
         kubernetes.use_secret_as_env(task, secret_name=cfg.mlflow_secret, secret_key_to_env=keys)
+    if how.identity and how.identity in cfg.mlflow_identity_secrets:
+        _use_identity(task, how.identity, cfg.mlflow_identity_secrets[how.identity])
     if how.gpu:
         task.set_accelerator_type(cfg.gpu_accelerator).set_accelerator_limit(cfg.gpu_limit)
         for label, value in cfg.gpu_node_selector.items():
@@ -62,3 +67,11 @@ def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
         for toleration in cfg.gpu_tolerations:
             kubernetes.add_toleration(task, **toleration)
     return task
+
+
+def _use_identity(task: Any, identity: str, secret: str) -> None:
+    """MLflow's own client variables (read by artflow.registry.tracking): the user name as a
+    plain value, the password as the mounted Secret's file, so it never sits in the pod spec."""
+    kubernetes.use_secret_as_volume(task, secret_name=secret, mount_path=IDENTITY_MOUNT)
+    task.set_env_variable("MLFLOW_TRACKING_USERNAME", identity)
+    task.set_env_variable("MLFLOW_TRACKING_PASSWORD_FILE", f"{IDENTITY_MOUNT}/password")

@@ -64,6 +64,8 @@ class Common:
             env={stages.ENV: stages.step_key(name, self.settings), **self.image_env(kind)},
             retries=0 if self.local else cfg.retries.get(kind, 0),
             timeout_s=cfg.train_timeout_s if kind == "train" else cfg.timeout_s,
+            # locally the runner's own environment is the identity (one process tree)
+            identity=None if self.local else ("gate" if kind == "gate" else "pipeline"),
         )
         return configure(task, cfg, how)
 

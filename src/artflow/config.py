@@ -384,6 +384,13 @@ class PipelineCfg(Section):
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
     ]
+    # Each step's MLflow identity (docs/deploy.md "Identities"): the gate step `gate` (the only
+    # one that may move `champion`), every other step `pipeline`. Its Secret (one key,
+    # `password`) is mounted as a file, never an env var; {} runs the steps without one.
+    mlflow_identity_secrets: dict[str, str] = {
+        "pipeline": "artflow-mlflow-pipeline",
+        "gate": "artflow-mlflow-gate",
+    }
 
 
 class Settings(Section):

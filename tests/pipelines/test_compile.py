@@ -14,6 +14,7 @@ import yaml
 from artflow.cli import run as cli
 from artflow.config import PROJECT_ROOT
 
+IDENTITY_FILE = "MLFLOW_TRACKING_PASSWORD_FILE"
 PIPELINE_NAMES = ["training", "style", "retrain"]
 
 
@@ -76,7 +77,13 @@ def test_cluster_settings_are_in_the_yaml(compiled, name):
         assert container["image"].endswith(f":{commit}") and "latest" not in container["image"]
         assert container["resources"]["resourceMemoryRequest"] == cfg.memory_request
         assert "pip install" not in " ".join(container["command"])  # the image has artflow
-        assert [e["name"] for e in container["env"]] == ["ARTFLOW_STEP_KEY"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert set(env) == {"ARTFLOW_STEP_KEY", "MLFLOW_TRACKING_USERNAME", IDENTITY_FILE}
+        identity = "gate" if name_.startswith("exec-gate-op") else "pipeline"
+        assert env["MLFLOW_TRACKING_USERNAME"] == identity  # only the gate may move champion
+        (volume,) = k8s[name_]["secretAsVolume"]
+        assert volume["secretName"] == cfg.mlflow_identity_secrets[identity]
+        assert env[IDENTITY_FILE] == f"{volume['mountPath']}/password"
         secret = k8s[name_]["secretAsEnv"][0]
         assert secret["secretName"] == cfg.mlflow_secret
         assert {m["envVar"] for m in secret["keyToEnv"]} == set(cfg.mlflow_secret_keys)
