@@ -107,7 +107,21 @@ class Decision:
                 f"chi2={m['chi2']:.3f} p={m['p_chi2']:.4g}; deciding: {m['method']} "
                 f"p={m['p_value']:.4g}.",
             ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self._slice_lines()) + "\n"
+
+    def _slice_lines(self) -> list[str]:
+        """Test-split accuracy per slice, candidate beside champion (the report the Kubeflow UI
+        shows for the gate step; floors and max_slice_drop are judged in the checks above)."""
+        cand = (self.evaluations.get("candidate") or {}).get("slices") or {}
+        champ = (self.evaluations.get("champion") or {}).get("slices") or {}
+        if not cand:
+            return []
+        lines = ["", "| slice | images | candidate accuracy | champion accuracy |"]
+        lines.append("|---|---|---|---|")
+        for name, m in cand.items():
+            theirs = champ.get(name, {}).get("accuracy")
+            lines.append(f"| {name} | {m['n']} | {_show(m['accuracy'])} | {_show(theirs)} |")
+        return lines
 
 
 def _show(value: Any) -> str:

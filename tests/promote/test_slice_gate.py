@@ -61,7 +61,13 @@ def test_better_overall_but_worse_in_grayscale_is_refused(color_workdir, model_n
     slices = report["evaluations"]["candidate"]["slices"]
     assert set(slices) == {"grayscale", "low_resolution", "crop", "jpeg"}  # no artists.csv
     assert slices["grayscale"]["accuracy"] < 0.5 <= slices["jpeg"]["accuracy"]
-    assert "slice_vs_champion:grayscale" in (tmp_path / f"{model_name}-v{candidate}.md").read_text()
+    markdown = (tmp_path / f"{model_name}-v{candidate}.md").read_text()  # the KFP UI's report
+    assert "slice_vs_champion:grayscale" in markdown
+    gray = slices["grayscale"]["accuracy"]
+    champion_gray = report["evaluations"]["champion"]["slices"]["grayscale"]["accuracy"]
+    assert (
+        f"| grayscale | {slices['grayscale']['n']} | {gray:.4g} | {champion_gray:.4g} |" in markdown
+    )
 
     lenient = load_settings(profile="smoke", overrides={"gate": {"max_slice_drop": 0.5}})
     assert promote(lenient, color_workdir, model_name, candidate).promoted  # within 0.5
