@@ -164,6 +164,32 @@ class Steps:
 
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
+    def sync_statistics(self) -> None:
+        """Average the model's non-trainable float variables over the workers.
+
+        Keras 3 updates BatchNormalization's moving mean and variance per replica, from that
+        replica's share of each batch (their aggregation is "none"), so the workers' copies
+        drift apart; their mean, taken every epoch before validation, is what every worker
+        keeps. (The CNN has none; ResNet50's head has two BatchNorm layers.)
+        """
+        import tensorflow as tf
+
+        variables = [v for v in self.model.non_trainable_variables if "float" in str(v.dtype)]
+        if not variables or self.strategy.num_replicas_in_sync == 1:
+            return
+
+        @tf.function
+        def means() -> Any:
+            def replica() -> Any:
+                ctx = tf.distribute.get_replica_context()
+                local = [tf.identity(v.value) for v in variables]  # this replica's copies
+                return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local)
+
+            return self.strategy.run(replica)
+
+        for variable, mean in zip(variables, means(), strict=True):
+            variable.assign(self.strategy.experimental_local_results(mean)[0])
+
     def epoch(self, dataset: Any, training: bool) -> tuple[float, float]:
         """(mean loss, accuracy) of one pass over a distributed dataset."""
         step = self.train if training else self.eval
@@ -200,6 +226,7 @@ def fit_phase(
     for epoch in range(epochs):
         start = time.perf_counter()
         loss, acc = steps.epoch(train, training=True)
+        steps.sync_statistics()
         val_loss, val_acc = steps.epoch(val, training=False)
         history.add(loss=loss, accuracy=acc, val_loss=val_loss, val_accuracy=val_acc)
         log.info(
