@@ -23,10 +23,7 @@ plain before (goal: not above ~1).
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,9 +34,7 @@ from pathlib import Path
 
 import benchlib  # noqa: E402  (beside this script, whose folder Python puts first on the path)
 import httpx
-import numpy as np
 import yaml
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = [f"Artist_{i}" for i in range(11)]
@@ -47,83 +42,28 @@ BEFORE = "a7e319d"  # main just before /classify became a BentoML API with `expl
 
 
 def register_model(size: int) -> str:
-    from artflow.classify.cnn import build_cnn
-    from artflow.classify.io import register_classifier
-    from artflow.config import load_settings
-    from artflow.registry import tracking
-
-    model = build_cnn(len(LABELS), size, dense_units=256)
-    with tracking.start_run("artflow-bench-explain", "bench-cnn", load_settings()):
-        version = register_classifier(model, LABELS, size, "cnn", challenger=False).version
-    tracking.set_alias(tracking.CLASSIFIER, tracking.CHAMPION, version)
-    return version
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return benchlib.register_model(LABELS, size, "artflow-bench-explain")
 
 
 def start(tmp: Path, name: str, src: Path | None) -> tuple[subprocess.Popen, str]:
     """`bentoml serve` of this tree (src None) or of another checkout's src/ folder."""
-    from artflow.serve.launch import SERVICE, bentoml_exe
 
     tree = src.parent if src is not None else ROOT  # each version with its own settings
     raw = yaml.safe_load((tree / "params.yaml").read_text())
     raw["serve"].update(challenger_weight=0.0)
     params = tmp / f"params-{name}.yaml"
     params.write_text(yaml.safe_dump(raw))
-    port = free_port()
     env = {
-        **os.environ,
         "ARTFLOW_PARAMS": str(params),
         "ARTFLOW_PREDICTION_LOG": str(tmp / f"pred-{name}"),
-        "BENTOML_HOME": str(tmp / f"bentoml-{name}"),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    env.pop("ARTFLOW_PROFILE", None)
     if src is not None:  # the other checkout's package first: the service is imported from it
         env["PYTHONPATH"] = str(src)
-    log = open(tmp / f"server-{name}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [bentoml_exe(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=src.parent if src is not None else ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server {name} exited: see {log.name}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    sys.exit(f"server {name} not ready after 300 s: see {log.name}")
+    return benchlib.serve(tmp, name, env, tree)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def jpeg() -> bytes:
-    arr = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
+stop = benchlib.stop
+jpeg = benchlib.jpeg
 
 
 def timed(client: httpx.Client, body: bytes, n: int, explain: bool = False) -> list[float]:

@@ -25,8 +25,6 @@ import io
 import json
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,16 +43,7 @@ LABELS = [f"Artist_{i}" for i in range(11)]
 
 
 def register_model(size: int) -> str:
-    from artflow.classify.cnn import build_cnn
-    from artflow.classify.io import register_classifier
-    from artflow.config import load_settings
-    from artflow.registry import tracking
-
-    model = build_cnn(len(LABELS), size, dense_units=256)
-    with tracking.start_run("artflow-bench-serve", "bench-cnn", load_settings()):
-        version = register_classifier(model, LABELS, size, "cnn", challenger=False).version
-    tracking.set_alias(tracking.CLASSIFIER, tracking.CHAMPION, version)
-    return version
+    return benchlib.register_model(LABELS, size, "artflow-bench-serve")
 
 
 def params_file(tmp: Path, batching: bool, overrides: dict | None = None) -> Path:
@@ -66,64 +55,16 @@ def params_file(tmp: Path, batching: bool, overrides: dict | None = None) -> Pat
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(tmp: Path, batching: bool, overrides: dict | None = None) -> tuple[subprocess.Popen, str]:
-    from artflow.serve.launch import SERVICE, bentoml_exe
-
-    port = free_port()
     env = {
-        **os.environ,
         "ARTFLOW_PARAMS": str(params_file(tmp, batching, overrides)),
         "ARTFLOW_PREDICTION_LOG": str(tmp / f"pred-{batching}.jsonl"),
-        # One BentoML home per server: BentoML clears its Prometheus files at start-up.
-        "BENTOML_HOME": str(tmp / f"bentoml-{batching}"),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    env.pop("ARTFLOW_PROFILE", None)
-    log = open(tmp / f"server-{batching}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [bentoml_exe(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited: see {log.name}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    sys.exit(f"server not ready after 300 s: see {log.name}")
+    return benchlib.serve(tmp, "on" if batching else "off", env, ROOT)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def jpeg() -> bytes:
-    arr = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
+stop = benchlib.stop
+jpeg = benchlib.jpeg
 
 
 def photo(width: int, height: int, seed: int, noise: float = 6.0) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""What every benchmark records beside its numbers: the machine and its load, and the JSON.
+"""What every benchmark records beside its numbers: the machine and its load, and the JSON;
+and what the serving benchmarks share: a registered test classifier, a `bentoml serve` of the
+service started and stopped as a process group, a test JPEG.
 
 Timings on a shared machine move with the load, so each result file carries the CPU model,
 the core count, the load average before and after, and the accelerators TensorFlow saw.
@@ -6,9 +8,15 @@ the core count, the load average before and after, and the accelerators TensorFl
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +62,84 @@ def write_json(name: str, result: dict[str, Any], path: str | Path | None = None
     result = {**result, "load_avg_1m_end": round(os.getloadavg()[0], 2)}
     out.write_text(json.dumps(result, indent=2) + "\n")
     return out
+
+
+def register_model(labels: list[str], size: int, experiment: str) -> str:
+    """An untrained CNN of `size` px registered as the classifier's champion (its speed is
+    what the serving benchmarks measure, not its answers)."""
+    from artflow.classify.cnn import build_cnn
+    from artflow.classify.io import register_classifier
+    from artflow.config import load_settings
+    from artflow.registry import tracking
+
+    model = build_cnn(len(labels), size, dense_units=256)
+    with tracking.start_run(experiment, "bench-cnn", load_settings()):
+        version = register_classifier(model, labels, size, "cnn", challenger=False).version
+    tracking.set_alias(tracking.CLASSIFIER, tracking.CHAMPION, version)
+    return version
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(tmp: Path, name: str, env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, str]:
+    """`bentoml serve` of the service in its own process group, with its own BentoML home
+    (BentoML clears its Prometheus files at start-up) and log; -> (process, URL) once ready."""
+    import httpx
+
+    from artflow.serve.launch import SERVICE, bentoml_exe
+
+    port = free_port()
+    full = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp / f"bentoml-{name}"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
+    full.pop("ARTFLOW_PROFILE", None)
+    log = open(tmp / f"server-{name}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [bentoml_exe(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd,
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server {name} exited: see {log.name}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    sys.exit(f"server {name} not ready after 300 s: see {log.name}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def jpeg() -> bytes:
+    """A 256 px noise JPEG: the same test image in every serving benchmark."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
