@@ -72,7 +72,8 @@ demo: install  ## offline demo: data stages, training + style pipelines, registr
 	@echo "Serve the champion models:  .venv/bin/artflow serve   (http://127.0.0.1:3000)"
 
 test: lint  ## lint + format check, then the whole suite, slow end-to-end tests included
-	$(BIN)/pytest -q --timeout=900
+	@# --durations: the slowest tests in every log, to keep the suite inside its 15-minute budget
+	$(BIN)/pytest -q --timeout=900 --durations=30
 
 test-fast: install  ## the suite without the slow end-to-end tests
 	$(BIN)/pytest -q -m "not slow"
