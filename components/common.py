@@ -31,7 +31,9 @@ class TaskSettings:
     env: dict[str, str]
     retries: int
     timeout_s: int
-    identity: str | None = None  # the step's MLflow identity on a cluster; None locally
+    identity: str | None = None  # the step's MLflow identity; None: the runner's environment
+    identity_file: str = ""  # where the step reads its password (a mounted Secret's file)
+    identity_secret: str = ""  # that Secret, on a cluster ("" locally)
 
 
 def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
@@ -58,8 +60,8 @@ def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
     if cfg.mlflow_secret and cfg.mlflow_secret_keys:
         keys = {key: key for key in cfg.mlflow_secret_keys}
         kubernetes.use_secret_as_env(task, secret_name=cfg.mlflow_secret, secret_key_to_env=keys)
-    if how.identity and how.identity in cfg.mlflow_identity_secrets:
-        _use_identity(task, how.identity, cfg.mlflow_identity_secrets[how.identity])
+    if how.identity:
+        _use_identity(task, how)
     if how.gpu:
         task.set_accelerator_type(cfg.gpu_accelerator).set_accelerator_limit(cfg.gpu_limit)
         for label, value in cfg.gpu_node_selector.items():
@@ -69,9 +71,13 @@ def configure(task: Any, cfg: PipelineCfg, how: TaskSettings) -> Any:
     return task
 
 
-def _use_identity(task: Any, identity: str, secret: str) -> None:
+def _use_identity(task: Any, how: TaskSettings) -> None:
     """MLflow's own client variables (read by artflow.registry.tracking): the user name as a
-    plain value, the password as the mounted Secret's file, so it never sits in the pod spec."""
-    kubernetes.use_secret_as_volume(task, secret_name=secret, mount_path=IDENTITY_MOUNT)
-    task.set_env_variable("MLFLOW_TRACKING_USERNAME", identity)
-    task.set_env_variable("MLFLOW_TRACKING_PASSWORD_FILE", f"{IDENTITY_MOUNT}/password")
+    plain value, the password as a file (on a cluster the mounted Secret's), so it never sits
+    in the pod spec."""
+    if how.identity_secret:
+        kubernetes.use_secret_as_volume(
+            task, secret_name=how.identity_secret, mount_path=IDENTITY_MOUNT
+        )
+    task.set_env_variable("MLFLOW_TRACKING_USERNAME", how.identity)
+    task.set_env_variable("MLFLOW_TRACKING_PASSWORD_FILE", how.identity_file)

@@ -10,12 +10,13 @@ Every task gets its image, resources, retries, deadline and Kubernetes settings 
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from artflow import families, stages
 from artflow.config import Settings
 from artflow.families import CLASSIFIER
-from components.common import TaskSettings, configure
+from components.common import IDENTITY_MOUNT, TaskSettings, configure
 from components.data import ingest_op, sample_op, validate_op
 from components.evaluate import evaluate_op
 from components.gate import gate_op
@@ -64,10 +65,27 @@ class Common:
             env={stages.ENV: stages.step_key(name, self.settings), **self.image_env(kind)},
             retries=0 if self.local else cfg.retries.get(kind, 0),
             timeout_s=cfg.train_timeout_s if kind == "train" else cfg.timeout_s,
-            # locally the runner's own environment is the identity (one process tree)
-            identity=None if self.local else ("gate" if kind == "gate" else "pipeline"),
+            **self.identity("gate" if kind == "gate" else "pipeline"),
         )
         return configure(task, cfg, how)
+
+    def identity(self, name: str) -> dict[str, str]:
+        """The step's MLflow identity (the gate steps `gate`, the only one that may move
+        champion; the others `pipeline`): on a cluster its Secret mounted as a file; locally a
+        file of `pipeline.local_identities`, else none (the runner's own environment)."""
+        cfg = self.settings.pipeline
+        if self.local:
+            if not cfg.local_identities:
+                return {}
+            return {"identity": name, "identity_file": str(Path(cfg.local_identities) / name)}
+        if name not in cfg.mlflow_identity_secrets:
+            return {}
+        secret = cfg.mlflow_identity_secrets[name]
+        return {
+            "identity": name,
+            "identity_file": f"{IDENTITY_MOUNT}/password",
+            "identity_secret": secret,
+        }
 
 
 def data_steps(common: Common, source: Any, source_key: Any) -> tuple[Any, Any]:

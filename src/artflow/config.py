@@ -391,6 +391,9 @@ class PipelineCfg(Section):
         "pipeline": "artflow-mlflow-pipeline",
         "gate": "artflow-mlflow-gate",
     }
+    # Local runs (kfp's local runner): a folder with one password file per identity
+    # (`pipeline`, `gate`) gives each step its identity as on a cluster; "" = the runner's own.
+    local_identities: str = ""
 
 
 class Settings(Section):

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from artflow.errors import RegistryUnavailable
+from artflow.promote import GATE_EXPERIMENT
 from artflow.registry import tracking
 from tests.conftest import smoke_overlay
 from tests.logcapture import artflow_records
@@ -95,12 +96,16 @@ def test_data_goes_to_a_dvc_remote_on_s3(prod_env, served, data_repo):
 
 
 @pytest.fixture
-def tiny_profile(tmp_path):
+def tiny_profile(tmp_path, prod_env):
     """The smoke profile with one epoch at 32 px (what is checked is the path the data and
-    the model take, not the model), the artists of `data_repo`, and a gate any trained model
-    passes (the run moves the champion)."""
+    the model take, not the model), the artists of `data_repo`, a gate any trained model
+    passes (the run moves the champion), and each step's own MLflow identity (the gate
+    steps `gate`, the others `pipeline`: password files as a cluster's mounted Secrets)."""
+    for name in ("pipeline", "gate"):
+        prod_env.identity(name)  # writes <root>/secrets/<name>
     return smoke_overlay(
         tmp_path / "tiny.yaml",
+        pipeline={"local_identities": str(prod_env.root / "secrets")},
         cnn={"epochs": 1},
         images={"size": 32},
         gate={"min_accuracy": 0.0, "min_macro_f1": 0.0},
@@ -192,6 +197,7 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     trained = tracking.get_run(versions[0].run_id)
     assert trained.info.artifact_uri.startswith("mlflow-artifacts:")
     assert trained.data.params["cnn.epochs"] == "1"  # the steps ran with tiny_profile
+    assert trained.data.tags[tracking.IDENTITY_TAG] == "pipeline"  # the step's own identity
     # the data travelled as artifacts: from the DVC remote, images + manifests, splits, model
     ingested = json.loads((run / "ingest-op" / "executor_output.json").read_text())["artifacts"]
     meta = ingested["data"]["artifacts"][0]["metadata"]
@@ -217,6 +223,9 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     assert gate["passed"]
     assert prod_env.champion_in_db(NAME) == version
     assert str(tracking.alias_version(NAME, "champion").version) == version
+    gates = client.get_experiment_by_name(GATE_EXPERIMENT).experiment_id
+    (decided,) = client.search_runs([gates], order_by=["attributes.start_time DESC"], max_results=1)
+    assert decided.data.tags[tracking.IDENTITY_TAG] == "gate"  # the one that may move champion
     assert "Model card" in client.get_model_version(NAME, version).description
     assert {"novelty-op", "novelty-op-2"} <= {p.name for p in steps}  # (off in this profile)
     # the terminal got the gist, the log file every line of the steps

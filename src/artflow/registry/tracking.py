@@ -206,7 +206,13 @@ def lineage_tags(settings: Settings, data_files: Sequence[str | Path] = ()) -> d
         "artflow.data_hash": data_hash(data_files) if data_files else "none",
         "artflow.profile": settings.profile,
         **env_tags(),
+        # who opened the run on an authenticated server (audit: a pipeline step `pipeline`,
+        # the gate `gate`); never inherited through ARTFLOW_RUN_TAGS
+        IDENTITY_TAG: identity(),
     }
+
+
+IDENTITY_TAG = "artflow.identity"
 
 
 RUN_TAGS_ENV = "ARTFLOW_RUN_TAGS"
