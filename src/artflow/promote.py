@@ -438,7 +438,9 @@ def _record(settings: Settings, wd: Workdir, decision: Decision, report_dir: str
     verdict = "passed" if decision.passed else "refused"
     tags = {"gate.decision": verdict, "gate.run_id": decision.gate_run_id or ""}
     _tag_version(decision.model, decision.candidate, tags)
-    write_model_card(decision.model, decision.candidate, decision.to_dict())
+    write_model_card(
+        decision.model, decision.candidate, decision.to_dict(), log_to=decision.gate_run_id
+    )
 
 
 def _tag_version(name: str, version: str, tags: dict[str, str]) -> None:

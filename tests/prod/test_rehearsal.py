@@ -30,7 +30,7 @@ from artflow.promote import GATE_EXPERIMENT
 from artflow.registry import tracking
 from tests.conftest import smoke_overlay
 from tests.logcapture import artflow_records
-from tests.prod.conftest import BUCKET
+from tests.prod.conftest import ADMIN, BUCKET
 from tests.promote.conftest import SIZE, register_color_model
 
 pytestmark = [pytest.mark.prod, pytest.mark.slow]
@@ -270,8 +270,12 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
     assert summary["gates"][f"{NAME}-v{version}"]["passed"]
     assert prod_env.champion_in_db(NAME) == version
     # The tests below gate hand-built colour classifiers on another label map, which the
-    # pipeline's champion cannot be evaluated on: they start from an empty registry.
-    client.delete_registered_model(NAME)
+    # pipeline's champion cannot be evaluated on: they start from an empty registry (as the
+    # admin: the model is `pipeline`'s, which created it, and this process is `gate`).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+        mp.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+        client.delete_registered_model(NAME)
     assert prod_env.champion_in_db(NAME) is None
 
 

@@ -85,7 +85,10 @@ def nearest(model: Any, projected: np.ndarray, k: int) -> list[dict[str, Any]]:
             f"embedding of shape {query.shape}; the gallery has {len(emb_names)} columns"
         )
     space = model.reference[np.ix_(rows, [index[c] for c in emb_names])]
-    dist = np.sqrt(((space - query) ** 2).sum(axis=1))
+    # Distance in the PCA space itself, not the standardised one the novelty score uses: the
+    # emb_* columns share one unit, and standardising would give the weakest components
+    # (mostly noise) as much weight as the main ones.
+    dist = np.sqrt((((space - query) * model.scale[cols]) ** 2).sum(axis=1))
     order = np.argsort(dist, kind="stable")[: min(k, len(rows))]
     return [
         {

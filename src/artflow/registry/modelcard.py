@@ -2,8 +2,9 @@
 
 `write_model_card(name, version)` renders the card from the registry and the version's run
 (lineage tags, params, metrics, the gate's decision when there is one), logs it as
-`model_card.md` on that run and puts it in the version's description, where the MLflow UI
-shows it. Training calls it after registering; the gate calls it again after deciding.
+`model_card.md` and puts it in the version's description, where the MLflow UI shows it.
+Training calls it after registering (the card on the training run); the gate calls it again
+after deciding (the card with the decision on the gate's own run).
 """
 
 from __future__ import annotations
@@ -66,13 +67,20 @@ def _num(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def write_model_card(name: str, version: str | int, decision: dict[str, Any] | None = None) -> str:
-    """Render the card, log it on the version's run and set it as the version description."""
+def write_model_card(
+    name: str,
+    version: str | int,
+    decision: dict[str, Any] | None = None,
+    log_to: str | None = None,
+) -> str:
+    """Render the card, log it on a run and set it as the version description. The run is
+    the version's own (training's), or `log_to`: the gate logs the card with its decision on
+    its own run, because the gate identity may not write into the pipeline's runs."""
     mv = resolve_version(name, str(version))
     client = tracking.client()
     run = tracking.get_run(mv.run_id) if mv.run_id else None  # None: the run was deleted
     card = render(name, mv, run, decision)
-    if run is not None:
-        tracking._retry(lambda: client.log_text(mv.run_id, card, CARD_FILE))
+    if target := log_to or (mv.run_id if run is not None else None):
+        tracking._retry(lambda: client.log_text(target, card, CARD_FILE))
     tracking._retry(lambda: client.update_model_version(name, str(mv.version), description=card))
     return card
