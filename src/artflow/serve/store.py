@@ -1,7 +1,8 @@
 """The serving store: what another request, another pod or a later job needs to see.
 
 Answers (id, variant, model, family, predicted artist, time), feedback, A/B assignments,
-Gatys jobs and the admin state live in one database through SQLAlchemy, its schema made by
+Gatys jobs, the admin state, and the stylization and Monet answers with their sampled quality
+scores and user ratings live in one database through SQLAlchemy, its schema made by
 Alembic migrations (`artflow/serve/migrations`): an SQLite file beside the prediction log by
 default (nothing to start for `artflow serve` or `make demo`), PostgreSQL on a cluster (its
 own database and role beside MLflow's, `serve.store` or ARTFLOW_SERVING_STORE[_FILE]).
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 URL_ENV, URL_FILE_ENV = "ARTFLOW_SERVING_STORE", "ARTFLOW_SERVING_STORE_FILE"
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0001"
+HEAD = "0002"
 RETRY_S = 2.0  # after a failure, answer "unavailable" at once for this long
 T = TypeVar("T")
 
@@ -106,6 +107,22 @@ admin_failures = sa.Table(
     sa.Column("caller", sa.String(128)),
     sa.Column("at", sa.Float),
 )
+style_answers = sa.Table(
+    "serving_style_answers",
+    metadata,
+    sa.Column("answer_id", sa.String(64), primary_key=True),
+    sa.Column("at", sa.Float),
+    sa.Column("endpoint", sa.String(32)),
+    sa.Column("model_name", sa.String(200)),
+    sa.Column("model_version", sa.String(64)),
+    sa.Column("method", sa.String(32)),
+    sa.Column("pod", sa.String(128)),
+    sa.Column("scores", sa.Text),
+    sa.Column("scored_at", sa.Float),
+    sa.Column("rating", sa.Integer),
+    sa.Column("rated_at", sa.Float),
+)
+RATINGS = (1, 5)  # a rating's bounds (the page's stars)
 
 
 class StoreUnavailable(Exception):
@@ -114,6 +131,14 @@ class StoreUnavailable(Exception):
 
 class Duplicate(Exception):
     """An insert whose key exists already (a second feedback for one answer: 409)."""
+
+
+class UnknownAnswer(LookupError):
+    """No stylization or Monet answer has that id (expired or never answered: 404)."""
+
+
+class NotStyleAnswer(ValueError):
+    """The id is a classification's, rated through /feedback instead (409)."""
 
 
 def resolve_url(configured: str, prediction_log: Path) -> str:
@@ -442,6 +467,96 @@ class ServingStore:
 
         return self._run(get)
 
+    # ------------------------------------------------------------------ style answers
+    def style_answer(
+        self, answer_id: str, endpoint: str, model_name: str, model_version: str, method: str
+    ) -> None:
+        """Remember a stylization or Monet answer before it is sent (a rating to any pod
+        finds it); raises Duplicate for an id already stored."""
+        row = dict(
+            answer_id=answer_id,
+            at=time.time(),
+            endpoint=endpoint,
+            model_name=model_name,
+            model_version=str(model_version),
+            method=method,
+            pod=self.pod,
+        )
+        self._run(lambda c: c.execute(style_answers.insert().values(**row)))
+
+    def style_score(self, answer_id: str, scores: dict[str, float]) -> None:
+        """Store the sampled scorer's measures beside their answer (an unknown id, pruned
+        meanwhile, changes nothing)."""
+        text = json.dumps({k: float(v) for k, v in scores.items()})
+        where = style_answers.c.answer_id == answer_id
+        values = dict(scores=text, scored_at=time.time())
+        self._run(lambda c: c.execute(style_answers.update().where(where).values(**values)))
+
+    def style_rating(self, answer_id: str, rating: int) -> dict[str, Any]:
+        """Store a user's rating (RATINGS, one per answer); returns the rated answer's row.
+        Raises ValueError out of range, UnknownAnswer, NotStyleAnswer for a classification's
+        id, Duplicate when it was rated already."""
+        low, high = RATINGS
+        if isinstance(rating, bool) or not isinstance(rating, int) or not low <= rating <= high:
+            raise ValueError(f"rating must be an integer from {low} to {high}, not {rating!r}")
+        where = style_answers.c.answer_id == answer_id
+
+        def put(c: sa.Connection) -> dict[str, Any] | None:
+            now = time.time()
+            done = c.execute(
+                style_answers.update()
+                .where(where & style_answers.c.rating.is_(None))
+                .values(rating=rating, rated_at=now)
+            ).rowcount
+            row = c.execute(style_answers.select().where(where)).first()
+            if row is None:
+                return None
+            if not done:
+                raise _AlreadyRated()
+            return _style_row(row)
+
+        try:
+            found = self._run(put)
+        except _AlreadyRated:
+            raise Duplicate(f"answer {answer_id} was already rated") from None
+        if found is not None:
+            return found
+        if self.answer(answer_id) is not None:
+            raise NotStyleAnswer(
+                f"{answer_id} is a classification's prediction_id: send it to POST /feedback"
+            )
+        raise UnknownAnswer(f"unknown answer_id {answer_id!r} (expired or never answered)")
+
+    def style_window(self, since: float, model_name: str | None = None) -> list[dict[str, Any]]:
+        """Style answers since `since` (epoch s), oldest first, optionally of one model:
+        {answer_id, at, endpoint, model_name, model_version, method, scores, rating}."""
+
+        def get(c: sa.Connection) -> list[dict[str, Any]]:
+            q = style_answers.select().where(style_answers.c.at >= since)
+            if model_name is not None:
+                q = q.where(style_answers.c.model_name == model_name)
+            q = q.order_by(style_answers.c.at, style_answers.c.answer_id)
+            return [_style_row(r) for r in c.execute(q).fetchall()]
+
+        return self._run(get)
+
+    def style_rating_counts(self) -> list[dict[str, Any]]:
+        """Per (endpoint, model name, version): ratings n and their sum, one aggregate query
+        (what every pod's sync loop reads for /metrics)."""
+        cols = style_answers.c
+        q = (
+            sa.select(
+                cols.endpoint,
+                cols.model_name,
+                cols.model_version,
+                sa.func.count(cols.rating).label("n"),
+                sa.func.sum(cols.rating).label("total"),
+            )
+            .where(cols.rating.is_not(None))
+            .group_by(cols.endpoint, cols.model_name, cols.model_version)
+        )
+        return self._run(lambda c: [dict(r._mapping) for r in c.execute(q).fetchall()])
+
     # ------------------------------------------------------------------ retention
     def prune(self, max_age_days: float) -> dict[str, int]:
         """Delete answers, feedback, assignments, finished jobs and failures older than
@@ -458,12 +573,25 @@ class ServingStore:
                     assignments.delete().where(assignments.c.created < cutoff)
                 ).rowcount,
                 "jobs": c.execute(jobs.delete().where(jobs.c.updated < cutoff)).rowcount,
+                "style_answers": c.execute(
+                    style_answers.delete().where(style_answers.c.at < cutoff)
+                ).rowcount,
                 "admin_failures": c.execute(
                     admin_failures.delete().where(admin_failures.c.at < time.time() - 3600)
                 ).rowcount,
             }
 
         return self._run(delete)
+
+
+class _AlreadyRated(Exception):
+    """Inside the rating's transaction: roll back, answer Duplicate."""
+
+
+def _style_row(row: Any) -> dict[str, Any]:
+    out = {k: v for k, v in row._mapping.items() if k not in ("pod", "scored_at", "rated_at")}
+    out["scores"] = json.loads(out["scores"]) if out.get("scores") else None
+    return out
 
 
 def _short(exc: BaseException) -> str:
