@@ -1,4 +1,4 @@
-"""The serving store's style answers (issue 27) on the rehearsal's PostgreSQL: the same round
+"""The serving store's style answers on the rehearsal's PostgreSQL: the same round
 trip as on SQLite (tests/serve/test_store.py), in a database of its own. Uses the session
 stack; starts nothing."""
 

@@ -37,7 +37,7 @@ def test_migrations_are_idempotent_and_retention_deletes_by_age(tmp_path):
 
 
 def style_round_trip(url: str) -> None:
-    """The style answers' interface (issue 27) on one store: answer, score, rate, window;
+    """The style answers' interface on one store: answer, score, rate, window;
     shared by the SQLite test here and the PostgreSQL one in tests/prod/test_store_postgres.py."""
     assert migrate(url) == store.HEAD
     db = ServingStore(url, "pod-a", "single", auto_migrate=False)

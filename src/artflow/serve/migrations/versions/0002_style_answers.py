@@ -1,4 +1,4 @@
-"""Stylization and Monet answers: their sampled quality scores and user ratings (issue 27).
+"""Stylization and Monet answers: their sampled quality scores and user ratings.
 
 Revision ID: 0002
 Revises: 0001
