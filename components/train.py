@@ -18,9 +18,11 @@ def train_op(
     model: Output[Model],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
+    only: str = "",
 ) -> str:
     """Train (after the family's search when `tune`) and register one family as challenger;
-    returns the registered version ('' when disabled)."""
+    returns the registered version ('' when disabled, or when `only`, a comma-separated list
+    of families, does not name it: the quality trigger retrains the degraded model alone)."""
     from artflow import stages
 
     def work(settings) -> dict:
@@ -32,7 +34,8 @@ def train_op(
         return result
 
     outputs = {"model": model, "metrics": metrics, "confusion": confusion}
-    skipped = "" if enabled and not stages.is_skipped(splits) else "not trained (disabled)"
+    chosen = enabled and (not only or family in only.split(","))
+    skipped = "" if chosen and not stages.is_skipped(splits) else "not trained (disabled)"
     result = stages.run(f"train_{family}", profile, mlflow_uri, outputs, work, skipped)
     return str(result.get("version") or "")
 
@@ -44,9 +47,11 @@ def gatys_search_op(
     data: Input[Dataset],
     splits: Input[Dataset],
     metrics: Output[Metrics],
+    only: str = "",
 ) -> str:
     """Search Gatys settings for VGG19 and ResNet50 on held-out images and register each
-    backbone's best (artflow-gatys-settings); returns the versions as JSON."""
+    backbone's best (artflow-gatys-settings); returns the versions as JSON. Skipped when
+    `only` (comma-separated step names) does not name `gatys_search`."""
     import json
 
     from artflow import stages
@@ -56,5 +61,6 @@ def gatys_search_op(
         stages.log_metrics(result, metrics)
         return result
 
-    result = stages.run("gatys_search", profile, mlflow_uri, {"metrics": metrics}, work)
+    skipped = "" if not only or "gatys_search" in only.split(",") else "not searched (only)"
+    result = stages.run("gatys_search", profile, mlflow_uri, {"metrics": metrics}, work, skipped)
     return json.dumps(result.get("versions") or {})

@@ -98,9 +98,17 @@ def data_steps(common: Common, source: Any, source_key: Any) -> tuple[Any, Any]:
     return data, sampled.outputs["splits"]
 
 
-def train(common: Common, family: str, data: Any, splits: Any, tune: Any, enabled: Any) -> Any:
+def train(
+    common: Common, family: str, data: Any, splits: Any, tune: Any, enabled: Any, **more: Any
+) -> Any:
     task = train_op(
-        family=family, tune=tune, enabled=enabled, data=data, splits=splits, **common.params()
+        family=family,
+        tune=tune,
+        enabled=enabled,
+        data=data,
+        splits=splits,
+        **more,
+        **common.params(),
     )
     task.set_display_name(f"train-{family}")
     return common.add(task, f"train_{family}")
@@ -121,10 +129,12 @@ def novelty(common: Common, family: str, data: Any, splits: Any, trained: Any, g
     return common.add(task, "novelty")
 
 
-def train_and_gate(common: Common, family: str, data: Any, splits: Any, after: Any = None) -> Any:
-    """One family trained (once the task `after` is done) and its version gated on its own
-    (the style models); returns the gate task."""
-    trained = train(common, family, data, splits, tune=False, enabled=True)
+def train_and_gate(
+    common: Common, family: str, data: Any, splits: Any, after: Any = None, only: Any = ""
+) -> Any:
+    """One family trained (once the task `after` is done; unless `only` names other families)
+    and its version gated on its own (the style models); returns the gate task."""
+    trained = train(common, family, data, splits, tune=False, enabled=True, only=only)
     if after is not None:
         trained.after(after)
     model_name = families.get(family).registry_name

@@ -316,6 +316,16 @@ class ServeCfg(Section):
     explanations_at_once: int = Field(1, ge=1)  # /classify?explain=true runs at once per pod
 
 
+class StyleQualityCfg(Section):
+    """When served stylizations count as degraded (artflow.monitor.quality, docs/drift.md)."""
+
+    min_scored: int = Field(30, ge=1)  # scored answers of a version before its scores count
+    max_drop: float = Field(0.15, gt=0.0, lt=1.0)  # a measure this much worse than the gate's
+    min_ratings: int = Field(20, ge=1)  # ratings of a version before its mean counts
+    rating_floor: float = Field(2.5, gt=0.0)  # mean rating (1-5) under this: degraded
+    lookback_h: float = Field(168.0, gt=0.0)  # how far back a count window (500) may reach
+
+
 class DriftCfg(Section):
     window: str = "500"
     min_window: int = Field(30, ge=2)
@@ -324,6 +334,7 @@ class DriftCfg(Section):
     reference_split: Literal["train", "val", "test"] = "train"
     reference_max_images: int = Field(2000, ge=10)
     retrain_cooldown_h: float = Field(24.0, ge=0.0)
+    style_quality: StyleQualityCfg = StyleQualityCfg()
 
     @field_validator("window", mode="before")
     @classmethod

@@ -235,6 +235,7 @@ FLOWS = [  # (from, to, port, allowed)
     (_pod("ab-report"), _pod("mlflow"), 5000, True),
     (_pod("mlflow-identities"), _pod("mlflow"), 5000, True),
     (_pod("ab-report"), _pod("postgres"), 5432, True),
+    (_pod("drift"), _pod("postgres"), 5432, True),  # the serving store's style answers
     (_pod("serving-store"), _pod("postgres"), 5432, True),
     (_pod("mlflow"), _pod("postgres"), 5432, True),
     (_pod("mlflow"), _pod("minio"), 9000, True),
@@ -242,7 +243,6 @@ FLOWS = [  # (from, to, port, allowed)
     (_pod("db-backup"), _pod("minio"), 9000, True),
     (("kubeflow", {"pipeline": "step"}), _pod("mlflow"), 5000, True),
     # and nothing else
-    (_pod("drift"), _pod("postgres"), 5432, False),
     (_pod("mlflow-identities"), _pod("postgres"), 5432, False),
     (_pod("artflow-serving"), _pod("mlflow"), 5432, False),
     (("kubeflow", {"pipeline": "step"}), _pod("postgres"), 5432, False),

@@ -1,6 +1,8 @@
-"""`artflow drift`: Evidently drift report of the prediction log, and the retrain trigger.
+"""`artflow drift`: Evidently drift report of the prediction log, the style models' served
+quality against their gate, and the retrain triggers.
 
-artflow drift [--window 500|1d] [--log PATH] [--model-uri champion]
+artflow drift [--window 500|1d] [--log PATH] [--model-uri champion] [--store URL]
+              [--check all|classifier|style]
               [--act [--force] [--host URL] [--source SRC] [--cooldown HOURS]]
 artflow drift reference --model-uri REF       build + log a version's reference profile
 artflow drift simulate --images DIR [--url URL | --log PATH] [--darken 0.3]
@@ -9,6 +11,7 @@ artflow drift simulate --images DIR [--url URL | --log PATH] [--darken 0.3]
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,16 +28,26 @@ from artflow.commands.options import (
     examples,
     settings,
 )
-from artflow.errors import ConfigError
+from artflow.errors import ConfigError, DataError
 
 drift_app = typer.Typer(
-    help="Drift of served images vs the training reference (Evidently), and retraining on drift.",
+    help="Drift of served images vs the training reference (Evidently), served style quality "
+    "vs the gate, and retraining on either.",
     invoke_without_command=True,
     epilog=examples(
         "artflow drift --window 500 --log data/serving/predictions --workdir data",
         "artflow drift --window 1d --act --host http://localhost:8080 --fail-on-drift",
+        "artflow drift --check style --window 500 --store sqlite:///data/serving/serving.db",
     ),
 )
+
+
+class Check(StrEnum):
+    """What `artflow drift` looks at: the classifier's inputs, the style models' answers."""
+
+    all = "all"
+    classifier = "classifier"
+    style = "style"
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -104,28 +117,104 @@ def drift(
         bool,
         typer.Option("--fail-on-drift", help="Exit 1 when the window drifted (for cron / CI)."),
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Serving store URL, read for the style answers' scores and ratings (default: "
+            "serve.store, ARTFLOW_SERVING_STORE[_FILE], else the SQLite file beside the log).",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        Check,
+        typer.Option(help="The classifier's drift, the style models' quality, or both."),
+    ] = Check.all,
     workdir: WorkdirOption = DEFAULT_WORKDIR,
     params: ParamsOption = None,
     profile: ProfileOption = None,
 ) -> None:
-    """Report drift of the latest window of served predictions against the reference."""
+    """Report drift of the latest window of served predictions against the reference, and
+    the style models' served quality against their gate."""
     if ctx.invoked_subcommand is not None:
         return
     if (force or host or source or cooldown is not None) and not act:
         raise ConfigError(
             "--force, --host, --source and --cooldown only apply with --act", "add --act"
         )
-    from artflow.monitor.check import check_drift
-
     cfg = settings(params, profile)
     wd = _workdir(workdir)
-    log_path = _log_path(log, cfg)
-    verdict = check_drift(cfg, wd, log_path, model_uri, window)
-    _show(verdict)
+    quality = None if check == Check.classifier else _quality(cfg, wd, store, window, check)
+    verdict, short = None, None
+    if check != Check.style:
+        try:
+            verdict = _classifier(cfg, wd, _log_path(log, cfg), model_uri, window, quality)
+        except DataError as exc:  # too few classifications: the style check still acts
+            if quality is None:
+                raise
+            short = exc
+    if quality is not None:
+        _show_quality(quality)
     if act:
-        from artflow.commands.pipeline import retrain_runner
-        from artflow.monitor.trigger import trigger_retrain
+        _act(cfg, wd, verdict, quality, _log_path(log, cfg), host, force, source, cooldown)
+    if short is not None:
+        raise short
+    _fail(fail_on_drift, verdict, quality)
 
+
+def _classifier(
+    cfg: Any, wd: Any, log_path: Path, model_uri: str, window: str | None, quality: Any
+) -> dict[str, Any]:
+    from artflow.monitor.check import check_drift
+
+    verdict = check_drift(cfg, wd, log_path, model_uri, window, style_quality=quality)
+    _show(verdict)
+    return verdict
+
+
+def _quality(
+    cfg: Any, wd: Any, store: str | None, window: str | None, check: Check
+) -> dict[str, Any] | None:
+    """The style quality verdict; None (said so) when the store cannot be read and the
+    classifier's check is asked for too."""
+    from artflow.commands.ab import store_url
+    from artflow.monitor.quality_check import check_quality
+    from artflow.serve.store import ServingStore, StoreUnavailable, masked
+
+    url = store_url(cfg, store)
+    missing = url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file()
+    why = f"no serving store at {masked(url)}" if missing else ""
+    if not why:
+        # read only: never create or migrate a store (a typo must not look like no answers)
+        db = ServingStore(url, "drift", "report", auto_migrate=False)
+        reader = getattr(db, "style_window", None)  # a store without style answers yet
+        try:
+            if reader is not None:
+                return check_quality(cfg, wd, reader, window)
+            why = "this serving store keeps no style answers"
+        except StoreUnavailable as exc:
+            why = f"cannot read the serving store {masked(url)}: {exc}"
+    if check == Check.style:
+        raise DataError(why, "pass --store with the service's store URL")
+    _console().print(f"[yellow]style quality not checked:[/] {why}")
+    return None
+
+
+def _act(
+    cfg: Any,
+    wd: Any,
+    verdict: dict[str, Any] | None,
+    quality: dict[str, Any] | None,
+    log_path: Path,
+    host: str | None,
+    force: bool,
+    source: str | None,
+    cooldown: float | None,
+) -> None:
+    from artflow.commands.pipeline import retrain_runner
+    from artflow.monitor.trigger import trigger_retrain, trigger_style_retrain
+
+    if verdict is not None:
         outcome = trigger_retrain(
             cfg,
             wd,
@@ -138,13 +227,29 @@ def drift(
             cooldown_h=cooldown,
         )
         _show_trigger(outcome)
-    if fail_on_drift and verdict["drifted"]:
-        from artflow.monitor.check import DriftDetected
+    if quality is not None:
+        outcomes = trigger_style_retrain(
+            cfg, wd, quality, retrain_runner, host=host, source=source, cooldown_h=cooldown
+        )
+        for outcome in outcomes:
+            _show_trigger(outcome)
+        if not outcomes:
+            _console().print("--act: no style champion degraded; nothing to retrain")
 
+
+def _fail(fail_on_drift: bool, verdict: dict[str, Any] | None, quality: Any) -> None:
+    if not fail_on_drift:
+        return
+    from artflow.monitor.check import DriftDetected
+
+    if verdict is not None and verdict["drifted"]:
         raise DriftDetected(
             f"drift detected: share {verdict['share']:.2f} of columns drifted",
             f"read {verdict['report']['html']}",
         )
+    if quality is not None and quality["degraded"]:
+        names = ", ".join(f"{d['model_name']} v{d['version']}" for d in quality["degraded"])
+        raise DriftDetected(f"style quality degraded: {names}", f"read {quality['report']['html']}")
 
 
 def _show(verdict: dict[str, Any]) -> None:
@@ -174,6 +279,37 @@ def _show(verdict: dict[str, Any]) -> None:
         console.print(f"MLflow run {verdict['mlflow_run_id']} (experiment artflow-drift)")
 
 
+def _show_quality(quality: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    w = quality["window"]
+    console.print(
+        f"[bold]style quality[/]: {quality['answers']} answers in the window {w['spec']} "
+        f"(since {w['since']})"
+    )
+    table = Table("model", "version", "measure", "window", "gate", "change", "answers")
+    for v in quality["versions"]:
+        model = f"{v['model_name']}{' (champion)' if v['champion'] else ''}"
+        for key, m in v["scores"]["measures"].items():
+            change = f"{-m['drop']:+.0%}" if "drop" in m else ""
+            gate = "" if m.get("reference") is None else f"{m['reference']:.4g}"
+            table.add_row(
+                model, v["version"], key, f"{m['window']:.4g}", gate, change, str(m["answers"])
+            )
+        r = v["ratings"]
+        mean = "" if r["mean"] is None else f"{r['mean']:.2f}"
+        table.add_row(
+            model, v["version"], "rating", mean, f"floor {r['floor']:g}", "", str(r["count"])
+        )
+    console.print(table)
+    for v in quality["versions"]:
+        for reason in v["reasons"]:
+            colour = "red" if v["champion"] else "yellow"
+            console.print(f"[{colour}]DEGRADED[/] {v['model_name']} v{v['version']}: {reason}")
+    console.print(f"report: {quality['report']['html']}")
+
+
 def _show_trigger(outcome: dict[str, Any]) -> None:
     console = _console()
     if not outcome["triggered"]:
@@ -182,7 +318,8 @@ def _show_trigger(outcome: dict[str, Any]) -> None:
     result = outcome["result"]
     where = outcome["where"]
     console.print(
-        f"[bold]retrain pipeline started ({where})[/], trigger {outcome['trigger']}: "
+        f"[bold]{outcome.get('pipeline', 'retrain')} pipeline started ({where})[/], trigger "
+        f"{outcome['trigger']}: "
         f"{outcome['reason']}\n  trigger run {outcome['trigger_run_id']} (experiment "
         f"artflow-retrain), report {outcome['report']}"
     )

@@ -19,6 +19,7 @@ from artflow.config import Settings
 from artflow.data.layout import Workdir
 from artflow.errors import ArtflowError, DataError
 from artflow.monitor.embedding import Projection, project_frame
+from artflow.monitor.quality_page import inject
 from artflow.monitor.records import read_window, to_frame
 from artflow.monitor.reference import Reference, load_reference
 from artflow.monitor.report import DriftReport, compare
@@ -89,8 +90,12 @@ def check_drift(
     window: str | None = None,
     log_to_mlflow: bool = True,
     reference: Reference | None = None,
+    style_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Drift verdict of the latest window; report files saved and logged. See module doc."""
+    """Drift verdict of the latest window; report files saved and logged. See module doc.
+
+    `style_quality` (artflow.monitor.quality_check's verdict of the same run) goes into the
+    verdict and at the top of the HTML report, so one report shows both checks."""
     started = time.perf_counter()
     window = str(window or settings.drift.window)
     ref = reference or load_reference(settings, wd, model_ref)
@@ -119,7 +124,11 @@ def check_drift(
         "json": str(folder / "verdict.json"),
     }
     verdict["seconds"] = round(time.perf_counter() - started, 2)
+    if style_quality is not None:
+        verdict["style_quality"] = style_quality
     report.save(folder)
+    if style_quality is not None:
+        inject(folder / "report.html", style_quality)
     if log_to_mlflow:
         _log(settings, report, folder, window)  # adds mlflow_run_id to verdict.json
     return verdict

@@ -1,4 +1,7 @@
-"""The closed loop: a drifted verdict (or --force) starts the `retrain` pipeline and says why.
+"""The closed loop: a drifted verdict (or --force) starts the `retrain` pipeline and says why;
+a style champion whose served quality degraded (artflow.monitor.quality) starts the `style`
+pipeline for its families alone (`trigger_style_retrain`), through the same record, lock
+and cool-down (trigger kind `quality`).
 
 Why is recorded three ways:
   * an MLflow run `retrain-trigger-...` (experiment `artflow-retrain`) tagged
@@ -24,7 +27,9 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +39,7 @@ from artflow.registry import tracking
 
 EXPERIMENT = "artflow-retrain"
 PIPELINE = "retrain"
+STYLE_PIPELINE = "style"  # the quality trigger's: the style models' own training
 KEY_TAG, STATUS_TAG = "artflow.trigger_key", "artflow.retrain_status"
 
 log = logging.getLogger(__name__)
@@ -88,44 +94,109 @@ def trigger_retrain(
     }
     if not host:  # a cluster's steps read their own log on the data volume, not this path
         arguments["prediction_log"] = str(Path(log_path))
+    start = Start(PIPELINE, trigger, reason, key, location, arguments, model.get("name") or "")
+    return _start(settings, wd, start, runner, host, cooldown_h, lambda: _attach_report(verdict))
+
+
+def trigger_style_retrain(
+    settings: Settings,
+    wd: Workdir,
+    verdict: dict[str, Any],
+    runner: Runner,
+    host: str | None = None,
+    source: str | None = None,
+    cooldown_h: float | None = None,
+) -> list[dict[str, Any]]:
+    """Start the `style` pipeline for each champion the quality verdict found degraded
+    (artflow.monitor.quality_check), training only that model's families; one outcome each.
+
+    Same state, lock and cool-down as the drift trigger; the key's kind is `quality`."""
+    from artflow import families
+    from artflow.monitor.quality_check import report_location as quality_location
+
+    outcomes = []
+    for degraded in verdict.get("degraded", []):
+        name, version = degraded["model_name"], degraded["version"]
+        mine = next(
+            v for v in verdict["versions"] if (v["model_name"], v["version"]) == (name, version)
+        )
+        arguments: dict[str, Any] = {
+            "mlflow_uri": pipeline_mlflow_uri(),
+            "source": default_source(settings, source, local=not host),
+            "families_only": ",".join(f.name for f in families.by_registry_name(name)),
+        }
+        key = trigger_key({"name": name, "version": version}, "quality")
+        reason = f"{name} v{version}: " + "; ".join(mine["reasons"])
+        start = Start(
+            STYLE_PIPELINE, "quality", reason, key, quality_location(verdict), arguments, name
+        )
+        outcomes.append(
+            _start(settings, wd, start, runner, host, cooldown_h, lambda: _attach_quality(verdict))
+        )
+    return outcomes
+
+
+@dataclass(frozen=True)
+class Start:
+    """One retrain to start: which pipeline, why, its state's key, the report, its parameters."""
+
+    pipeline: str
+    trigger: str
+    reason: str
+    key: str
+    location: str
+    arguments: dict[str, Any]
+    model_name: str
+
+
+def _start(
+    settings: Settings,
+    wd: Workdir,
+    start: Start,
+    runner: Runner,
+    host: str | None,
+    cooldown_h: float | None,
+    attach: Callable[[], None],
+) -> dict[str, Any]:
+    """Record the trigger run and start the pipeline, unless the cool-down holds it back."""
     # Check and record under one lock, so that two drift jobs at once start one retrain.
-    with tracking.registry_lock(f"{model.get('name') or tracking.CLASSIFIER}.retrain"):
+    with tracking.registry_lock(f"{start.model_name or tracking.CLASSIFIER}.retrain"):
         cooldown = settings.drift.retrain_cooldown_h if cooldown_h is None else cooldown_h
-        previous = recent_trigger(key, cooldown)
+        previous = recent_trigger(start.key, cooldown)
         if previous is not None:
-            return _held_back(previous, key, cooldown)
+            return _held_back(previous, start.key, cooldown)
         with tracking.start_run(
             EXPERIMENT,
-            f"retrain-trigger-{trigger}",
+            f"retrain-trigger-{start.trigger}",
             settings,
-            params={"pipeline": PIPELINE, "where": host or "local", **arguments},
+            params={"pipeline": start.pipeline, "where": host or "local", **start.arguments},
             tags={
-                "artflow.trigger": trigger,
-                "artflow.trigger_reason": reason,
-                "artflow.trigger_report": location,
-                KEY_TAG: key,
+                "artflow.trigger": start.trigger,
+                "artflow.trigger_reason": start.reason[:5000],
+                "artflow.trigger_report": start.location,
+                KEY_TAG: start.key,
                 STATUS_TAG: "starting",
             },
         ) as run:
-            _attach_report(verdict)
+            attach()
     # The trigger run is closed before the pipeline starts: its steps open runs of their own
     # (in this process for some runners), and MLflow allows one active run per process.
     run_id = run.info.run_id
     tags = {
-        "artflow.trigger": trigger,
+        "artflow.trigger": start.trigger,
         "artflow.trigger_run": run_id,
-        "artflow.trigger_report": location,
+        "artflow.trigger_report": start.location,
     }
     try:
         with _run_tags(tags):
             result = dict(
                 runner(
-                    PIPELINE,
+                    start.pipeline,
                     settings=settings,
                     wd=wd,
                     host=host,
-                    trigger_report=location,
-                    **arguments,
+                    trigger_report=start.location,
+                    **start.arguments,
                 )
             )
     except BaseException as exc:
@@ -134,11 +205,12 @@ def trigger_retrain(
     _record(run_id, {"status": "submitted" if host else "finished", **result})
     return {
         "triggered": True,
-        "trigger": trigger,
-        "reason": reason,
-        "report": location,
+        "trigger": start.trigger,
+        "pipeline": start.pipeline,
+        "reason": start.reason,
+        "report": start.location,
         "trigger_run_id": run_id,
-        "trigger_key": key,
+        "trigger_key": start.key,
         "where": host or "local",
         "result": result,
     }
@@ -224,6 +296,16 @@ def _attach_report(verdict: dict[str, Any]) -> None:
             "drifted": float(bool(verdict.get("drifted"))),
         }
     )
+
+
+def _attach_quality(verdict: dict[str, Any]) -> None:
+    import mlflow
+
+    report = verdict.get("report") or {}
+    for key in ("html", "json"):
+        if report.get(key) and Path(report[key]).is_file():
+            mlflow.log_artifact(report[key], "quality_report")
+    mlflow.log_metric("degraded_models", float(len(verdict.get("degraded", []))))
 
 
 @contextmanager
