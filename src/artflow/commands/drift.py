@@ -187,11 +187,8 @@ def _quality(
     if not why:
         # read only: never create or migrate a store (a typo must not look like no answers)
         db = ServingStore(url, "drift", "report", auto_migrate=False)
-        reader = getattr(db, "style_window", None)  # a store without style answers yet
         try:
-            if reader is not None:
-                return check_quality(cfg, wd, reader, window)
-            why = "this serving store keeps no style answers"
+            return check_quality(cfg, wd, db.style_window, window)
         except StoreUnavailable as exc:
             why = f"cannot read the serving store {masked(url)}: {exc}"
     if check == Check.style:
@@ -288,6 +285,11 @@ def _show_quality(quality: dict[str, Any]) -> None:
         f"[bold]style quality[/]: {quality['answers']} answers in the window {w['spec']} "
         f"(since {w['since']})"
     )
+    if not quality["versions"]:
+        console.print(
+            f"no style answers of a registered model; report: {quality['report']['html']}"
+        )
+        return
     table = Table("model", "version", "measure", "window", "gate", "change", "answers")
     for v in quality["versions"]:
         model = f"{v['model_name']}{' (champion)' if v['champion'] else ''}"

@@ -32,6 +32,7 @@ LABELS = {
     "style_loss": "style fidelity",
     "ssim": "structural similarity",
     "cycle_l1": "cycle consistency",
+    "monet_distance": "Monet likeness",
 }
 # The registry views' list (artflow.registry.views.HIGHER_IS_BETTER) plus what the served
 # scores may add; every other measure is a loss.
