@@ -214,8 +214,9 @@ def current_revision(engine: sa.Engine) -> str | None:
         return ctx.get_current_revision()
 
 
-class ServingStore:
-    """Thread-safe access to the store; every method raises StoreUnavailable on an outage."""
+class StoreConnection:
+    """The store's engine, made (and migrated) on first use; after a failure every call is
+    refused at once for RETRY_S. `ServingStore` adds the tables' rows."""
 
     def __init__(self, url: str, pod: str, role: str, auto_migrate: bool = True) -> None:
         self.url, self.pod, self.role = url, pod, role
@@ -225,7 +226,6 @@ class ServingStore:
         self._down_until = 0.0
         self.last_error: str | None = None
 
-    # ------------------------------------------------------------------ connection
     def _ready_engine(self) -> sa.Engine:
         with self._lock:
             if self._engine is not None:
@@ -285,6 +285,10 @@ class ServingStore:
 
     def describe(self) -> dict[str, Any]:
         return {"url": masked(self.url), "error": self.last_error, "pod": self.pod}
+
+
+class ServingStore(StoreConnection):
+    """Thread-safe access to the store; every method raises StoreUnavailable on an outage."""
 
     # ------------------------------------------------------------------ answers, feedback
     def add_answer(self, row: dict[str, Any]) -> None:
