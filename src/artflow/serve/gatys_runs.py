@@ -5,7 +5,8 @@ One run at a time per pod (`gate`), at most `serve.gatys_max_steps` at
 estimated to end within its request (`_fits`, from serve.gatys_step_s), else a job. With a
 job id, a job record in the serving store (artflow.serve.gatys_jobs): each step writes its
 progress there and reads its cancel flag, so any pod can show and stop it. The service hands
-in its threaded runner with the request timeout (`run`) and its decoder (`decode`).
+in its threaded runner with the request timeout (`run`, artflow.serve.endpoints.plumbing.Worker)
+and its decoder (`decode`).
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class GatysRuns:
 
         run = self._work(content, style, side, n, cfg, job_id)
         try:
-            result = await self._run("stylize", run, timeout_s, on_done=finished)
+            result = await self._run(
+                "stylize", run, timeout_s, on_done=finished, on_cancelled=self._count_cancel
+            )
         except Cancelled:  # the user's cancel (a timeout answers 504 inside _run)
             await self._finish(job_id, "cancelled")
             raise ApiError(409, f"Gatys run {job_id} was cancelled") from None
@@ -112,6 +115,9 @@ class GatysRuns:
             raise
         await self._finish(job_id, "done")
         return result
+
+    def _count_cancel(self) -> None:
+        self.state["cancelled"] += 1  # stopped by a timeout, a dropped request or a cancel
 
     def _fits(self, steps: int, side: int, timeout_s: float | None) -> None:
         """422 pointing to the job endpoint when `steps` at `side` px cannot end in time."""

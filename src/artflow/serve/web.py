@@ -2,14 +2,18 @@
 mounted into the BentoML service (POST /classify, /stylize, ... are its BentoML APIs).
 
 The page (static/index.html + app.js + style.css) calls the service's own endpoints; it
-loads nothing from a CDN. `app.state.service` is set by the service instance at start-up.
+loads nothing from a CDN. The routes reach the service only through the `PageBackend` that
+the service instance sets as `app.state.backend` at start-up.
 """
 
 from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -27,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from artflow import families
 from artflow.serve import gallery
 from artflow.serve.admin import presented_token
-from artflow.serve.gatys_jobs import JobError
+from artflow.serve.gatys_jobs import JobBoard, JobError
 from artflow.serve.store import StoreUnavailable
 
 CLIENT_COOKIE = "artflow_client"  # read by the service as the A/B client key
@@ -36,6 +40,22 @@ STATIC = Path(__file__).parent / "static"
 
 
 FAMILY_OPTIONS = "<!-- artflow:families"
+
+
+@dataclass(frozen=True)
+class PageBackend:
+    """What the page app's routes use of the service (artflow.serve.service wires it)."""
+
+    public_status: Callable[[], dict[str, Any]]  # the health view for anyone
+    full_status: Callable[[], dict[str, Any]]  # with the admin token
+    # None when the request's admin token is accepted; else (status, message, headers)
+    refusal: Callable[[Request], tuple[int, str, dict[str, str]] | None]
+    gatys_jobs: JobBoard
+    gallery: Path  # the folder `artflow gallery` writes
+
+
+def _backend(request: Request) -> PageBackend | None:
+    return getattr(request.app.state, "backend", None)
 
 
 def page_html() -> str:
@@ -68,16 +88,16 @@ async def to_page(_: Request) -> Response:
 async def status(request: Request) -> Response:
     """The health view for anyone; the full view (errors, registry, log path) with the admin
     token. A wrong token is refused like on the admin endpoints (and counted)."""
-    service = getattr(request.app.state, "service", None)
-    if service is None:
+    backend = _backend(request)
+    if backend is None:
         return JSONResponse({"state": "starting", "ready": False}, status_code=503)
-    body = service.public_status()
+    body = backend.public_status()
     if presented_token(request.headers):
-        refused = service.admin_refusal(request.headers, service._caller(request))
+        refused = backend.refusal(request)
         if refused is not None:
             code, message, headers = refused
             return JSONResponse({"error": message}, status_code=code, headers=headers)
-        body = service.full_status()
+        body = backend.full_status()
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
@@ -104,11 +124,11 @@ async def job_cancel(request: Request) -> Response:
 
 async def job_result(request: Request) -> Response:
     """GET /gatys/jobs/{id}/result: the PNG once the job is done (409 before, 404 unknown)."""
-    service = getattr(request.app.state, "service", None)
-    if service is None:
+    backend = _backend(request)
+    if backend is None:
         return JSONResponse({"error": "the service is starting"}, status_code=503)
     try:
-        png = await anyio.to_thread.run_sync(service.gatys_jobs.result, request.path_params["job"])
+        png = await anyio.to_thread.run_sync(backend.gatys_jobs.result, request.path_params["job"])
     except JobError as exc:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except StoreUnavailable as exc:
@@ -117,11 +137,11 @@ async def job_result(request: Request) -> Response:
 
 
 async def _job_call(request: Request, what: str, job_id: str) -> Response:
-    service = getattr(request.app.state, "service", None)
-    if service is None:
+    backend = _backend(request)
+    if backend is None:
         return JSONResponse({"error": "the service is starting"}, status_code=503)
     try:
-        job = await anyio.to_thread.run_sync(getattr(service.gatys_jobs, what), job_id)
+        job = await anyio.to_thread.run_sync(getattr(backend.gatys_jobs, what), job_id)
     except StoreUnavailable as exc:
         return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "2"})
     if job is None:
@@ -130,10 +150,8 @@ async def _job_call(request: Request, what: str, job_id: str) -> Response:
 
 
 def _gallery_dir(request: Request) -> Path | None:
-    service = getattr(request.app.state, "service", None)
-    # beside the prediction log's root folder (which holds one sub-folder per pod), where
-    # `artflow gallery` writes it
-    return service.predictions.root.parent / gallery.FOLDER if service else None
+    backend = _backend(request)
+    return backend.gallery if backend else None
 
 
 async def gallery_list(request: Request) -> Response:
