@@ -1,4 +1,4 @@
-"""The library's shape stays readable (issue 24): no class longer than about 250 lines, and the
+"""The library's shape stays readable: no class longer than about 250 lines, and the
 service module only wires (docs/architecture.md, "An endpoint."): its endpoints are declared
 in `src/artflow/serve/endpoints/`, each `@bentoml.api` body one delegating statement, and
 only `src/artflow/serve/service.py` reads the settings in the serving package.

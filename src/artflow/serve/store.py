@@ -287,7 +287,84 @@ class StoreConnection:
         return {"url": masked(self.url), "error": self.last_error, "pod": self.pod}
 
 
-class ServingStore(StoreConnection):
+class JobRows(StoreConnection):
+    """The Gatys jobs' records (artflow.serve.gatys_jobs): progress and cancel from any pod."""
+
+    def job_create(self, job_id: str, kind: str, steps: int, backbone: str | None) -> None:
+        now = time.time()
+        row = dict(
+            id=job_id,
+            kind=kind,
+            state="queued",
+            step=0,
+            steps=steps,
+            backbone=backbone,
+            losses="{}",
+            cancel_requested=False,
+            pod=self.pod,
+            role=self.role,
+            created=now,
+            updated=now,
+        )
+        self._run(lambda c: c.execute(jobs.insert().values(**row)))
+
+    def job_update(self, job_id: str, **values: Any) -> bool:
+        """Update a job's fields; returns whether a cancel was requested meanwhile."""
+        if "losses" in values:
+            values["losses"] = json.dumps(values["losses"])
+
+        def put(c: sa.Connection) -> bool:
+            c.execute(
+                jobs.update().where(jobs.c.id == job_id).values(**values, updated=time.time())
+            )
+            flag = c.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id))
+            return bool(flag.scalar())
+
+        return self._run(put)
+
+    def job(self, job_id: str, with_result: bool = False) -> dict[str, Any] | None:
+        cols = [c for c in jobs.c if with_result or c.name != "result"]
+
+        def get(c: sa.Connection) -> dict[str, Any] | None:
+            row = c.execute(sa.select(*cols).where(jobs.c.id == job_id)).first()
+            if row is None:
+                return None
+            out = dict(row._mapping)
+            out["losses"] = json.loads(out.get("losses") or "{}")
+            return out
+
+        return self._run(get)
+
+    def job_cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Ask the job's worker (on whichever pod) to stop at its next step."""
+
+        def put(c: sa.Connection) -> None:
+            c.execute(
+                jobs.update()
+                .where((jobs.c.id == job_id) & jobs.c.state.in_(("queued", "running")))
+                .values(cancel_requested=True, updated=time.time())
+            )
+
+        self._run(put)
+        return self.job(job_id)
+
+    def jobs_active(self, role: str, kind: str, stale_s: float) -> int:
+        """Jobs of this Deployment (role) queued or running and heard from within stale_s."""
+        since = time.time() - stale_s
+
+        def get(c: sa.Connection) -> int:
+            q = sa.select(sa.func.count()).where(
+                (jobs.c.role == role)
+                & (jobs.c.kind == kind)
+                & jobs.c.state.in_(("queued", "running"))
+                & (jobs.c.updated > since)
+            )
+            return int(c.execute(q).scalar() or 0)
+
+        return self._run(get)
+
+
+class ServingStore(JobRows):
     """Thread-safe access to the store; every method raises StoreUnavailable on an outage."""
 
     # ------------------------------------------------------------------ answers, feedback
@@ -394,80 +471,6 @@ class ServingStore(StoreConnection):
                 .order_by(admin_failures.c.at)
             )
             return [float(x) for x in c.execute(q).scalars()]
-
-        return self._run(get)
-
-    # ------------------------------------------------------------------ jobs
-    def job_create(self, job_id: str, kind: str, steps: int, backbone: str | None) -> None:
-        now = time.time()
-        row = dict(
-            id=job_id,
-            kind=kind,
-            state="queued",
-            step=0,
-            steps=steps,
-            backbone=backbone,
-            losses="{}",
-            cancel_requested=False,
-            pod=self.pod,
-            role=self.role,
-            created=now,
-            updated=now,
-        )
-        self._run(lambda c: c.execute(jobs.insert().values(**row)))
-
-    def job_update(self, job_id: str, **values: Any) -> bool:
-        """Update a job's fields; returns whether a cancel was requested meanwhile."""
-        if "losses" in values:
-            values["losses"] = json.dumps(values["losses"])
-
-        def put(c: sa.Connection) -> bool:
-            c.execute(
-                jobs.update().where(jobs.c.id == job_id).values(**values, updated=time.time())
-            )
-            flag = c.execute(sa.select(jobs.c.cancel_requested).where(jobs.c.id == job_id))
-            return bool(flag.scalar())
-
-        return self._run(put)
-
-    def job(self, job_id: str, with_result: bool = False) -> dict[str, Any] | None:
-        cols = [c for c in jobs.c if with_result or c.name != "result"]
-
-        def get(c: sa.Connection) -> dict[str, Any] | None:
-            row = c.execute(sa.select(*cols).where(jobs.c.id == job_id)).first()
-            if row is None:
-                return None
-            out = dict(row._mapping)
-            out["losses"] = json.loads(out.get("losses") or "{}")
-            return out
-
-        return self._run(get)
-
-    def job_cancel(self, job_id: str) -> dict[str, Any] | None:
-        """Ask the job's worker (on whichever pod) to stop at its next step."""
-
-        def put(c: sa.Connection) -> None:
-            c.execute(
-                jobs.update()
-                .where((jobs.c.id == job_id) & jobs.c.state.in_(("queued", "running")))
-                .values(cancel_requested=True, updated=time.time())
-            )
-
-        self._run(put)
-        return self.job(job_id)
-
-    def jobs_active(self, role: str, kind: str, stale_s: float) -> int:
-        """Jobs of this Deployment (role) queued or running and heard from within stale_s."""
-        since = time.time() - stale_s
-
-        def get(c: sa.Connection) -> int:
-            q = sa.select(sa.func.count()).where(
-                (jobs.c.role == role)
-                & (jobs.c.kind == kind)
-                & jobs.c.state.in_(("queued", "running"))
-                & (jobs.c.updated > since)
-            )
-            return int(c.execute(q).scalar() or 0)
 
         return self._run(get)
 
