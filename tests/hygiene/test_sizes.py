@@ -1,7 +1,9 @@
 """The library's shape stays readable: no class longer than about 250 lines, and the
 service module only wires (docs/architecture.md, "An endpoint."): its endpoints are declared
 in `src/artflow/serve/endpoints/`, each `@bentoml.api` body one delegating statement, and
-only `src/artflow/serve/service.py` reads the settings in the serving package.
+only `src/artflow/serve/service.py` reads the settings in the serving package. And the one
+route table (`src/artflow/serve/routes.py`: the guard's fields, the metric labels) has a row
+for every endpoint declared, and no row without one.
 
 Pure AST over the library's files (nothing imported): one parse of each, about a second."""
 
@@ -13,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from artflow.config import PROJECT_ROOT
+from artflow.serve import routes
 
 LIBRARY = PROJECT_ROOT / "src" / "artflow"
 SERVICE = LIBRARY / "serve" / "service.py"
@@ -118,3 +121,24 @@ def test_the_rules_see_what_they_check() -> None:
     assert {"classify", "stylize", "monet", "feedback", "admin_status"} <= apis
     assert any(path == SERVICE and c.name == "Artflow" for path, c in census.classes)
     assert any(path == SERVICE for path, _ in census.settings_readers)
+
+
+def _route_of(fn: Function) -> str | None:
+    """The `route="..."` of its `@bentoml.api(...)` (None when BentoML derives it)."""
+    for decorator in fn.decorator_list:
+        if isinstance(decorator, ast.Call) and _is_api(decorator):
+            for keyword in decorator.keywords:
+                if keyword.arg == "route" and isinstance(keyword.value, ast.Constant):
+                    return keyword.value.value
+    return None
+
+
+def test_the_route_table_and_the_endpoints_agree() -> None:
+    declared = {fn.name: _route_of(fn) for _, fn in _census().apis}
+    unrouted = {name: path for name, path in declared.items() if path is None}
+    assert not unrouted, f"name each endpoint's route in its @bentoml.api: {unrouted}"
+    missing = {name: path for name, path in declared.items() if routes.label(path) == "other"}
+    assert not missing, f"add these endpoints to artflow.serve.routes.ROUTES: {missing}"
+    labelled = {routes.label(path) for path in declared.values()}
+    stale = [r.path for r in routes.ROUTES if r.label not in labelled]
+    assert not stale, f"rows of artflow.serve.routes.ROUTES without an endpoint: {stale}"
