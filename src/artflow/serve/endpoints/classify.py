@@ -21,22 +21,16 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from artflow import families
-from artflow.config import ServeCfg
 from artflow.serve.batching import VariantBatcher
 from artflow.serve.endpoints.parts import Parts
-from artflow.serve.endpoints.plumbing import Answers, Callers, Decoder, Worker
-from artflow.serve.endpoints.recording import Recorder
-from artflow.serve.explain import Explainer, Wanted, neighbours, upload_size
-from artflow.serve.family import FamilyModels, FamilyUnavailable
-from artflow.serve.feedback import Answer, FeedbackBook, new_id, unstored_id
+from artflow.serve.explain import Wanted, neighbours, upload_size
+from artflow.serve.family import FamilyUnavailable
+from artflow.serve.feedback import Answer, new_id, unstored_id
 from artflow.serve.guard import BODY_KEY
 from artflow.serve.inference import Pending, rank, run_live
-from artflow.serve.metrics import Metrics
-from artflow.serve.models import ModelSet
-from artflow.serve.router import CHALLENGER, CHAMPION, Router
+from artflow.serve.router import CHALLENGER, CHAMPION
 from artflow.serve.schemas import ClassifyAnswer
 from artflow.serve.validation import ApiError, DecodedImage, Fit
-from artflow.serve.variants import VariantRouting
 
 log = logging.getLogger("artflow.serve")
 
@@ -93,21 +87,13 @@ class NoveltyCheck:
 
 class Classifying:
     def __init__(self, parts: Parts) -> None:
-        self.serve: ServeCfg = parts.settings.serve
-        self.models: ModelSet = parts.models
-        self.router: Router = parts.router
-        self.variants: VariantRouting = parts.variants
-        self.families: FamilyModels = parts.families
-        self.book: FeedbackBook = parts.book
-        self.explainer: Explainer = parts.explainer
+        self.serve = parts.settings.serve
+        self.models, self.router, self.variants = parts.models, parts.router, parts.variants
+        self.families, self.book, self.explainer = parts.families, parts.book, parts.explainer
         self.novelty: NoveltyCheck = parts.novelty
-        self.decoder: Decoder = parts.decoder
-        self.worker: Worker = parts.worker
-        self.answers: Answers = parts.answers
-        self.recorder: Recorder = parts.recorder
-        self.callers: Callers = parts.callers
-        self.metrics: Metrics = parts.metrics
-        self.study = parts.metrics_study
+        self.decoder, self.worker, self.answers = parts.decoder, parts.worker, parts.answers
+        self.recorder, self.callers = parts.recorder, parts.callers
+        self.metrics, self.study = parts.metrics, parts.metrics_study
         self.role = self.variants.role
         self.batchers = {variant: self._batcher(variant) for variant in (CHAMPION, CHALLENGER)}
 
@@ -201,7 +187,7 @@ class Classifying:
         if family:
             body["family"] = family
         novelty = await self._extras(body, slot, out, decoded, prepared, item, wants)
-        await self._remember(body, variant, out, family, slot, key)
+        await self._remember(body, key)
         self.recorder.record(
             "classify",
             variant,
@@ -258,17 +244,17 @@ class Classifying:
             ).inc()
         return novelty
 
-    async def _remember(
-        self,
-        body: dict[str, Any],
-        variant: str,
-        out: dict[str, Any],
-        family: str | None,
-        slot: Any,
-        key: str,
-    ) -> None:
+    async def _remember(self, body: dict[str, Any], key: str) -> None:
+        """Store the answer for feedback; record the A/B assignment of a router's answer."""
+        model, family = body["model"], body.get("family")
+        variant = body["variant"]
         answer = Answer(
-            body["prediction_id"], variant, str(out["version"]), body["artist"], family, slot.name
+            body["prediction_id"],
+            variant,
+            str(model["version"]),
+            body["artist"],
+            family,
+            model["name"],
         )
         # stored before the answer is sent, so feedback to any pod finds it; a store outage
         # still serves the answer, with an id that says it cannot take feedback
