@@ -15,6 +15,7 @@ import pytest
 
 from artflow import cli
 from artflow.errors import DataError
+from artflow.monitor import quality
 from artflow.monitor.check import EXPERIMENT, check_drift, current_frame
 from artflow.monitor.features import FEATURE_NAMES
 from artflow.monitor.records import read_log, select_window
@@ -167,9 +168,18 @@ def test_cli_builds_a_missing_reference_and_fails_on_drift(
 
     mixed = write_log(tmp_path, "mixed", traffic["paintings"])
     shutil.copytree(log / "simulate", mixed / "simulate")
+    # The style check's verdict of the same run rides along (artflow drift's default --check).
+    style = quality.judge([], {}, {}, smoke_settings.drift.style_quality, 500)
     verdict = check_drift(
-        smoke_settings, drift_wd, mixed, drift_classifier.uri, log_to_mlflow=False
+        smoke_settings,
+        drift_wd,
+        mixed,
+        drift_classifier.uri,
+        log_to_mlflow=False,
+        style_quality=style,
     )
+    assert verdict["style_quality"]["kind"] == "style_quality"
+    assert "Style quality of served answers" in Path(verdict["report"]["html"]).read_text()
     canary = verdict["other_versions"][reg.version]
     assert not verdict["drifted"] and verdict["model"]["version"] == drift_classifier.version
     assert canary["checked"] is True and canary["drifted"] is True
