@@ -20,7 +20,6 @@ a challenger that does badly loses its A/B test instead.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +181,6 @@ def judge(
     degraded = [v for v in versions if v["degraded"] and v["champion"]]
     return {
         "kind": "style_quality",
-        "created_at": time.time(),
         "answers": len(rows),
         "thresholds": cfg.model_dump(),
         "versions": versions,
