@@ -162,13 +162,13 @@ register(
     classifier(
         "cnn",
         "cnn",
-        "artflow.classify.train:fit_cnn",
+        "artflow.classify.cnn:fit_cnn",
         tune="artflow.classify.tune:tune_cnn",
         tune_sections=("tuner",),
         label="custom CNN",
     )
 )
-register(classifier("resnet50", "resnet", "artflow.classify.train:fit_resnet", label="ResNet50"))
+register(classifier("resnet50", "resnet", "artflow.classify.resnet:fit_resnet", label="ResNet50"))
 
 
 def stylizer(name: str, train: str, **more: Any) -> Family:

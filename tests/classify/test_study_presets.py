@@ -53,8 +53,7 @@ def test_resnet50_phases_train_the_right_layers() -> None:
     BatchNorm frozen (inference mode) in both; each phase compiled with its learning rate."""
     import numpy as np
 
-    from artflow.classify.resnet import BASE, build_resnet50
-    from artflow.classify.train import resnet_phases
+    from artflow.classify.resnet import BASE, build_resnet50, resnet_phases
     from artflow.config import load_settings
 
     cfg = load_settings(

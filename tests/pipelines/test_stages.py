@@ -61,7 +61,7 @@ def test_a_code_edit_changes_exactly_the_keys_of_the_steps_that_run_it(monkeypat
         return {s for s in steps if stages.code_digest(s) != before[s]}
 
     try:
-        _edited(monkeypatch, "artflow.classify.train", "fit_cnn")  # one family's fit
+        _edited(monkeypatch, "artflow.classify.cnn", "fit_cnn")  # one family's fit
         assert changed() == {"train_cnn"}
         _edited(monkeypatch, "artflow.style.cyclegan.train")  # one family's own folder
         assert changed() == {"train_cnn", "train_cyclegan"}

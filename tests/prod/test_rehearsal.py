@@ -240,7 +240,7 @@ def test_training_pipeline_from_the_dvc_remote_through_the_server(
         return seconds, json.loads((home / "pipeline" / "last_run_training.json").read_text())
 
     # a comment in the code and a docs page: nothing runs, every step is restored
-    _edit(code / "classify" / "train.py", "\ndef fit_resnet(", "\n# a comment\ndef fit_resnet(")
+    _edit(code / "classify" / "resnet.py", "\ndef fit_resnet(", "\n# a comment\ndef fit_resnet(")
     (code.parents[1] / "docs").mkdir()
     (code.parents[1] / "docs" / "notes.md").write_text("# notes\n")
     with artflow_records() as records:

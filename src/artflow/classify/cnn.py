@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from artflow.config import Settings
+from artflow.data.layout import Workdir
+
 # Layer names other modules rely on: the penultimate layer (drift embeddings) and the output.
 EMBEDDING = "embedding"
 PROBS = "probs"
@@ -58,3 +61,21 @@ def compile_classifier(model: Any, learning_rate: float) -> None:
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+    from artflow.classify.train import callbacks
+
+    cfg = settings.cnn
+    size = settings.images.size
+    model = build_cnn(n, size, cfg.dense_units, cfg.dropout, cfg.learning_rate, cfg.dense_layers)
+    history = model.fit(
+        data["train"].dataset,
+        validation_data=data["val"].dataset,
+        epochs=cfg.epochs,
+        class_weight=data["class_weight"],
+        shuffle=False,  # the tf.data pipeline shuffles (seeded)
+        callbacks=callbacks(wd, "cnn", cfg.early_stopping_patience, data["run_key"]),
+        verbose=verbose,
+    )
+    return model, [history]

@@ -83,8 +83,7 @@ def phases(settings: Settings, family: str, n_classes: int) -> Any:
         yield "cnn", cfg.epochs, cfg.early_stopping_patience, model
         return
     if family == "resnet50":
-        from artflow.classify.resnet import build_resnet50
-        from artflow.classify.train import resnet_phases
+        from artflow.classify.resnet import build_resnet50, resnet_phases
 
         rcfg = settings.resnet
         model = build_resnet50(n_classes, rcfg.image_size, rcfg.weights, rcfg.pooling)

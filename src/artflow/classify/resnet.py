@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from artflow.classify.cnn import EMBEDDING, PROBS
-from artflow.errors import ModelError
+from artflow.config import Settings
+from artflow.data.layout import Workdir
+from artflow.errors import ConfigError, ModelError
 
 BASE = "resnet50"
 # keras.applications.resnet50.preprocess_input ("caffe" mode): RGB -> BGR, minus ImageNet means.
@@ -114,3 +117,52 @@ def freeze_base_except_top(model: Any, unfreeze_top_layers: int) -> int:
     """Phase 2: freeze the ResNet50 base except its top layers; returns how many are trainable."""
     set_phase(model, 2, unfreeze_top_layers)
     return sum(layer.trainable for layer in model.get_layer(BASE).layers)
+
+
+def resnet_phases(model: Any, cfg: Any) -> Iterator[tuple[int, int, dict[str, int]]]:
+    """Set up each ResNet50 phase that has epochs: trainable layers, then a fresh compile.
+
+    Yields (phase, epochs, trainable counts) with `model` ready to fit; the caller fits it
+    before asking for the next phase (a generator, so the set-up is testable without a fit).
+    """
+    from artflow.classify.cnn import compile_classifier
+
+    phases = [
+        (1, cfg.phase1_epochs, cfg.phase1_learning_rate),
+        (2, cfg.phase2_epochs, cfg.phase2_learning_rate),
+    ]
+    for phase, epochs, lr in phases:
+        if epochs == 0:
+            continue
+        counts = set_phase(model, phase, cfg.unfreeze_top_layers)
+        compile_classifier(model, lr)  # trainability is read when the train step is built
+        yield phase, epochs, counts
+
+
+def fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
+    """Phase 1 trains the whole model; phase 2 the head and the base's top layers."""
+    import mlflow
+
+    from artflow.classify.train import callbacks
+
+    cfg = settings.resnet
+    model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
+    histories, done = [], 0
+    for phase, epochs, counts in resnet_phases(model, cfg):
+        mlflow.log_params({f"phase{phase}_{k}": v for k, v in counts.items()})
+        name, patience = f"resnet50_phase{phase}", cfg.early_stopping_patience
+        cbs = callbacks(wd, name, patience, data["run_key"], epoch_offset=done)
+        history = model.fit(
+            data["train"].dataset,
+            validation_data=data["val"].dataset,
+            epochs=epochs,
+            class_weight=data["class_weight"],
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            callbacks=cbs,
+            verbose=verbose,
+        )
+        histories.append(history)
+        done += len(history.history.get("loss", []))
+    if not histories:
+        raise ConfigError("resnet.phase1_epochs and resnet.phase2_epochs are both 0")
+    return model, histories

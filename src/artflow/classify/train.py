@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from artflow.classify.evaluate import EXPERIMENT, predict_split, score, write_re
 from artflow.config import Settings
 from artflow.data import tfdata
 from artflow.data.layout import Workdir
-from artflow.errors import ConfigError, ModelError
+from artflow.errors import ModelError
 from artflow.registry import tracking
 
 
@@ -86,74 +85,6 @@ def _merge(histories: list[Any]) -> dict[str, list[float]]:
         for key, values in history.history.items():
             merged.setdefault(key, []).extend(float(v) for v in values)
     return merged
-
-
-def fit_cnn(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
-    from artflow.classify.cnn import build_cnn
-
-    cfg = settings.cnn
-    size = settings.images.size
-    model = build_cnn(n, size, cfg.dense_units, cfg.dropout, cfg.learning_rate, cfg.dense_layers)
-    history = model.fit(
-        data["train"].dataset,
-        validation_data=data["val"].dataset,
-        epochs=cfg.epochs,
-        class_weight=data["class_weight"],
-        shuffle=False,  # the tf.data pipeline shuffles (seeded)
-        callbacks=callbacks(wd, "cnn", cfg.early_stopping_patience, data["run_key"]),
-        verbose=verbose,
-    )
-    return model, [history]
-
-
-def resnet_phases(model: Any, cfg: Any) -> Iterator[tuple[int, int, dict[str, int]]]:
-    """Set up each ResNet50 phase that has epochs: trainable layers, then a fresh compile.
-
-    Yields (phase, epochs, trainable counts) with `model` ready to fit; the caller fits it
-    before asking for the next phase (a generator, so the set-up is testable without a fit).
-    """
-    from artflow.classify.cnn import compile_classifier
-    from artflow.classify.resnet import set_phase
-
-    phases = [
-        (1, cfg.phase1_epochs, cfg.phase1_learning_rate),
-        (2, cfg.phase2_epochs, cfg.phase2_learning_rate),
-    ]
-    for phase, epochs, lr in phases:
-        if epochs == 0:
-            continue
-        counts = set_phase(model, phase, cfg.unfreeze_top_layers)
-        compile_classifier(model, lr)  # trainability is read when the train step is built
-        yield phase, epochs, counts
-
-
-def fit_resnet(settings: Settings, wd: Workdir, data: dict[str, Any], n: int, verbose: int) -> Any:
-    """Phase 1 trains the whole model; phase 2 the head and the base's top layers."""
-    import mlflow
-
-    from artflow.classify.resnet import build_resnet50
-
-    cfg = settings.resnet
-    model = build_resnet50(n, cfg.image_size, cfg.weights, cfg.pooling)
-    histories, done = [], 0
-    for phase, epochs, counts in resnet_phases(model, cfg):
-        mlflow.log_params({f"phase{phase}_{k}": v for k, v in counts.items()})
-        name, patience = f"resnet50_phase{phase}", cfg.early_stopping_patience
-        cbs = callbacks(wd, name, patience, data["run_key"], epoch_offset=done)
-        history = model.fit(
-            data["train"].dataset,
-            validation_data=data["val"].dataset,
-            epochs=epochs,
-            class_weight=data["class_weight"],
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
-            callbacks=cbs,
-            verbose=verbose,
-        )
-        histories.append(history)
-        done += len(history.history.get("loss", []))
-    if not histories:
-        raise ConfigError("resnet.phase1_epochs and resnet.phase2_epochs are both 0")
-    return model, histories
 
 
 def family_inputs(settings: Settings, family: str) -> tuple[int, int]:
