@@ -1,6 +1,6 @@
 """Evaluate component: compare the new classifier versions on validation, pick the challenger."""
 
-from kfp.dsl import ClassificationMetrics, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import ClassificationMetrics, Markdown, Metrics, Model, Output
 
 from components.common import component
 
@@ -9,19 +9,20 @@ from components.common import component
 def evaluate_op(
     profile: str,
     mlflow_uri: str,
-    cnn: Input[Model],
-    resnet: Input[Model],
+    versions: list[str],
     candidate: Output[Model],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
     comparison: Output[Markdown],
 ) -> str:
-    """Best validation macro-F1 becomes `challenger` (the `candidate` Model); its confusion
-    matrix and the registry's comparison table are the reports."""
+    """Best validation macro-F1 among `versions` (every classifier family's training step's
+    output, pipelines/steps.py; '' for one switched off) becomes `challenger` (the
+    `candidate` Model); its confusion matrix and the registry's comparison table are the
+    reports."""
     from artflow import stages
 
     def work(settings) -> dict:
-        result = stages.select_candidate([stages.read_model(cnn), stages.read_model(resnet)])
+        result = stages.select_candidate(stages.trained_versions(versions))
         stages.publish_model(result, candidate)
         stages.log_metrics(result, metrics)
         stages.log_confusion(result, confusion, "val")

@@ -29,13 +29,7 @@ def gate_op(
     def work(settings) -> dict:
         wd = stages.scratch(f"gate-{model_name}", data, splits)
         result = stages.gate(settings, wd, model_name, version)
-        stages.log_metrics(result, decision)
-        stages.write_markdown(
-            report, f"gate: {model_name}", result.get("markdown", result["reason"])
-        )
-        keep = ("passed", "promoted", "champion", "reason")
-        report.metadata.update({"model": model_name, "candidate": version})
-        report.metadata.update({k: result.get(k) for k in keep})
+        stages.gate_reports(result, decision, report, model_name, version)
         return result
 
     outputs = {"decision": decision, "report": report}

@@ -22,7 +22,8 @@ def train_op(
 ) -> str:
     """Train (after the family's search when `tune`) and register one family as challenger;
     returns the registered version ('' when disabled, or when `only`, a comma-separated list
-    of families, does not name it: the quality trigger retrains the degraded model alone)."""
+    of families, does not name it: the quality trigger retrains the degraded model alone):
+    the evaluate step's input."""
     from artflow import stages
 
     def work(settings) -> dict:

@@ -1,4 +1,5 @@
-"""Pieces the pipelines share: the data steps, a family's training + gate, the classifiers.
+"""Pieces the pipelines share: the data steps, a family's training + gate, the classifiers
+(every classifier family of the table).
 
 A pipeline's own function declares its parameters (kfp reads them from its signature) and
 composes these pieces; the logic lives here once.
@@ -142,19 +143,22 @@ def train_and_gate(
 
 
 def classifier_steps(
-    common: Common, data: Any, splits: Any, tune: Any, train_resnet: Any, model_name: str
+    common: Common, data: Any, splits: Any, tune: Any, switches: dict[str, Any], model_name: str
 ) -> Any:
-    """CNN and ResNet50 in parallel -> evaluate (the challenger) -> gate -> each new version's
-    novelty model."""
-    cnn = train(common, "cnn", data, splits, tune, True)
-    resnet = train(common, "resnet50", data, splits, False, train_resnet)
-    chosen = evaluate_op(
-        cnn=cnn.outputs["model"], resnet=resnet.outputs["model"], **common.params()
-    )
-    common.add(chosen, "evaluate")
+    """Every classifier family of the table (artflow.families) trained in parallel -> evaluate
+    (the challenger, from every family's version) -> gate -> each new version's novelty
+    model. `switches`: a family's on/off pipeline parameter (on when it has none); `tune`
+    reaches the families that have a search."""
+    trained = {}
+    for family in families.names("classifier"):
+        tuned = tune if families.get(family).tune else False
+        enabled = switches.get(family, True)
+        trained[family] = train(common, family, data, splits, tuned, enabled)
+    versions = [task.outputs["Output"] for task in trained.values()]
+    chosen = common.add(evaluate_op(versions=versions, **common.params()), "evaluate")
     gated = gate(common, model_name, data, splits, chosen.outputs["candidate"])
-    for family, trained in (("cnn", cnn), ("resnet50", resnet)):
-        novelty(common, family, data, splits, trained, gated)
+    for family, task in trained.items():
+        novelty(common, family, data, splits, task, gated)
     return gated
 
 
@@ -162,6 +166,8 @@ def classifier_training(
     common: Common, source: Any, source_key: Any, tune: Any, train_resnet: Any
 ) -> Any:
     """The data steps, then the classifiers trained, evaluated, gated and given their novelty
-    models: the whole training pipeline, and the retrain's when its drift check says so."""
+    models: the whole training pipeline, and the retrain's when its drift check says so
+    (`train_resnet` switches the ResNet50 family)."""
     data, splits = data_steps(common, source, source_key)
-    return classifier_steps(common, data, splits, tune, train_resnet, CLASSIFIER)
+    switches = {"resnet50": train_resnet}
+    return classifier_steps(common, data, splits, tune, switches, CLASSIFIER)

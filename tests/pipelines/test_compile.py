@@ -175,7 +175,11 @@ def test_training_dag_passes_artifacts(compiled):
     for train in ("train-op", "train-op-2"):  # in parallel, both from the artifacts
         assert artifact_from(train, "data") == "ingest-op.data"
         assert artifact_from(train, "splits") == "sample-op.splits"
-    assert artifact_from("evaluate-op", "cnn") == "train-op.model"
+    # evaluate: one list of every classifier family's version, each its training step's output
+    evaluate = tasks["evaluate-op"]["inputs"]["parameters"]
+    versions = [evaluate[p.split("'")[1]] for p in evaluate["versions"]["runtimeValue"]["constant"]]
+    sources = {v["taskOutputParameter"]["producerTask"] for v in versions}
+    assert sources == {"train-op", "train-op-2"} == set(tasks["evaluate-op"]["dependentTasks"])
     assert artifact_from("gate-op", "candidate") == "evaluate-op.candidate"
     families = {t: tasks[t]["inputs"]["parameters"]["family"] for t in ("train-op", "train-op-2")}
     assert {f["runtimeValue"]["constant"] for f in families.values()} == {"cnn", "resnet50"}

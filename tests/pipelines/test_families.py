@@ -129,7 +129,7 @@ def test_a_family_declared_once_is_trained_cached_registered_gated_and_served(
     )
     common = _step_args("dummy", overlay, demo_workdir, tmp_path)
     first = _artifacts(tmp_path, 1)
-    version = train_op.python_func(**common, **first)
+    version = train_op.python_func(**common, **first)  # what the evaluate step receives
     assert version
     registered = tracking.client().get_model_version(families.CLASSIFIER, version)
     assert registered.tags["family"] == "dummy"
@@ -148,7 +148,7 @@ def test_a_family_declared_once_is_trained_cached_registered_gated_and_served(
     assert stages.step("train_dummy").sections == ("images", "cnn")
 
     # evaluated: the evaluation step's selection takes it as the challenger
-    assert stages.select_candidate([stages.read_model(first["model"])])["version"] == version
+    assert stages.select_candidate(stages.trained_versions([version, ""]))["version"] == version
     # gated by the pipeline's gate step: the first classifier in this store, and its
     # family's best (`best-dummy`), which is what `family=dummy` serves
     assert _gate(tmp_path, families.CLASSIFIER, common, first["model"])

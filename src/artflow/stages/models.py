@@ -83,6 +83,38 @@ def read_model(model: Any) -> dict[str, Any]:
     return out
 
 
+def trained_versions(versions: list[str]) -> list[dict[str, Any]]:
+    """The classifier versions the training steps registered (their outputs; '' for a family
+    switched off), each with what its training run logged: validation and test scores, labels
+    and validation confusion matrix, the same as its Model artifact holds. The evaluate step
+    takes every family's version as one list of strings: kfp has no list input of artifacts
+    from separate tasks (docs/stack-notes.md)."""
+    return [_trained(families.CLASSIFIER, str(v)) for v in versions if v]
+
+
+def _trained(name: str, version: str) -> dict[str, Any]:
+    import mlflow
+
+    from artflow.errors import ModelError
+    from artflow.registry import tracking
+
+    registered = tracking.model_version(name, version)
+    run = tracking.get_run(registered.run_id) if registered else None
+    if run is None:
+        raise ModelError(f"{name} v{version} (a training step's output) has no training run")
+    metrics = {k: v for k, v in run.data.metrics.items() if k.split("_")[0] in ("val", "test")}
+    val = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/evaluation/metrics_val.json")
+    return {
+        "model_name": name,
+        "version": version,
+        "uri": tracking.model_uri(name, version),
+        "family": registered.tags.get("family"),
+        "labels": json.loads(registered.tags.get("labels") or "[]"),
+        "metrics": metrics,
+        "confusion": {"val": val["confusion_matrix"]},
+    }
+
+
 def _scalar(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 

@@ -48,6 +48,19 @@ def copy_report(artifact: Any, source: str | Path, title: str) -> None:
         out.write_text(f"<!doctype html><meta charset=utf-8><title>{title}</title><p>no report\n")
 
 
+def gate_reports(
+    result: dict[str, Any], decision: Any, report: Any, model: str, version: str
+) -> None:
+    """The gate's decision as Metrics, its report as Markdown; the report's metadata says what
+    was decided for which candidate (the local runner keeps a decision while the champion it
+    left holds: pipelines/cache.py)."""
+    log_metrics(result, decision)
+    write_markdown(report, f"gate: {model}", result.get("markdown", result["reason"]))
+    keep = ("passed", "promoted", "champion", "reason")
+    report.metadata.update({"model": model, "candidate": version})
+    report.metadata.update({k: result.get(k) for k in keep})
+
+
 def drift_markdown(result: dict[str, Any]) -> str:
     share = result.get("share")
     lines = [
