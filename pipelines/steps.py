@@ -63,7 +63,11 @@ class Common:
             image=images.reference(cfg.gpu_image if gpu else cfg.base_image, self.image_tag),
             gpu=gpu,
             cache=declared.local_cache if self.local else declared.cluster_cache,
-            env={stages.ENV: stages.step_key(name, self.settings), **self.image_env(kind)},
+            env={
+                stages.ENV: stages.step_key(name, self.settings),
+                **self.image_env(kind),
+                **families.modules_env(),  # families declared outside artflow
+            },
             retries=0 if self.local else cfg.retries.get(kind, 0),
             timeout_s=cfg.train_timeout_s if kind == "train" else cfg.timeout_s,
             **self.identity("gate" if kind == "gate" else "pipeline"),

@@ -13,11 +13,17 @@ metric kind). A new served model is one `declare(Model(...))`.
 
 The best version of each classifier family, as the gate records it, is in
 `artflow.classify.best`.
+
+A family kept outside artflow (and the tests' dummies) is a module that calls `register` /
+`declare` when imported, named in `ARTFLOW_FAMILY_MODULES` (comma-separated): this table
+imports those modules when it is first imported, so every process that reads it (the CLI, a
+pipeline's steps, `bentoml serve` and its workers) knows the same families.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -354,3 +360,32 @@ declare(
     )
 )
 declare(Model(name=GATYS_SETTINGS, short="gatys", kind="settings"))
+
+
+MODULES_ENV = "ARTFLOW_FAMILY_MODULES"
+
+
+def load_modules(names: str) -> tuple[str, ...]:
+    """Import the modules named in `names` (comma-separated), each of which declares more
+    families or models when imported; returns their names."""
+    loaded = tuple(n.strip() for n in names.split(",") if n.strip())
+    for name in loaded:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(
+                f"{MODULES_ENV} names {name!r}, which cannot be imported ({exc})",
+                "install the module or fix the name (comma-separated module names)",
+            ) from exc
+    return loaded
+
+
+def modules_env() -> dict[str, str]:
+    """`MODULES_ENV` as this process has it ({} when unset): what a pipeline's tasks carry, so
+    a step on a cluster knows the same families as the pipeline that was built."""
+    value = os.environ.get(MODULES_ENV, "")
+    return {MODULES_ENV: value} if value else {}
+
+
+# Last, once every built-in entry is in: a module named here imports this table back.
+load_modules(os.environ.get(MODULES_ENV, ""))
