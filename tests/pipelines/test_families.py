@@ -1,7 +1,12 @@
 """A model family is declared once (artflow.families): a new one is trained by the pipeline's
 training step, keyed by its declared settings and its own code, registered, evaluated, gated
 and served, with nothing else to change; a new served style model likewise through its
-`Model` entry."""
+`Model` entry.
+
+Both are declared by tests/pipelines/dummy_families.py, the way a family kept outside artflow
+is: the test imports it, and the server, one real `bentoml serve` for both, is told of it only
+through `ARTFLOW_FAMILY_MODULES`. The server starts first, so its TensorFlow import overlaps
+the training."""
 
 from __future__ import annotations
 
@@ -9,77 +14,47 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kfp.dsl import ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 from artflow import families
+from artflow.config import PROJECT_ROOT
 from artflow.registry import tracking
+from tests.conftest import copy_store
+
+FAMILY_MODULES = "tests.pipelines.dummy_families"
 
 
-def fit_tiny(settings, wd, data, n_classes, verbose):
-    """The dummy family's network: pooled colours -> softmax; one epoch."""
-    import keras
-
-    from artflow.classify.cnn import compile_classifier
-
-    size = settings.images.size
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
-    compile_classifier(model, 0.01)
-    history = model.fit(data["train"].dataset, validation_data=data["val"].dataset, epochs=1)
-    return model, [history]
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, empty_store_template: Path):
+    """One empty MLflow store for the module: both dummies are trained into it, and the
+    server serves it (the real registered names: nothing else may be in it)."""
+    uri, artifacts = copy_store(empty_store_template, tmp_path_factory.mktemp("families"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("ARTFLOW_ARTIFACT_ROOT", artifacts)
+        yield uri
 
 
-@pytest.fixture
-def dummy_family():
-    family = families.register(
-        families.Family(
-            name="dummy",
-            kind="classifier",
-            registry_name=families.CLASSIFIER,
-            section="cnn",  # borrows the CNN's batch size
-            sections=("images", "cnn"),
-            train="artflow.classify.train:train_classifier",
-            fit=fit_tiny,
-        )
-    )
-    yield family
-    families.unregister("dummy")
+@pytest.fixture(scope="module")
+def declared(store):
+    from tests.pipelines import dummy_families
+
+    dummy_families.declare()  # already declared on import; again after an earlier teardown
+    yield dummy_families
+    dummy_families.undeclare()
 
 
-@pytest.fixture
-def tiny_style():
-    """A style family and its served model, declared as a new one would be (its module:
-    tests/pipelines/tiny_style.py), borrowing the CycleGAN's settings section."""
-    from tests.pipelines import tiny_style as module
+@pytest.fixture(scope="module")
+def server(store, declared, tmp_path_factory: pytest.TempPathFactory):
+    """Started, not yet ready: `served` waits for it once the versions are registered."""
+    from tests.serve.conftest import start_server, stop_server
 
-    family = families.register(
-        families.Family(
-            name="tiny_style",
-            kind="style",
-            registry_name=module.NAME,
-            section="cyclegan",
-            sections=("cyclegan",),
-            train="tests.pipelines.tiny_style:train_tiny_style",
-            style_data=True,
-        )
-    )
-    declared = families.declare(
-        families.style_model(
-            module.NAME,
-            "tiny",
-            "tests.pipelines.tiny_style:load",
-            "tests.pipelines.tiny_style:load_file",
-            layers=("tests.pipelines.tiny_style",),
-            intended_use="Tint photos for the family-table test.",
-            limitations=("Only a test.",),
-        )
-    )
-    yield family, declared
-    families.unregister("tiny_style")
-    families.undeclare(module.NAME)
+    env = {"ARTFLOW_FAMILY_MODULES": FAMILY_MODULES, "PYTHONPATH": str(PROJECT_ROOT)}
+    srv = start_server(tmp_path_factory.mktemp("families_serve"), env_extra=env)
+    yield srv
+    stop_server(srv)
 
 
 def _gate(tmp_path: Path, name: str, common: dict, candidate: Model) -> bool:
@@ -95,7 +70,7 @@ def _gate(tmp_path: Path, name: str, common: dict, candidate: Model) -> bool:
     )
 
 
-def _step_args(family: str, overlay: Path, workdir: Any, tmp_path: Path) -> dict:
+def _step_args(family: str, overlay: Path, workdir: Any) -> dict:
     """What the pipeline hands its training step (and, less the first three, its gate)."""
     return dict(
         family=family,
@@ -108,8 +83,7 @@ def _step_args(family: str, overlay: Path, workdir: Any, tmp_path: Path) -> dict
     )
 
 
-def _artifacts(tmp_path: Path, run: int) -> dict:
-    out = tmp_path / f"run{run}"
+def _artifacts(out: Path) -> dict:
     return {
         "model": Model(name="model", uri=str(out / "model"), metadata={}),
         "metrics": Metrics(name="metrics", uri=str(out / "metrics"), metadata={}),
@@ -117,89 +91,139 @@ def _artifacts(tmp_path: Path, run: int) -> dict:
     }
 
 
-def test_a_family_declared_once_is_trained_cached_registered_gated_and_served(
-    dummy_family, demo_workdir, tmp_path, fresh_store
-):
+def _train(family: str, overlay: dict, workdir: Any, out: Path) -> dict:
+    """The pipeline's training step and gate for `family`, as the pipeline runs them."""
     from components.train import train_op
 
-    overlay = tmp_path / "tiny.yaml"
-    gate = {"min_accuracy": 0.0, "min_macro_f1": 0.0}  # the wiring is tested, not the model
-    overlay.write_text(
-        json.dumps({"images": {"size": 32}, "cnn": {"batch_size": 64}, "gate": gate})
-    )
-    common = _step_args("dummy", overlay, demo_workdir, tmp_path)
-    first = _artifacts(tmp_path, 1)
-    version = train_op.python_func(**common, **first)  # what the evaluate step receives
-    assert version
-    registered = tracking.client().get_model_version(families.CLASSIFIER, version)
-    assert registered.tags["family"] == "dummy"
-    assert first["model"].metadata["uri"] == f"models:/{families.CLASSIFIER}/{version}"
-    assert json.loads((Path(first["model"].path) / "model.json").read_text())["family"] == "dummy"
-    assert "confusionMatrix" in first["confusion"].metadata
-    assert Path(first["metrics"].path).is_file()  # what kfp's cache needs to restore it
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overlay.yaml").write_text(json.dumps(overlay))
+    common = _step_args(family, out / "overlay.yaml", workdir)
+    artifacts = _artifacts(out)
+    version = train_op.python_func(**common, **artifacts)  # what the evaluate step receives
+    name = artifacts["model"].metadata["model_name"]
+    passed = _gate(out, name, common, artifacts["model"])
+    return {"version": version, "artifacts": artifacts, "passed": passed}
 
-    # its cache key: its declared sections (kfp's key covers the rest)
+
+@pytest.fixture(scope="module")
+def dummy(server, declared, demo_workdir, tmp_path_factory) -> dict:
+    gate = {"min_accuracy": 0.0, "min_macro_f1": 0.0}  # the wiring is tested, not the model
+    overlay = {"images": {"size": 32}, "cnn": {"batch_size": 64}, "gate": gate}
+    return _train("dummy", overlay, demo_workdir, tmp_path_factory.mktemp("dummy"))
+
+
+@pytest.fixture(scope="module")
+def tiny(server, declared, demo_workdir, tmp_path_factory) -> dict:
+    overlay = {"images": {"size": 32}}
+    return _train("tiny_style", overlay, demo_workdir, tmp_path_factory.mktemp("tiny"))
+
+
+def test_a_family_declared_once_is_trained_cached_registered_evaluated_and_gated(dummy):
     from artflow import stages
     from artflow.config import load_settings
 
+    version, model = dummy["version"], dummy["artifacts"]["model"]
+    assert version
+    registered = tracking.client().get_model_version(families.CLASSIFIER, version)
+    assert registered.tags["family"] == "dummy"
+    assert model.metadata["uri"] == f"models:/{families.CLASSIFIER}/{version}"
+    assert json.loads((Path(model.path) / "model.json").read_text())["family"] == "dummy"
+    assert "confusionMatrix" in dummy["artifacts"]["confusion"].metadata
+    assert Path(dummy["artifacts"]["metrics"].path).is_file()  # what kfp's cache restores
+
+    # its cache key: its declared sections (kfp's key covers the rest)
     base = load_settings(profile="smoke")
     other = load_settings(profile="smoke", overrides={"resnet": {"batch_size": 3}})
     assert stages.step_key("train_dummy", base) == stages.step_key("train_dummy", other)
-    assert stages.step("train_dummy").sections == ("images", "cnn")
+    assert stages.step("train_dummy").sections == (*families.CLASSIFIER_SHARED, "cnn")
 
-    # evaluated: the evaluation step's selection takes it as the challenger
-    assert stages.select_candidate(stages.trained_versions([version, ""]))["version"] == version
+    # evaluated: the evaluate step's selection, over every family's training output
+    chosen = stages.select_candidate(stages.trained_versions([version, ""]))
+    assert chosen["version"] == version and chosen["family"] == "dummy"
+    assert chosen["confusion"]["val"] and chosen["labels"]
     # gated by the pipeline's gate step: the first classifier in this store, and its
     # family's best (`best-dummy`), which is what `family=dummy` serves
-    assert _gate(tmp_path, families.CLASSIFIER, common, first["model"])
+    assert dummy["passed"]
     assert str(tracking.alias_version(families.CLASSIFIER, "best-dummy").version) == version
 
-    import numpy as np
 
-    from artflow.serve.family import FamilyModels
-    from artflow.serve.models import _load_classifier
-    from artflow.serve.web import page_html
+def test_the_training_pipeline_trains_and_evaluates_every_classifier_family(declared, monkeypatch):
+    """Every classifier family gets its training task, all feed the evaluate step, and every
+    task carries ARTFLOW_FAMILY_MODULES (a step on a cluster reads the same table)."""
+    from google.protobuf import json_format
 
-    served = FamilyModels(_load_classifier)
-    slot = served.get("dummy")
-    assert slot.version == version and set(served.status()) >= {"cnn", "resnet50", "dummy"}
-    probs, _ = slot.model.run([np.zeros((32, 32, 3), np.float32)])
-    assert probs.shape[0] == 1 and abs(float(probs[0].sum()) - 1) < 1e-3
-    assert '<option value="dummy">dummy</option>' in page_html()  # listed on the page
+    from artflow.config import load_settings
+    from pipelines import training
+
+    monkeypatch.setenv(families.MODULES_ENV, FAMILY_MODULES)
+    spec = training.build(load_settings(profile="smoke"), local=True).pipeline_spec
+    tasks = spec.root.dag.tasks
+    trained = {
+        t.inputs.parameters["family"].runtime_value.constant.string_value: n
+        for n, t in tasks.items()
+        if n.startswith("train-op")
+    }
+    assert set(trained) == {"cnn", "resnet50", "dummy"}
+    assert set(tasks["evaluate-op"].dependent_tasks) == set(trained.values())
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    for executor in executors.values():
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env[families.MODULES_ENV] == FAMILY_MODULES
 
 
-def test_a_served_style_model_declared_once_is_trained_gated_loaded_and_carded(
-    tiny_style, demo_workdir, tmp_path, fresh_store
-):
+def test_a_module_that_cannot_be_imported_is_one_clear_error():
+    from artflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ARTFLOW_FAMILY_MODULES names 'no_such.module'"):
+        families.load_modules("tests.pipelines.dummy_families, no_such.module")
+
+
+def test_a_served_style_model_declared_once_is_trained_gated_and_carded(tiny, declared, tmp_path):
     from artflow.registry.views import is_style_model
     from artflow.serve import models as serving
-    from components.train import train_op
 
-    family, declared = tiny_style
-    overlay = tmp_path / "tiny.yaml"
-    overlay.write_text(json.dumps({"images": {"size": 32}}))
-    common = _step_args("tiny_style", overlay, demo_workdir, tmp_path)
-    trained = _artifacts(tmp_path, 1)
-    version = train_op.python_func(**common, **trained)
-    name = declared.name
+    name, version = declared.STYLE_MODEL, tiny["version"]
     card = tracking.client().get_model_version(name, version).description
     assert "Tint photos for the family-table test." in card and "- Only a test." in card
     assert is_style_model(name)  # the gate compares its style metrics
-    assert _gate(tmp_path, name, common, trained["model"])
+    assert tiny["passed"]
     assert str(tracking.alias_version(name, "champion").version) == version
-
-    # served: a slot named by its short name, loaded through its declared loader (safe
-    # loading imports its custom layer's module, as the table says)
+    # the readers derived from the table: safe loading imports its custom layer's module,
+    # rollback and the Bento know its short name
     assert "tests.pipelines.tiny_style" in families.layer_modules()
-    from artflow.config import load_settings
-
-    held = serving.ModelSet(load_settings(), bento={})
-    held.refresh()
-    slot = held.slot("tiny")
-    assert slot.loaded and slot.version == version and slot.alias == "champion"
     assert serving.rollback_target("tiny") == (name, "tiny")
     assert serving.short_names()[name] == "tiny"  # the Bento's labels
+    from tests.pipelines import tiny_style
+
     path = tmp_path / "tiny.keras"
-    slot.model.save(path)
+    tiny_style.load(tracking.model_uri(name, version)).save(path)
     from_bento = serving.bento_loaders()["tiny"](path, {"name": name, "version": version})
     assert [w.shape for w in from_bento.weights] == [(3,)]
+
+
+def test_both_are_served_by_a_server_that_knows_them_only_from_the_table(
+    server, dummy, tiny, tmp_path
+):
+    """`family=dummy` answers with the dummy's gated version, the page offers it, and the
+    style model sits loaded in its slot `tiny`."""
+    from tests.serve import images
+    from tests.serve.conftest import ADMIN_TOKEN, READY_DEADLINE_S, _wait
+
+    _wait(server, "/livez")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        reload = client.post("/admin/reload", headers=admin, timeout=READY_DEADLINE_S)
+        assert reload.status_code == 200, reload.text
+        _wait(server, "/readyz")
+        files = {"image": ("upload.png", images.png(7), "image/png")}
+        answer = client.post("/classify", files=files, data={"family": "dummy"})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["family"] == "dummy" and body["model"]["version"] == dummy["version"]
+        labels = json.loads(
+            tracking.model_version(families.CLASSIFIER, dummy["version"]).tags["labels"]
+        )
+        assert body["artist"] in labels and 0 < body["confidence"] <= 1
+        assert '<option value="dummy">dummy</option>' in client.get("/ui").text
+        slot = client.get("/status").json()["models"]["tiny"]
+        assert slot == {"version": tiny["version"], "loaded": True}

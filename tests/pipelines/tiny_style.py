@@ -1,4 +1,5 @@
-"""A served style model added through the model table only (tests/pipelines/test_families.py):
+"""A served style model added through the model table only (tests/pipelines/test_families.py,
+declared in tests/pipelines/dummy_families.py):
 its network (with a custom layer, so safe loading must import this module), its training and
 its two loaders, as a style family's own folder would hold them."""
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import keras
 
-NAME = "artflow-tests-tiny-style"
+from tests.pipelines.dummy_families import STYLE_MODEL
+
+NAME = STYLE_MODEL  # declared in tests/pipelines/dummy_families.py
 
 
 @keras.saving.register_keras_serializable(package="artflow_tests")
