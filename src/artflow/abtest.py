@@ -178,3 +178,78 @@ def markdown(v: Verdict, title: str = "A/B test") -> str:
         + ("" if v.p_value is None else f": z = {v.z:.3f}, p = {v.p_value:.3g}."),
     ]
     return "\n".join(lines) + "\n"
+
+
+def rating_summary(rows: Iterable[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """User ratings of stylizations and Monet paintings per model and version (the serving
+    store's style answers in a window, `ServingStore.style_window`), and, for a model that
+    served two or more versions, the newest two compared.
+
+    The comparison is a two-sided Mann-Whitney U test: ratings 1..5 are ordinal, and the two
+    versions answered different users (independent samples)."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        versions = by_model.setdefault(r["model_name"], {})
+        seen = versions.setdefault(
+            str(r["model_version"]),
+            {"version": str(r["model_version"]), "answers": 0, "ratings": [], "last": 0.0},
+        )
+        seen["answers"] += 1
+        seen["last"] = max(seen["last"], float(r["at"]))
+        if r.get("rating") is not None:
+            seen["ratings"].append(int(r["rating"]))
+    out = []
+    for model, versions in sorted(by_model.items()):
+        ordered = sorted(versions.values(), key=lambda v: v["last"])
+        entry: dict[str, Any] = {"model_name": model, "versions": [], "comparison": None}
+        for v in ordered:
+            rated = v["ratings"]
+            entry["versions"].append(
+                {
+                    "version": v["version"],
+                    "answers": v["answers"],
+                    "n": len(rated),
+                    "mean": float(np.mean(rated)) if rated else None,
+                }
+            )
+        if len(ordered) >= 2:
+            entry["comparison"] = _compare_ratings(ordered[-2], ordered[-1], alpha)
+        out.append(entry)
+    return out
+
+
+def _compare_ratings(older: dict[str, Any], newer: dict[str, Any], alpha: float) -> dict:
+    a, b = older["ratings"], newer["ratings"]
+    result: dict[str, Any] = {"older": older["version"], "newer": newer["version"]}
+    if len(a) < 2 or len(b) < 2:
+        return {**result, "p_value": None, "verdict": "not enough ratings"}
+    from scipy.stats import mannwhitneyu
+
+    p = float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
+    diff = float(np.mean(b) - np.mean(a))
+    if p >= alpha or diff == 0:
+        verdict = "no significant difference"
+    else:
+        verdict = f"v{newer['version']} rated {'higher' if diff > 0 else 'lower'}"
+    return {**result, "difference": diff, "p_value": p, "verdict": verdict}
+
+
+def ratings_markdown(summary: list[dict[str, Any]], days: float) -> str:
+    """rating_summary as Markdown: one table per model, the comparison under it."""
+    if not summary:
+        return (
+            f"\n## Ratings of stylizations\n\nNo stylization answers in the last {days:g} days.\n"
+        )
+    lines = ["", f"## Ratings of stylizations (last {days:g} days)", ""]
+    for entry in summary:
+        lines += [f"**{entry['model_name']}**", "", "| version | answers | rated | mean rating |"]
+        lines.append("|---|---|---|---|")
+        for v in entry["versions"]:
+            mean = "-" if v["mean"] is None else f"{v['mean']:.2f}"
+            lines.append(f"| v{v['version']} | {v['answers']} | {v['n']} | {mean} |")
+        c = entry["comparison"]
+        if c:
+            p = "" if c["p_value"] is None else f" (Mann-Whitney U, p = {c['p_value']:.3g})"
+            lines += ["", f"v{c['newer']} against v{c['older']}: {c['verdict']}{p}."]
+        lines.append("")
+    return "\n".join(lines)

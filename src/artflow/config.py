@@ -311,6 +311,9 @@ class ServeCfg(Section):
     gatys_jobs_per_deployment: int = Field(1, ge=1)  # Gatys runs at once per Deployment (role)
     job_stale_s: float = Field(120, gt=0)  # a running job not heard from this long is lost
     trusted_proxies: list[str] = []  # peers whose X-Forwarded-For names the caller (CIDRs)
+    # Sampled quality scores of /stylize and /monet answers (artflow.serve.quality), 0 = off
+    quality_sample: float = Field(0.05, ge=0, le=1)
+    quality_queue: int = Field(8, ge=1)  # answers waiting to be scored; more are dropped
     prediction_log_s3: str = ""  # s3://BUCKET/PREFIX: each pod ships its segments there
     log_upload_s: float = Field(60, gt=0)  # ... this often (artflow.serve.logship)
     explanations_at_once: int = Field(1, ge=1)  # /classify?explain=true runs at once per pod

@@ -204,7 +204,10 @@ def server(request: pytest.FixtureRequest, mlflow_store: str, tmp_path_factory):
     from artflow.registry import tracking
 
     tracking.client().search_registered_models()  # create the store's tables before the server
-    srv = start_server(tmp_path_factory.mktemp("serve"))
+    tmp = tmp_path_factory.mktemp("serve")
+    # every stylization and Monet answer scored (the worst case; a small queue bounds the work)
+    params = params_with(tmp, admin_max_failures=1000, quality_sample=1.0, quality_queue=4)
+    srv = start_server(tmp, params=params)
     try:
         srv.versions = request.getfixturevalue("serve_models")
         _wait(srv, "/livez")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,11 +54,15 @@ def report(
         ),
     ] = None,
     out: Path = typer.Option(Path("ab_report.md"), "--out", "-o", help="Markdown report."),
+    days: float = typer.Option(
+        7.0, "--days", min=0.001, help="Window of the stylizations' ratings, in days."
+    ),
     track: bool = typer.Option(True, "--track/--no-track", help="Log an MLflow run."),
     params: ParamsOption = None,
     profile: ProfileOption = None,
 ) -> None:
-    """Online accuracy per variant, the z-test and the verdict (keep / promote / not enough)."""
+    """Online accuracy per variant, the z-test and the verdict (keep / promote / not enough);
+    the stylizations' and Monet paintings' ratings per model version in the window."""
     from rich import print as rprint
 
     from artflow import abtest
@@ -71,6 +76,9 @@ def report(
     db = ServingStore(url, "ab-report", "report", auto_migrate=False)
     try:
         outcomes = ab_outcomes(db.feedback_rows(("champion", "challenger")))
+        ratings = abtest.rating_summary(
+            db.style_window(time.time() - days * 86400), cfg.abtest.alpha
+        )
     except StoreUnavailable as exc:
         raise DataError(
             f"cannot read the serving store {masked(url)}: {exc}",
@@ -81,10 +89,11 @@ def report(
     versions = outcomes["versions"]
     if versions:
         text += "\nVersions: " + ", ".join(f"{v} v{n}" for v, n in sorted(versions.items())) + "\n"
+    text += abtest.ratings_markdown(ratings, days)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     out.with_suffix(".json").write_text(
-        json.dumps({**verdict.as_dict(), "versions": versions}, indent=2)
+        json.dumps({**verdict.as_dict(), "versions": versions, "ratings": ratings}, indent=2)
     )
     if track:
         _track(cfg, verdict, out, versions)

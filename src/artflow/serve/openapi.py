@@ -57,6 +57,11 @@ ANSWERS: dict[tuple[str, str], tuple[int, dict[str, Any], tuple[int, ...]]] = {
         {"application/json": "FeedbackStored"},
         (400, 404, 409, 413, 415, 422, 503),
     ),
+    ("post", "/ratings"): (
+        200,
+        {"application/json": "RatingStored"},
+        (400, 404, 409, 413, 415, 422, 503),
+    ),
     ("post", "/admin/weight"): (200, {"application/json": "Object"}, ADMIN),
     ("post", "/admin/reload"): (200, {"application/json": "Object"}, ADMIN),
     ("post", "/admin/rollback"): (200, {"application/json": "Object"}, (*ADMIN, 409)),
@@ -124,6 +129,17 @@ _EXTRA_SCHEMAS = {
             "stored": {"type": "boolean"},
             "prediction_id": {"type": "string"},
             "correct": {"type": "boolean", "nullable": True},
+        },
+    },
+    "RatingStored": {
+        "type": "object",
+        "required": ["stored", "answer_id", "rating"],
+        "properties": {
+            "stored": {"type": "boolean"},
+            "answer_id": {"type": "string"},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "endpoint": {"type": "string"},
+            "model_version": {"type": "string"},
         },
     },
     "GalleryList": {
@@ -203,6 +219,13 @@ def _fix_operation(method: str, path: str, op: dict[str, Any]) -> None:
     if path == "/classify":
         op["responses"]["200"]["headers"] = {
             "X-Artflow-Variant": {"schema": {"type": "string"}, "description": "who answered"}
+        }
+    if path in ("/stylize", "/monet"):
+        op["responses"]["200"]["headers"] = {
+            "X-Artflow-Answer-Id": {
+                "schema": {"type": "string"},
+                "description": "the answer's id, for POST /ratings",
+            }
         }
 
 

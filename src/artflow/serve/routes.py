@@ -27,6 +27,7 @@ ROUTES = (
     Route("/gatys/jobs", "gatys_jobs", uploads=("content", "style")),
     Route("/monet", "monet", uploads=("photo",)),
     Route("/feedback", "feedback", json=True),
+    Route("/ratings", "ratings", json=True),
     Route("/admin", "admin", json=True, prefix=True),
 )
 

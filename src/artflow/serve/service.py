@@ -30,6 +30,7 @@ from artflow.serve.endpoints.classify import ClassifyApi, Classifying, NoveltyCh
 from artflow.serve.endpoints.feedback import FeedbackApi, FeedbackTaking
 from artflow.serve.endpoints.parts import Parts
 from artflow.serve.endpoints.plumbing import Answers, Callers, Decoder, Trimmer, Worker
+from artflow.serve.endpoints.ratings import RatingsApi, RatingTaking
 from artflow.serve.endpoints.recording import Recorder
 from artflow.serve.envelope import ErrorEnvelope
 from artflow.serve.explain import Explainer
@@ -47,6 +48,7 @@ from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_lo
 from artflow.serve.router import Router
 from artflow.serve.shared import SharedAdmin
 from artflow.serve.store import ServingStore, resolve_url
+from artflow.serve.style_answers import StyleAnswers
 from artflow.serve.variants import VariantRouting
 from artflow.serve.web import PageBackend, web_app
 
@@ -86,11 +88,19 @@ def build_parts(settings: Settings) -> Parts:
     novelty = NoveltyCheck(settings.novelty.enabled)
     reload = Reload(models, (families, gatys_settings, novelty))
     online = OnlineAccuracy(store, settings.abtest.confidence)
+    style_answers = StyleAnswers(
+        store, serve.quality_sample, serve.quality_queue, settings.nst.weights
+    )
+
+    def refresh_from_store() -> None:  # the sync loop's reads for /metrics
+        online.refresh()
+        style_answers.ratings.refresh()
+
     shared = SharedAdmin(
         store,
         router.set_weight,
         reload,
-        online.refresh,
+        refresh_from_store,
         serve.sync_interval_s,
         serve.store_retention_days,
     )
@@ -125,6 +135,7 @@ def build_parts(settings: Settings) -> Parts:
         callers=Callers(serve.trusted_proxies),
         admin_failures=admin.FailureLimiter(serve.admin_max_failures),
         reload=reload,
+        style_answers=style_answers,
     )
 
 
@@ -135,7 +146,7 @@ def build_parts(settings: Settings) -> Parts:
     endpoints={"livez": "/livez", "readyz": "/readyz"},
 )
 @bentoml.asgi_app(web_app, path="/")
-class Artflow(ClassifyApi, style.api(SETTINGS), FeedbackApi, AdminApi):
+class Artflow(ClassifyApi, style.api(SETTINGS), FeedbackApi, RatingsApi, AdminApi):
     def __init__(self) -> None:
         self.settings = SETTINGS
         self.parts = parts = build_parts(SETTINGS)
@@ -143,6 +154,7 @@ class Artflow(ClassifyApi, style.api(SETTINGS), FeedbackApi, AdminApi):
         self.classifying = Classifying(parts)
         self.styling = style.Styling(parts)
         self.feedback_taking = FeedbackTaking(parts)
+        self.rating_taking = RatingTaking(parts)
         status = StatusViews(parts, self.classifying.shed)
         self.admin = Admin(parts, status)
         web_app.state.backend = PageBackend(

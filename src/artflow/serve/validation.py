@@ -48,18 +48,26 @@ class ApiError(Exception):
     (artflow.serve.envelope)."""
 
     def __init__(
-        self, status: int, message: str, field: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        code: str | None = None,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.code = code or code_for(status)
+        self.hint = hint
 
     def body(self) -> dict[str, str]:
         out = {"error": self.message, "code": self.code}
         if self.field:
             out["field"] = self.field
+        if self.hint:
+            out["hint"] = self.hint
         return out
 
 

@@ -112,6 +112,7 @@ class MonetTranslator:
     name: str = ""
     version: str | None = None
     note: str = ""
+    reference: dict[str, Any] | None = None  # the Monet set's statistics (monet_distance)
     _fn: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -278,7 +279,14 @@ def load_monet(ref: str = "champion") -> MonetTranslator:
 
     model, res = _load(CYCLEGAN, ref)
     size = int(res.tags.get("image_size", 256))
-    return MonetTranslator(model, size, name=CYCLEGAN, version=res.version, note=res.note)
+    return MonetTranslator(
+        model,
+        size,
+        name=CYCLEGAN,
+        version=res.version,
+        note=res.note,
+        reference=monet_reference_of(res.tags),
+    )
 
 
 def stylizer_from_file(path: Path, meta: dict[str, Any]) -> Stylizer:
@@ -292,8 +300,29 @@ def monet_from_file(path: Path, meta: dict[str, Any]) -> MonetTranslator:
     """The Monet generator in a `.keras` file carried by a Bento (its size in `meta`'s tags)."""
     from artflow.registry.safe_load import load_keras_file
 
-    size = int(meta.get("tags", {}).get("image_size", 256))
-    return MonetTranslator(load_keras_file(path), size, name=meta["name"], version=meta["version"])
+    tags = meta.get("tags", {})
+    size = int(tags.get("image_size", 256))
+    return MonetTranslator(
+        load_keras_file(path),
+        size,
+        name=meta["name"],
+        version=meta["version"],
+        reference=monet_reference_of(tags),
+    )
+
+
+def monet_reference_of(tags: dict[str, str]) -> dict[str, Any] | None:
+    """The version's Monet statistics from its tag (None for a version trained before them,
+    or a tag that does not parse: its answers then get no monet_distance)."""
+    import json
+
+    from artflow.style.metrics import REFERENCE_TAG
+
+    try:
+        found = json.loads(tags[REFERENCE_TAG])
+        return found if len(found["mean"]) == len(found["var"]) else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def stylize_gatys(

@@ -215,6 +215,7 @@ class StatusViews:
             "profile": p.settings.profile,
             "families": p.families.status(),
             "online_accuracy": p.online.snapshot(),
+            "quality": p.style_answers.describe(),
             "role": p.variants.role or None,
             "peers": p.variants.peers,
             "serving_store": p.store.describe(),

@@ -23,6 +23,7 @@ from artflow.serve.predlog import PredictionLog
 from artflow.serve.router import Router
 from artflow.serve.shared import SharedAdmin
 from artflow.serve.store import ServingStore
+from artflow.serve.style_answers import StyleAnswers
 from artflow.serve.variants import VariantRouting
 
 
@@ -53,3 +54,4 @@ class Parts:
     callers: Callers
     admin_failures: FailureLimiter
     reload: Callable[[], dict[str, Any]]  # re-resolve the aliases on this pod
+    style_answers: StyleAnswers  # /stylize and /monet answers: ids, ratings, sampled scores

@@ -181,6 +181,7 @@ class Answers:
         result: np.ndarray,
         fmt: str,
         version: str | None,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         body = await anyio.to_thread.run_sync(encode_image, result, fmt)
         latency_ms = (time.perf_counter() - started) * 1000
@@ -190,6 +191,7 @@ class Answers:
                 "X-Artflow-Variant": variant,
                 "X-Artflow-Model-Version": str(version),
                 "X-Artflow-Latency-Ms": f"{latency_ms:.1f}",
+                **(headers or {}),  # the answer's id (artflow.serve.style_answers)
             }
         )
         self.count(endpoint, variant, 200, started)

@@ -36,6 +36,7 @@ class Styling:
         self.gatys_settings = parts.gatys_settings
         self.decoder, self.worker = parts.decoder, parts.worker
         self.answers, self.recorder = parts.answers, parts.recorder
+        self.style_answers = parts.style_answers
 
     async def stylize(
         self,
@@ -54,11 +55,11 @@ class Styling:
         started, variant = time.perf_counter(), method
         try:
             if method == "fast":
-                content_img, name, version, result = await self._fast(
+                content_img, style_rgb, name, version, result = await self._fast(
                     content, style, strength, size
                 )
             else:
-                content_img, name, version, result = await self._gatys(
+                content_img, style_rgb, name, version, result = await self._gatys(
                     content, style, size, steps, timeout_s, backbone, job
                 )
         except ApiError as exc:
@@ -67,11 +68,16 @@ class Styling:
         self.recorder.record(
             "stylize", variant, name, version, latency_ms, content_img, method=method
         )
-        return await self.answers.image(ctx, "stylize", variant, started, result, format, version)
+        headers = await self.style_answers.answered(
+            "stylize", (name, str(version), method), result, content_img.rgb, style_rgb
+        )
+        return await self.answers.image(
+            ctx, "stylize", variant, started, result, format, version, headers
+        )
 
     async def _fast(
         self, content: Path, style: Path, strength: float, size: int | None
-    ) -> tuple[DecodedImage, str, str, np.ndarray]:
+    ) -> tuple[DecodedImage, np.ndarray, str, str, np.ndarray]:
         side = min(size or self.serve.max_output_side, self.serve.max_output_side)
         content_img = await self.decoder.decode(content, "content", Fit(side, MIN_SIDE, True))
         style_img = await self.decoder.decode(style, "style", Fit(STYLE_SIDE, MIN_SIDE, True))
@@ -82,7 +88,7 @@ class Styling:
                 return slot.model.stylize(content_img.rgb, style_img.rgb, strength=strength)
 
         result = await self.worker.run("stylize", run)
-        return content_img, slot.name, slot.version or "?", result
+        return content_img, style_img.rgb, slot.name, slot.version or "?", result
 
     async def _gatys(
         self,
@@ -93,7 +99,7 @@ class Styling:
         timeout_s: float | None,
         backbone: str | None,
         job: str | None,
-    ) -> tuple[DecodedImage, str, str, np.ndarray]:
+    ) -> tuple[DecodedImage, np.ndarray, str, str, np.ndarray]:
         working_side(size, self.serve.gatys_max_size, self.serve)  # 422 over the maximum
         side = size or self.serve.gatys_max_size
         content_img = await self.decoder.decode(content, "content", Fit(side, MIN_SIDE, True))
@@ -103,7 +109,7 @@ class Styling:
         result = await self.runs.run_sync(
             content_img.rgb, style_img.rgb, side, steps, timeout_s, chosen.cfg, job
         )
-        return content_img, "gatys", chosen.label, result
+        return content_img, style_img.rgb, "gatys", chosen.label, result
 
     async def gatys_job(
         self,
@@ -142,8 +148,15 @@ class Styling:
             return self.answers.fail(ctx, "monet", variant, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
         self.recorder.record("monet", variant, slot.name, slot.version, latency_ms, decoded)
+        headers = await self.style_answers.answered(
+            "monet",
+            (slot.name, str(slot.version), "cyclegan"),
+            result,
+            decoded.rgb,
+            reference=getattr(slot.model, "reference", None),  # the Monet set's statistics
+        )
         return await self.answers.image(
-            ctx, "monet", variant, started, result, format, slot.version
+            ctx, "monet", variant, started, result, format, slot.version, headers
         )
 
     def _style_slot(self, key: str) -> Any:

@@ -1,5 +1,6 @@
 // artflow web page: three tools over the service's own endpoints; no external resources.
-// Each tool is a module (classify.js, stylize.js, monet.js; shared helpers in common.js).
+// Each tool is a module (classify.js, stylize.js, monet.js; shared helpers in common.js,
+// the rating of a stylization or a Monet painting in rating.js).
 import { $ } from "./common.js";
 import { setArtists } from "./classify.js";
 import { loadGallery } from "./stylize.js";

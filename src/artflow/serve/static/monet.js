@@ -1,5 +1,6 @@
 // Photo to Monet: one synchronous /monet call; the result's frame appears with the result.
 import { $, blobUrl, send, showImage, showPicked } from "./common.js";
+import { hideRating, offerRating } from "./rating.js";
 
 $("monet-file").addEventListener("change", () => {
   showPicked($("monet-file"), $("monet-preview"), $("monet-preview-frame"));
@@ -9,6 +10,7 @@ $("monet-file").addEventListener("change", () => {
 function hideResult() {
   showImage($("monet-result"), $("monet-result-frame"), null);
   $("monet-meta").hidden = true;
+  hideRating("monet");
 }
 
 $("monet-form").addEventListener("submit", async (event) => {
@@ -23,4 +25,5 @@ $("monet-form").addEventListener("submit", async (event) => {
   showImage($("monet-result"), $("monet-result-frame"), await blobUrl(response));
   $("monet-meta").textContent = `model v${version} · ${latency} ms`;
   $("monet-meta").hidden = false;
+  offerRating("monet", response);
 });

@@ -3,6 +3,7 @@
 // documented maximum finishes whatever the request timeout; progress and Cancel show only
 // while a job runs.
 import { $, blobUrl, clearErrors, errorOf, pretty, send, showError, showImage, showPicked } from "./common.js";
+import { hideRating, offerRating } from "./rating.js";
 
 const POLL_MS = 500;
 const ACTIVE = ["queued", "running"];
@@ -77,6 +78,7 @@ function showResult(src, meta) {
 function hideResult() {
   showImage($("stylize-result"), $("stylize-result-frame"), null);
   $("stylize-meta").hidden = true;
+  hideRating("stylize");
 }
 
 form.addEventListener("submit", async (event) => {
@@ -103,6 +105,7 @@ form.addEventListener("submit", async (event) => {
   const version = response.headers.get("X-Artflow-Model-Version") || "?";
   const latency = response.headers.get("X-Artflow-Latency-Ms") || "?";
   showResult(await blobUrl(response), `fast · ${version} · ${latency} ms`);
+  offerRating("stylize", response);
 });
 
 // A Gatys job from submit to its end; the Stylize button stays off while it runs (the service

@@ -27,6 +27,7 @@ from artflow.imageio import load_rgb, save_rgb
 
 EXPERIMENT = "artflow-style"
 N_SAMPLES = 3  # held-out photos in each epoch's sample grid
+REFERENCE_PAINTINGS = 64  # Monet paintings whose features make the version's monet_reference
 
 
 @dataclass
@@ -329,6 +330,7 @@ def _finish(
     import mlflow
 
     from artflow.registry import tracking
+    from artflow.style import metrics as quality
     from artflow.style.inference import MonetTranslator
     from artflow.style.metrics import cycle_l1, mean_metrics, style_metrics
     from artflow.style.plots import loss_curve
@@ -341,7 +343,14 @@ def _finish(
         style_metrics(o, c, s, settings.nst.weights)
         for o, c, s in zip(fake, photos, styles, strict=False)
     ]
+    # The Monet set's statistics travel with the version (its tag): serving scores its answers
+    # against them, and the candidate's own value on held-out photos is the gate's reference.
+    reference = quality.monet_reference(
+        [load_rgb(p, cfg.image_size) for p in monets[:REFERENCE_PAINTINGS]], settings.nst.weights
+    )
+    distance = float(np.mean([quality.monet_distance(o, reference) for o in fake]))
     metrics = {**mean_metrics(rows), "cycle_l1": cycle_l1(photos, cycled)}
+    metrics["monet_distance"] = distance
     mlflow.log_metrics(metrics)
     if history:
         curve = loss_curve(history, out_dir / "loss.png", "CycleGAN training")
@@ -361,6 +370,7 @@ def _finish(
         "res_blocks": cfg.res_blocks,
         "filters": cfg.filters,
         "step": int(nets.step.numpy()),
+        quality.REFERENCE_TAG: json.dumps(reference, separators=(",", ":")),
     }.items():
         client.set_model_version_tag(tracking.CYCLEGAN, version, key, str(value))
     tracking.mark_challenger(tracking.CYCLEGAN, version)

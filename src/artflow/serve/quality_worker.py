@@ -1,0 +1,55 @@
+"""The quality scorer's worker process: `python -m artflow.serve.quality_worker WEIGHTS`.
+
+Started by artflow.serve.quality, one per service process. It lowers its own priority to
+nice 19 and runs TensorFlow on one thread before anything else, so on a busy pod it only
+gets the CPU the requests leave. It reads pickled jobs from stdin (from its parent only)
+and writes one pickled answer per job to stdout: {"scores": {...}} or {"error": "..."}.
+End of input (the parent closed or died) ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from typing import Any
+
+
+def score(job: dict[str, Any], weights: str) -> dict[str, float]:
+    from artflow.style.metrics import monet_distance, style_metrics
+
+    result, content, style = job["result"], job["content"], job["style"]
+    if style is not None:  # /stylize: the gate's three measures
+        return style_metrics(result, content, style, weights)
+    # /monet: content preservation against the photo, and the distance to the Monet set
+    measures = style_metrics(result, content, content, weights)
+    scores = {"content_loss": measures["content_loss"], "ssim": measures["ssim"]}
+    if job.get("reference"):
+        scores["monet_distance"] = monet_distance(result, job["reference"])
+    return scores
+
+
+def main(weights: str) -> None:
+    os.nice(19)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints (TensorFlow's, Keras') go to stderr, not into the answers
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    source = sys.stdin.buffer
+    while True:
+        try:
+            job = pickle.load(source)
+        except EOFError:
+            return
+        try:
+            answer: dict[str, Any] = {"scores": score(job, weights)}
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which counts it
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "none")
