@@ -45,9 +45,11 @@ WAITING = [
     "#stylize-style-frame",
     "#stylize-result-frame",
     "#stylize-meta",
+    "#stylize-rating",
     "#monet-preview-frame",
     "#monet-result-frame",
     "#monet-meta",
+    "#monet-rating",
 ]
 
 # Visible things that show nothing: an image that has not decoded (its alt text or a broken
@@ -144,6 +146,22 @@ def _service_error(server, path: str, files: dict) -> str:
     return answer.json()["error"]
 
 
+def _rate(server, page, prefix: str, rating: int) -> None:
+    """Rate the answer shown in `prefix`'s tool; the rating is in the serving store."""
+    from playwright.sync_api import expect
+
+    from tests.serve.conftest import server_store
+
+    form = page.locator(f"#{prefix}-rating")
+    expect(form).to_be_visible()
+    answer = form.get_attribute("data-answer-id")
+    form.locator(f"button[data-rating='{rating}']").click()
+    expect(page.locator(f"#{prefix}-rating-status")).to_contain_text(f"{rating} of 5")
+    expect(form.locator("button[data-rating='1']")).to_be_disabled()  # one rating per answer
+    rows = server_store(server).style_window(0)
+    assert [r["rating"] for r in rows if r["answer_id"] == answer] == [rating]
+
+
 def test_empty_page_and_each_answered_section(server, tab, tmp_path):
     from playwright.sync_api import expect
 
@@ -194,6 +212,7 @@ def test_empty_page_and_each_answered_section(server, tab, tmp_path):
     tab.shot(tmp_path / "stylize.png", "#stylize-tool")
     expect(page.locator("#gatys-progress")).to_be_hidden()
     assert page.evaluate(EMPTY_FRAMES_JS) == []
+    _rate(server, page, "stylize", 4)
 
     # Monet.
     page.set_input_files("#monet-file", _file("m.jpg", images.jpeg(24), "image/jpeg"))
@@ -202,6 +221,7 @@ def test_empty_page_and_each_answered_section(server, tab, tmp_path):
     expect(page.locator("#monet-meta")).to_contain_text("model v")
     tab.shot(tmp_path / "monet.png", "#monet-tool")
     assert page.evaluate(EMPTY_FRAMES_JS) == []
+    _rate(server, page, "monet", 2)
 
     # A refusal shows the service's own message beside the control at fault, and the answer
     # about the previous image goes away.
@@ -223,6 +243,7 @@ def test_empty_page_and_each_answered_section(server, tab, tmp_path):
     expect(page.get_by_role("alert").filter(has_text=expected)).to_be_visible(timeout=30_000)
     assert expected in (tab.error_beside("#stylize-content") or "")
     expect(page.locator("#stylize-result-frame")).to_be_hidden()
+    expect(page.locator("#stylize-rating")).to_be_hidden()  # no answer, nothing to rate
     tab.shot(tmp_path / "errors.png")
     assert page.evaluate(EMPTY_FRAMES_JS) == []
 
