@@ -200,3 +200,31 @@ def test_ab_report_cli_concludes_on_simulated_feedback(tmp_path, capsys) -> None
     missing = f"sqlite:///{tmp_path / 'none.db'}"
     assert run(["ab", "report", "--store", missing, "--out", str(out)]) == 2
     assert "serving store" in capsys.readouterr().err
+
+
+def test_ab_report_shows_ratings_per_stylizer_version_and_compares_two(tmp_path) -> None:
+    """Two stylizer versions served in the window (v1 rated 4-5, v2 rated 1-2) and a Monet
+    generator with one: the report's ratings table per version, and v2 rated lower."""
+    from artflow.cli import run
+    from artflow.serve import store
+
+    url = f"sqlite:///{tmp_path / 'serving.db'}"
+    store.migrate(url)
+    db = store.ServingStore(url, "pod", "single", auto_migrate=False)
+    for i in range(40):
+        version, rating = ("1", 4 + i % 2) if i < 20 else ("2", 1 + i % 2)
+        answer = f"{i:032x}"
+        db.style_answer(answer, "stylize", "artflow-style-transfer", version, "fast")
+        if i % 4:  # not every answer is rated
+            db.style_rating(answer, rating)
+    db.style_answer("f" * 32, "monet", "artflow-monet-cyclegan", "7", "cyclegan")
+    out = tmp_path / "report.md"
+    args = ["ab", "report", "--store", url, "--out", str(out), "--no-track", "--days", "1"]
+    assert run([*args, "--profile", "smoke"]) == 0
+    text = out.read_text()
+    assert "| v1 | 20 | 15 | 4.67 |" in text and "| v2 | 20 | 15 | 1.67 |" in text
+    assert "v2 against v1: v2 rated lower" in text
+    ratings = json.loads(out.with_suffix(".json").read_text())["ratings"]
+    monet = next(r for r in ratings if r["model_name"] == "artflow-monet-cyclegan")
+    assert monet["versions"] == [{"version": "7", "answers": 1, "n": 0, "mean": None}]
+    assert monet["comparison"] is None
