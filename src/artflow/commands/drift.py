@@ -290,11 +290,16 @@ def _show_quality(quality: dict[str, Any]) -> None:
             f"no style answers of a registered model; report: {quality['report']['html']}"
         )
         return
+    from artflow import families
+    from artflow.monitor.quality_page import change_text
+
     table = Table("model", "version", "measure", "window", "gate", "change", "answers")
     for v in quality["versions"]:
-        model = f"{v['model_name']}{' (champion)' if v['champion'] else ''}"
+        declared = families.model(v["model_name"])
+        short = declared.short if declared else v["model_name"]
+        model = f"{short}{' (champion)' if v['champion'] else ''}"
         for key, m in v["scores"]["measures"].items():
-            change = f"{-m['drop']:+.0%}" if "drop" in m else ""
+            change = change_text(m)
             gate = "" if m.get("reference") is None else f"{m['reference']:.4g}"
             table.add_row(
                 model, v["version"], key, f"{m['window']:.4g}", gate, change, str(m["answers"])

@@ -22,11 +22,19 @@ def _num(value: Any, fmt: str = ".4g") -> str:
     return "" if value is None else format(float(value), fmt)
 
 
+def change_text(measure: dict[str, Any]) -> str:
+    """The change in quality against the gate, "-40%" (worse) or "+5%"; "" without a gate."""
+    if "drop" not in measure:
+        return ""
+    change = -float(measure["drop"])
+    return "0%" if abs(change) < 0.005 else f"{change:+.0%}"
+
+
 def _measures(v: dict[str, Any]) -> str:
     rows = []
     for key, m in v["scores"]["measures"].items():
         bad = ' class="bad"' if m.get("degraded") else ""
-        drop = "" if "drop" not in m else f"{-m['drop']:+.0%}"
+        drop = change_text(m)
         rows.append(
             f"<tr{bad}><th>{escape(m['label'])} ({escape(key)})</th><td>{_num(m['window'])}</td>"
             f"<td>{m['answers']}</td><td>{_num(m.get('reference'))}</td><td>{drop}</td></tr>"
