@@ -159,11 +159,13 @@ def _top(artists: pd.DataFrame):
 def _grid(wd: Workdir, images: pd.DataFrame, rng: np.random.Generator):
     if images.empty:
         return None
+    from artflow.plots import bare
+
     plt = _plt()
     picks = images.iloc[rng.permutation(len(images))[: GRID * GRID]]
     fig, axes = plt.subplots(GRID, GRID, figsize=(2.2 * GRID, 2.4 * GRID))
     for ax in axes.flat:
-        ax.axis("off")
+        bare(ax)
     for ax, row in zip(axes.flat, picks.itertuples(), strict=False):
         ax.imshow(load_rgb(wd.abs(row.path)))
         ax.set_title(row.artist, fontsize=8)
@@ -198,6 +200,8 @@ def augment(img: Image.Image, cfg: AugmentCfg, rng: np.random.Generator) -> Imag
 def _augmented(wd: Workdir, images: pd.DataFrame, cfg: AugmentCfg, rng: np.random.Generator):
     if images.empty:
         return None
+    from artflow.plots import bare
+
     plt = _plt()
     row = images.iloc[int(rng.integers(len(images)))]
     img = Image.fromarray(load_rgb(wd.abs(row["path"])))
@@ -208,5 +212,5 @@ def _augmented(wd: Workdir, images: pd.DataFrame, cfg: AugmentCfg, rng: np.rando
         ax.imshow(augment(img, cfg, rng))
         ax.set_title("augmented", fontsize=8)
     for ax in axes:
-        ax.axis("off")
+        bare(ax)
     return fig
