@@ -64,6 +64,10 @@ def test_registered_generator_reproduces_training_sample(trained_cyclegan, style
     export = style_workdir.models / "cyclegan" / "export"
     out = model.translate(load_rgb(export / "sample_photo.png"))
     assert np.abs(out.astype(int) - load_rgb(export / "sample_monet.png")).max() <= 1
+    # the Monet set's statistics travel with the version (its tag) and load with it; the
+    # candidate's own monet_distance on the held-out photos is among the gate's metrics
+    assert model.reference is not None and len(model.reference["mean"]) == 1472
+    assert model.reference["n"] >= 1 and trained_cyclegan["metrics"]["monet_distance"] > 0
 
 
 def test_resume_with_other_settings_is_a_clear_error(
