@@ -127,11 +127,13 @@ def _wait(server: Server, path: str) -> None:
 
 
 def params_with(tmp: Path, **serve: object) -> Path:
-    """A copy of params.yaml with `serve:` settings overridden, for a server under test."""
+    """A copy of params.yaml with `serve:` settings overridden, for a server under test.
+    Quality sampling is off unless asked for: a sampled answer starts a scoring process, at
+    random with the default share (the session server asks for every answer)."""
     import yaml
 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["serve"].update(serve)
+    params["serve"].update({"quality_sample": 0.0, **serve})
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

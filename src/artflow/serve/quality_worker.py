@@ -9,6 +9,7 @@ End of input (the parent closed or died) ends it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
@@ -30,6 +31,7 @@ def score(job: dict[str, Any], weights: str) -> dict[str, float]:
 
 
 def main(weights: str) -> None:
+    _die_with_parent()
     os.nice(19)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints (TensorFlow's, Keras') go to stderr, not into the answers
@@ -52,10 +54,22 @@ def main(weights: str) -> None:
         _release_freed_memory()
 
 
+def _die_with_parent() -> None:
+    """SIGKILL this process when the thread that started it ends (its service process exits,
+    is killed, or stops): a worker busy importing TensorFlow would not see its input close."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the closed input ends it
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        sys.exit(0)
+
+
 def _release_freed_memory() -> None:
     """glibc keeps freed heap pages (the seeded VGG19's initial weights, each job's tensors)
     for reuse; hand them back, so the worker's resident memory stays what it uses."""
-    import contextlib
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
