@@ -48,10 +48,10 @@ def declared(store):
 
 @pytest.fixture(scope="module")
 def server(store, declared, tmp_path_factory: pytest.TempPathFactory):
-    """Started, not yet ready: `served` waits for it once the versions are registered."""
+    """Started, not yet ready: the last test waits for it once the versions are registered."""
     from tests.serve.conftest import start_server, stop_server
 
-    env = {"ARTFLOW_FAMILY_MODULES": FAMILY_MODULES, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {families.MODULES_ENV: FAMILY_MODULES, "PYTHONPATH": str(PROJECT_ROOT)}
     srv = start_server(tmp_path_factory.mktemp("families_serve"), env_extra=env)
     yield srv
     stop_server(srv)
