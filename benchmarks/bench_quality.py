@@ -1,6 +1,6 @@
 """/stylize latency with the sampled quality scoring off and on, in one run.
 
-    .venv/bin/python benchmarks/bench_quality.py [--requests 20] [--rounds 3] [--size 256]
+    .venv/bin/python benchmarks/bench_quality.py [--requests 20] [--rounds 5] [--size 256]
         [--share 1.0] [--json PATH]
 
 Two `bentoml serve` processes over the same registered models (an untrained 224 px CNN as the
@@ -114,7 +114,7 @@ def summary(ms: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="per mode and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--share", type=float, default=1.0, help="serve.quality_sample when on")
     parser.add_argument("--json", default=None)

@@ -50,3 +50,41 @@ def test_a_store_outage_serves_unrateable_ids_and_answers_503():
     with pytest.raises(ApiError) as down:
         book.rate("a" * 32, 3)
     assert down.value.status == 503
+
+
+def _state(pid: int, want: str) -> str:
+    """The process's state once it is `want` (signals apply asynchronously), else the last."""
+    import time
+    from pathlib import Path
+
+    for _ in range(100):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == want:
+            break
+        time.sleep(0.01)
+    return state
+
+
+def test_the_worker_is_frozen_while_requests_are_in_flight():
+    import subprocess
+    import time
+
+    from artflow.serve.quality_pause import Pause
+
+    pause, proc = Pause(), subprocess.Popen(["sleep", "30"])
+    try:
+        pause.attach(proc.pid)
+        pause.enter()
+        pause.enter()  # two requests in flight
+        assert _state(proc.pid, "T") == "T"
+        pause.leave()
+        time.sleep(0.05)
+        assert _state(proc.pid, "T") == "T"  # one still in flight
+        pause.leave()
+        assert _state(proc.pid, "S") == "S" and pause.paused_s > 0
+        pause.enter()
+        pause.attach(None)  # it exited: nothing to signal, nothing fails
+        pause.leave()
+    finally:
+        proc.kill()
+        proc.wait()

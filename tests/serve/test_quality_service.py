@@ -49,6 +49,7 @@ def test_answers_are_scored_off_the_request_path_by_a_niced_worker(client, serve
     quality = client.post("/admin/status", headers=admin_headers).json()["quality"]
     assert quality["share"] == 1.0 and quality["queued"] <= quality["queue_size"] == 4
     assert os.getpriority(os.PRIO_PROCESS, quality["worker_pid"]) == 19
+    assert os.sched_getscheduler(quality["worker_pid"]) == os.SCHED_IDLE
     text = client.get("/metrics").text
     version = server.versions["stylizer"]
     assert (

@@ -8,7 +8,7 @@ with the generator's version) with content_loss and ssim against the photo for /
 The request only draws the sample and offers the images to a bounded queue: when the queue
 is full the sample is dropped and counted, never waited for. One feeder thread shrinks the
 images to the metric size and hands them, one at a time, to a worker process of its own
-(artflow.serve.quality_worker) that runs at the lowest CPU priority (nice 19) with
+(artflow.serve.quality_worker) that runs at the lowest CPU priority (nice 19, SCHED_IDLE) with
 TensorFlow single-threaded: on 2 cores a scoring thread inside the service would share
 TensorFlow's thread pool with the requests and slow them (benchmarks/bench_quality.py).
 The feeder stores the scores beside their answer (`ServingStore.style_score`) and observes
@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from artflow.serve.quality_pause import PAUSE
 from artflow.serve.store import ServingStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class QualityScorer:
             "queue_size": self.queue_size,
             **vars(self.counts),
             "worker_pid": worker.pid if worker is not None and worker.poll() is None else None,
+            "worker_paused_s": round(PAUSE.paused_s, 1),
         }
 
     # ------------------------------------------------------------------ the feeder thread
@@ -185,10 +187,12 @@ class QualityScorer:
             env=env,
         )
         log.info("artflow: quality worker started (pid %s)", self._worker.pid)
+        PAUSE.attach(self._worker.pid)  # frozen while requests are answered
         return self._worker
 
     def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
+        PAUSE.attach(None)
         if worker is not None and worker.poll() is None:
             worker.kill()
             worker.wait(timeout=10)
@@ -198,13 +202,18 @@ class QualityScorer:
 
 
 def _read_with_timeout(stream: IO[bytes], timeout_s: float) -> dict[str, Any]:
-    """One pickled answer from the worker, or TimeoutError (it is then restarted)."""
+    """One pickled answer from the worker, or TimeoutError (it is then restarted) after
+    `timeout_s` of waiting while it was not frozen (artflow.serve.quality_pause)."""
     import select
 
-    ready, _, _ = select.select([stream], [], [], timeout_s)
-    if not ready:
-        raise TimeoutError(f"the quality worker gave no answer in {timeout_s:g} s")
-    return pickle.load(stream)
+    waited = 0.0
+    while waited < timeout_s:
+        ready, _, _ = select.select([stream], [], [], 1.0)
+        if ready:
+            return pickle.load(stream)
+        if not PAUSE.paused:
+            waited += 1.0
+    raise TimeoutError(f"the quality worker gave no answer in {timeout_s:g} s")
 
 
 _METRICS: dict[str, Any] = {}

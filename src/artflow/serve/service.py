@@ -45,6 +45,7 @@ from artflow.serve.metrics import metrics
 from artflow.serve.models import ModelSet, _load_classifier
 from artflow.serve.openapi import SchemaDocument
 from artflow.serve.predlog import PredictionLog, Retention, pod_name, resolve_log_path
+from artflow.serve.quality_pause import PauseWhileServing
 from artflow.serve.router import Router
 from artflow.serve.shared import SharedAdmin
 from artflow.serve.store import ServingStore, resolve_url
@@ -194,6 +195,7 @@ def _count_refusal(path: str, status: int) -> None:
 # /docs.json corrected in one place (artflow.serve.openapi); BentoML's generated spec as input
 Artflow.add_asgi_middleware(SchemaDocument, spec=lambda: Artflow.openapi_spec.asdict())
 Artflow.add_asgi_middleware(ErrorEnvelope)  # before the guard: it sees what the guard refuses
+Artflow.add_asgi_middleware(PauseWhileServing)  # the quality worker waits while requests run
 Artflow.add_asgi_middleware(
     RequestGuard,
     on_refuse=_count_refusal,
