@@ -158,16 +158,17 @@ class QualityScorer:
         return answer["scores"]
 
     def _publish(self, sample: Sample, scores: dict[str, float]) -> None:
-        try:
-            self.store.style_score(sample.answer_id, scores)
-        except StoreUnavailable as exc:  # the histogram still sees it; the row stays unscored
-            log.warning("artflow: quality scores of %s not stored: %s", sample.answer_id, exc)
+        # /metrics first: whoever sees the stored row then also finds it in the histogram
         histogram = quality_metrics()["quality"]
         for measure, value in scores.items():
             histogram.labels(
                 endpoint=sample.endpoint, model_version=sample.model_version, measure=measure
             ).observe(value)
         self._count("scored", sample.endpoint)
+        try:
+            self.store.style_score(sample.answer_id, scores)
+        except StoreUnavailable as exc:  # the histogram has it; the row stays unscored
+            log.warning("artflow: quality scores of %s not stored: %s", sample.answer_id, exc)
 
     def _count(self, outcome: str, endpoint: str) -> None:
         with self._lock:
