@@ -126,12 +126,19 @@ def serve(tmp: Path, name: str, env: dict[str, str], cwd: Path) -> tuple[subproc
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL what is left: the group and the workers, which BentoML's process
+    manager starts in sessions of their own (out of the group's reach)."""
+    import psutil
+
+    below = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    for child in psutil.wait_procs(below, timeout=10)[1]:
+        child.kill()
 
 
 def jpeg() -> bytes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -217,6 +216,7 @@ def pod_name(i: int, role: str) -> str:
 
 
 def kill_replica(server) -> None:  # noqa: ANN001 - tests.serve.conftest.Server
-    """SIGKILL the replica's whole process group, as the kernel's OOM killer or a node loss."""
-    os.killpg(server.proc.pid, signal.SIGKILL)
-    server.proc.wait(timeout=30)
+    """SIGKILL the replica and every worker below it, as a node loss would."""
+    from tests.serve.conftest import kill_tree
+
+    kill_tree(server.proc)

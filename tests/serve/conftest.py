@@ -9,6 +9,7 @@ worker that cannot start is restarted forever, so /readyz is polled with a short
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -168,7 +169,7 @@ def start_server(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: teardown stops every worker
+            start_new_session=True,  # its own process group; teardown also stops its workers
         )
     return Server(f"http://127.0.0.1:{port}", proc, log_path, tmp / "predictions", {})
 
@@ -181,14 +182,39 @@ def server_store(server: Server):  # noqa: ANN201 - artflow.serve.store.ServingS
     return ServingStore(url, "tests", "single", auto_migrate=False)
 
 
+def descendants(pid: int) -> list:  # psutil.Process; psutil comes with BentoML
+    """Every process below `pid`. BentoML's process manager (circus) starts each worker in a
+    session of its own, so signalling the server's process group does not reach them."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_tree(proc: subprocess.Popen, processes: list | None = None) -> None:
+    """SIGKILL `proc`, its process group and every worker below it, as a node loss would."""
+    import psutil
+
+    below = descendants(proc.pid) if processes is None else processes
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in below:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    proc.wait(timeout=10)
+    psutil.wait_procs(below, timeout=10)
+
+
 def stop_server(server: Server) -> None:
+    """SIGTERM (the manager stops its workers), then SIGKILL whatever is left below it."""
+    below = descendants(server.proc.pid)
     if server.proc.poll() is None:
         os.killpg(server.proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait(timeout=10)
+    kill_tree(server.proc, below)
 
 
 @pytest.fixture(scope="session")
