@@ -105,6 +105,18 @@ class Workdir:
     def reports(self) -> Path:
         return self.root / "reports"
 
+    def new_report_folder(self, kind: str) -> Path:
+        """`reports/<kind>/<UTC time>` (with a counter when two reports start in one second);
+        not created."""
+        import datetime as dt
+
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = self.reports / kind / stamp
+        folder, n = base, 1
+        while folder.exists():
+            folder, n = base.with_name(f"{stamp}-{n}"), n + 1
+        return folder
+
     @property
     def eda(self) -> Path:
         return self.reports / "eda"

@@ -117,7 +117,7 @@ def check_drift(
         drifted_any_version=bool(verdict.get("drifted"))
         or any(bool(o.get("drifted")) for o in others.values()),
     )
-    folder = _report_folder(wd)
+    folder = wd.new_report_folder("drift")
     verdict["report"] = {
         "folder": str(folder),
         "html": str(folder / "report.html"),
@@ -153,15 +153,6 @@ def _other_versions(
         summary = {k: report.verdict.get(k) for k in ("drifted", "share", "drift_share")}
         out[version] = {"checked": True, "records": len(frame), **summary}
     return out
-
-
-def _report_folder(wd: Workdir) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = wd.reports / "drift" / stamp
-    folder, n = base, 1
-    while folder.exists():
-        folder, n = base.with_name(f"{stamp}-{n}"), n + 1
-    return folder
 
 
 def _log(settings: Settings, report: DriftReport, folder: Path, window: str) -> str:

@@ -124,7 +124,7 @@ def check_quality(
         "answers": len(rows),
     }
     verdict["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    folder = report_folder(wd)
+    folder = wd.new_report_folder("quality")
     verdict["report"] = {"html": str(folder / "report.html"), "json": str(folder / "verdict.json")}
     save(verdict, folder)
     if log_to_mlflow and rows:  # an empty window (no style traffic) is not worth a run
@@ -137,15 +137,6 @@ def report_location(verdict: dict[str, Any]) -> str:
     if verdict.get("mlflow_run_id"):
         return f"runs:/{verdict['mlflow_run_id']}/quality_report/verdict.json"
     return str((verdict.get("report") or {}).get("json", ""))
-
-
-def report_folder(wd: Workdir) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = wd.reports / "quality" / stamp
-    folder, n = base, 1
-    while folder.exists():
-        folder, n = base.with_name(f"{stamp}-{n}"), n + 1
-    return folder
 
 
 def save(verdict: dict[str, Any], folder: Path) -> None:
