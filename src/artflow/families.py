@@ -269,12 +269,16 @@ def models(kind: str | None = None) -> tuple[Model, ...]:
     return tuple(m for m in _MODELS.values() if kind in (None, m.kind))
 
 
+def served_shorts() -> tuple[str, ...]:
+    """The short names of the models serving loads (its slots, `/admin/rollback?model=`)."""
+    return tuple(m.short for m in _MODELS.values() if m.served)
+
+
 def by_short(short: str) -> Model:
     for m in _MODELS.values():
         if m.short == short:
             return m
-    shorts = ", ".join(m.short for m in _MODELS.values() if m.served)
-    raise ConfigError(f"unknown model {short!r}", f"use one of: {shorts}")
+    raise ConfigError(f"unknown model {short!r}", f"use one of: {', '.join(served_shorts())}")
 
 
 def metric_kind(name: str) -> str:

@@ -12,6 +12,7 @@ import anyio
 import bentoml
 from pydantic import Field
 
+from artflow import families
 from artflow.errors import ArtflowError
 from artflow.serve import admin
 from artflow.serve.endpoints.parts import Parts
@@ -19,6 +20,8 @@ from artflow.serve.models import ModelSet
 from artflow.serve.store import StoreUnavailable
 
 log = logging.getLogger("artflow.serve")
+# what /admin/rollback may name: every served model of the table (artflow.families)
+ServedModel = Literal[families.served_shorts()]
 
 Refusal = tuple[int, str, dict[str, str]]  # status, message, extra headers
 
@@ -242,7 +245,7 @@ class AdminApi:
 
     @bentoml.api(route="/admin/rollback")
     async def admin_rollback(
-        self, ctx: bentoml.Context, model: Literal["classifier", "stylizer", "monet"] = "classifier"
+        self, ctx: bentoml.Context, model: ServedModel = "classifier"
     ) -> dict[str, Any]:
         """Restore the previous champion: check that it exists and loads, move the alias,
         reload. A failed check moves nothing (409); after the move the answer is 200, with
