@@ -314,6 +314,9 @@ class ServeCfg(Section):
     # Sampled quality scores of /stylize and /monet answers (artflow.serve.quality), 0 = off
     quality_sample: float = Field(0.05, ge=0, le=1)
     quality_queue: int = Field(8, ge=1)  # answers waiting to be scored; more are dropped
+    # Freeze the scoring worker while requests run (artflow.serve.quality_pause): false where
+    # the pod has cores to spare, so that sustained traffic is scored too.
+    quality_pause: bool = True
     prediction_log_s3: str = ""  # s3://BUCKET/PREFIX: each pod ships its segments there
     log_upload_s: float = Field(60, gt=0)  # ... this often (artflow.serve.logship)
     explanations_at_once: int = Field(1, ge=1)  # /classify?explain=true runs at once per pod

@@ -87,6 +87,8 @@ def test_a_rating_is_stored_once_and_shown_per_version(client, server):
     }
     again = client.post("/ratings", json={"answer_id": answer, "rating": 5})
     assert again.status_code == 409 and again.json()["code"] == "conflict"
+    wrong = client.post("/feedback", json={"prediction_id": answer, "correct": True})
+    assert wrong.status_code == 409 and "/ratings" in wrong.json()["error"], wrong.text
     row = next(r for r in server_store(server).style_window(0) if r["answer_id"] == answer)
     assert row["rating"] == 2
     deadline, text = time.monotonic() + 30, ""

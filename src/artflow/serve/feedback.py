@@ -79,8 +79,8 @@ class FeedbackBook:
     def add(
         self, prediction_id: str, correct: bool | None = None, artist: str | None = None
     ) -> dict[str, Any]:
-        """Store one outcome; FeedbackError 404 unknown or malformed id, 409 given twice or
-        never stored, 422 neither field, 503 store down."""
+        """Store one outcome; FeedbackError 404 unknown or malformed id, 409 given twice,
+        never stored or a stylization's id, 422 neither field, 503 store down."""
         if correct is None and not (artist or "").strip():
             raise FeedbackError(422, "feedback needs correct=true/false or the true artist")
         if prediction_id.startswith(UNSTORED):
@@ -95,6 +95,11 @@ class FeedbackBook:
             )
         try:
             answer = self.store.answer(prediction_id)
+            if answer is None and self.store.is_style_answer(prediction_id):
+                raise FeedbackError(
+                    409,
+                    f"{prediction_id} is a stylization's answer_id: rate it with POST /ratings",
+                )
             if answer is None:
                 raise FeedbackError(
                     404, f"unknown prediction_id {prediction_id!r} (expired or never answered)"

@@ -195,7 +195,8 @@ def _count_refusal(path: str, status: int) -> None:
 # /docs.json corrected in one place (artflow.serve.openapi); BentoML's generated spec as input
 Artflow.add_asgi_middleware(SchemaDocument, spec=lambda: Artflow.openapi_spec.asdict())
 Artflow.add_asgi_middleware(ErrorEnvelope)  # before the guard: it sees what the guard refuses
-Artflow.add_asgi_middleware(PauseWhileServing)  # the quality worker waits while requests run
+if SERVE.quality_pause:  # the quality worker waits while requests run
+    Artflow.add_asgi_middleware(PauseWhileServing)
 Artflow.add_asgi_middleware(
     RequestGuard,
     on_refuse=_count_refusal,

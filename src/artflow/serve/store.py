@@ -379,6 +379,10 @@ class ServingStore(JobRows):
 
         return self._run(get)
 
+    def is_style_answer(self, answer_id: str) -> bool:
+        query = style_answers.select().where(style_answers.c.answer_id == answer_id)
+        return self._run(lambda c: c.execute(query).first()) is not None
+
     def add_feedback(self, row: dict[str, Any]) -> None:
         """Insert one outcome; raises Duplicate when that answer has one already."""
         values = {**row, "created": time.time(), "pod": self.pod}
