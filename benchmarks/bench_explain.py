@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,15 +86,6 @@ def explaining(url: str, body: bytes, stop_flag: threading.Event) -> None:
                 files={"image": ("p.jpg", body, "image/jpeg")},
                 data={"explain": "true"},
             )
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {
-        "n": len(ms),
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
-    }
 
 
 def checkout(rev: str, tmp: Path) -> Path:
@@ -162,7 +152,7 @@ def main() -> None:
             )
     result = {"machine": info, "size": args.size, "before": args.before}
     for mode in modes:
-        result[mode] = summary(times[mode])
+        result[mode] = benchlib.latency_summary(times[mode])
         print(
             f"{mode:28s} p50 {result[mode]['p50_ms']:7.1f} ms  p90 {result[mode]['p90_ms']:7.1f} ms"
         )

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -102,15 +101,6 @@ def drain(client: httpx.Client, sampled: int) -> dict:
     sys.exit(f"the scoring did not drain in {DRAIN_S} s: {q}")
 
 
-def summary(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {
-        "n": len(ms),
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="per mode and round")
@@ -159,7 +149,7 @@ def main() -> None:
                 benchlib.stop(proc)
     result = {"machine": info, "size": args.size, "share": args.share, "scoring": q}
     for mode in ("off", "on"):
-        result[mode] = summary(times[mode])
+        result[mode] = benchlib.latency_summary(times[mode])
         p50, p90 = result[mode]["p50_ms"], result[mode]["p90_ms"]
         print(f"sampling {mode:3s} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms")
     print(f"scoring: {q['scored']} scored, {q['dropped']} dropped, {q['failed']} failed")

@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -150,3 +151,13 @@ def jpeg() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
+
+
+def latency_summary(ms: list[float]) -> dict[str, float]:
+    """Count, p50 and p90 of request latencies in milliseconds."""
+    ordered = sorted(ms)
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+    }
