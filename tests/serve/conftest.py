@@ -259,6 +259,34 @@ def client(server: Server):
         yield c
 
 
+SCORED_WITHIN_S = 240  # the scoring worker (nice 19) may first import TensorFlow, busy machine
+
+
+def wait_scored(server: Server, ids: list[str]) -> dict[str, dict]:
+    """The style answers `ids` once the quality worker has scored every one of them."""
+    db = server_store(server)
+    deadline, rows = time.monotonic() + SCORED_WITHIN_S, {}
+    while time.monotonic() < deadline:
+        rows = {r["answer_id"]: r for r in db.style_window(0) if r["answer_id"] in ids}
+        if len(rows) == len(ids) and all(r["scores"] for r in rows.values()):
+            return rows
+        time.sleep(0.5)
+    pytest.fail(f"not scored within {SCORED_WITHIN_S} s: {rows}\n{server.log_tail(3000)}")
+
+
+def wait_for_scoring_room(client, need: int) -> None:  # noqa: ANN001 - an httpx.Client
+    """Earlier tests' samples may still wait (the worker scores between requests): a queue
+    without room for `need` more would drop this test's."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    deadline, quality = time.monotonic() + SCORED_WITHIN_S, {}
+    while time.monotonic() < deadline:
+        quality = client.post("/admin/status", headers=headers).json()["quality"]
+        if quality["queued"] <= quality["queue_size"] - need:
+            return
+        time.sleep(1)
+    pytest.fail(f"the scoring queue stayed full: {quality}")
+
+
 @pytest.fixture()
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}

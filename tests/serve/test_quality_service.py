@@ -13,45 +13,21 @@ import time
 import pytest
 
 from tests.serve import images
-from tests.serve.conftest import server_store
+from tests.serve.conftest import server_store, wait_for_scoring_room, wait_scored
 
 pytestmark = pytest.mark.slow
 
-SCORED_WITHIN_S = 180  # the worker's first job imports TensorFlow at nice 19 on a busy machine
 HEADER = "x-artflow-answer-id"
 
 
-def _scored(server, ids: list[str]) -> dict[str, dict]:
-    db = server_store(server)
-    deadline = time.monotonic() + SCORED_WITHIN_S
-    while time.monotonic() < deadline:
-        rows = {r["answer_id"]: r for r in db.style_window(0) if r["answer_id"] in ids}
-        if len(rows) == len(ids) and all(r["scores"] for r in rows.values()):
-            return rows
-        time.sleep(1)
-    pytest.fail(f"not scored within {SCORED_WITHIN_S} s: {rows}\n{server.log_tail(3000)}")
-
-
-def _room_in_the_queue(client, admin_headers) -> None:
-    """Earlier tests' samples may still wait (the worker scores between requests): a full
-    queue would drop this test's."""
-    deadline = time.monotonic() + SCORED_WITHIN_S
-    while time.monotonic() < deadline:
-        quality = client.post("/admin/status", headers=admin_headers).json()["quality"]
-        if quality["queued"] <= quality["queue_size"] - 2:
-            return
-        time.sleep(1)
-    pytest.fail(f"the scoring queue stayed full: {quality}")
-
-
 def test_answers_are_scored_off_the_request_path_by_a_niced_worker(client, server, admin_headers):
-    _room_in_the_queue(client, admin_headers)
+    wait_for_scoring_room(client, 2)
     files = {"content": ("c.png", images.png(1)), "style": ("s.png", images.png(2))}
     stylized = client.post("/stylize", files=files)
     painted = client.post("/monet", files={"photo": ("p.png", images.png(3))})
     assert stylized.status_code == painted.status_code == 200, (stylized.text, painted.text)
     ids = [stylized.headers[HEADER], painted.headers[HEADER]]
-    rows = _scored(server, ids)
+    rows = wait_scored(server, ids)
     stylize, monet = rows[ids[0]], rows[ids[1]]
     assert (stylize["endpoint"], stylize["method"]) == ("stylize", "fast")
     assert set(stylize["scores"]) == {"content_loss", "style_loss", "ssim"}

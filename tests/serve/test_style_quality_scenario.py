@@ -38,12 +38,11 @@ import yaml
 from artflow import cli
 from artflow.config import PROJECT_ROOT
 from artflow.registry import tracking
-from tests.serve.conftest import ADMIN_TOKEN, server_store
+from tests.serve.conftest import ADMIN_TOKEN, wait_for_scoring_room, wait_scored
 
 pytestmark = pytest.mark.slow
 
 PAIRS = 2  # stylizations per version (= the window's minimum here)
-SCORED_WITHIN_S = 240  # the worker (nice 19) may first import TensorFlow on a busy machine
 HEADER = "x-artflow-answer-id"
 
 
@@ -132,17 +131,6 @@ def stylize_and_rate(client, pairs, version: str, ratings: list[int]) -> list[st
     return ids
 
 
-def wait_scored(server, ids: list[str]) -> dict[str, dict[str, Any]]:
-    db = server_store(server)
-    deadline, rows = time.monotonic() + SCORED_WITHIN_S, {}
-    while time.monotonic() < deadline:
-        rows = {r["answer_id"]: r for r in db.style_window(0) if r["answer_id"] in ids}
-        if len(rows) == len(ids) and all(r["scores"] for r in rows.values()):
-            return rows
-        time.sleep(0.5)
-    pytest.fail(f"not scored within {SCORED_WITHIN_S} s: {rows}\n{server.log_tail(3000)}")
-
-
 def metric(text: str, name: str, version: str, **labels: str) -> float:
     """One sample of /metrics for `version` (labels in any order)."""
     for line in text.splitlines():
@@ -187,9 +175,11 @@ def test_a_degraded_stylizer_is_seen_and_retrained_once(
     before = tracking.alias_version(tracking.STYLIZER, tracking.CHAMPION)
     try:
         make_champion(server, tmp_path, good)
+        wait_for_scoring_room(client, PAIRS)  # earlier tests' samples may still wait
         good_ids = stylize_and_rate(client, pairs, good, [4, 5])
         good_rows = wait_scored(server, good_ids)
         make_champion(server, tmp_path, bad)
+        wait_for_scoring_room(client, PAIRS)
         bad_ids = stylize_and_rate(client, pairs, bad, [1, 2])
         bad_rows = wait_scored(server, bad_ids)
         text = ""
