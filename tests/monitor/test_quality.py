@@ -21,6 +21,7 @@ from artflow.monitor import quality
 from artflow.monitor.quality_check import check_quality, gate_reference
 from artflow.monitor.trigger import trigger_style_retrain
 from artflow.registry import tracking
+from tests.monitor.recording import RecordingRunner
 
 GOOD = {"content_loss": 0.5, "style_loss": 2.0, "ssim": 0.6}
 
@@ -119,17 +120,6 @@ def test_only_a_degraded_champion_is_a_retrain(smoke_settings) -> None:
         ("2", False, True),
     ]
     assert verdict["degraded"] == []  # the challenger loses its A/B test instead
-
-
-class RecordingRunner:
-    """Records the pipelines it is asked to start (the real local runner: test_trigger.py)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append((name, kwargs))
-        return {"pipeline": name, "seconds": 0.1, "gates": {}}
 
 
 def _version(name: str, metrics: dict[str, float], settings: Any, passed: bool) -> str:

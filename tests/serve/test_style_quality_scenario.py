@@ -38,6 +38,7 @@ import yaml
 from artflow import cli
 from artflow.config import PROJECT_ROOT
 from artflow.registry import tracking
+from tests.monitor.recording import RecordingRunner
 from tests.serve.conftest import ADMIN_TOKEN, wait_for_scoring_room, wait_scored
 
 pytestmark = pytest.mark.slow
@@ -146,15 +147,6 @@ def drift_params(tmp: Path) -> Path:
     path = tmp / "drift-params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
-
-
-class RecordingRunner:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append((name, kwargs))
-        return {"pipeline": name, "seconds": 0.1, "gates": {}}
 
 
 def test_a_degraded_stylizer_is_seen_and_retrained_once(
